@@ -1,0 +1,62 @@
+// Package cgroups manages the cgroups of berth's containers on cgroup v1,
+// cgroup v2 and hybrid hosts.
+//
+// berth only ever creates, changes and removes cgroups it made itself:
+// every path it touches lies below a parent named by the caller (by
+// default "berth"), and Destroy removes exactly the directories that
+// Create made, intermediate ones included, in every hierarchy.
+package cgroups
+
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Manager controls one container's cgroup.
+//
+// Lifecycle:
+//
+//	New ──► Create ──► Apply(pid) ──► Set ... Stats ... Freeze/Thaw ──► Destroy
+//
+// Create is idempotent. Destroy is idempotent and removes every directory
+// Create made, in every hierarchy, after killing any process still inside.
+type Manager interface {
+	// Create makes the cgroup directories (and any missing parents,
+	// remembering which it made) and applies r, before any process joins.
+	Create(r *specs.LinuxResources) error
+	// Apply moves pid into the cgroup in every hierarchy.
+	Apply(pid int) error
+	// Set changes the resources of an existing cgroup.
+	Set(r *specs.LinuxResources) error
+	// Stats reads cpu, memory, pids and io usage.
+	Stats() (*Stats, error)
+	// OOMKilled reports whether the kernel's OOM killer killed a process
+	// of this cgroup since Create.
+	OOMKilled() (bool, error)
+	// Procs lists the pids in the cgroup.
+	Procs() ([]int, error)
+	// Freeze and Thaw pause and resume every process in the cgroup.
+	Freeze() error
+	Thaw() error
+	// Destroy kills what is left inside and removes the directories.
+	Destroy() error
+	// Paths maps controller (or "" for the unified v2 path) to the
+	// absolute cgroup directory, for state files and for joining (exec).
+	Paths() map[string]string
+}
+
+// Stats is a point-in-time usage sample.
+type Stats struct {
+	CPUUsageNanos  uint64 `json:"cpu_usage_ns"`
+	CPUUserNanos   uint64 `json:"cpu_user_ns"`
+	CPUSystemNanos uint64 `json:"cpu_system_ns"`
+	CPUThrottled   uint64 `json:"cpu_throttled_periods"`
+	MemoryUsage    uint64 `json:"memory_usage"`
+	MemoryLimit    uint64 `json:"memory_limit"`
+	MemoryMaxUsage uint64 `json:"memory_max_usage,omitempty"`
+	MemoryCache    uint64 `json:"memory_cache"`
+	Pids           uint64 `json:"pids"`
+	PidsLimit      uint64 `json:"pids_limit,omitempty"`
+	IOReadBytes    uint64 `json:"io_read_bytes"`
+	IOWriteBytes   uint64 `json:"io_write_bytes"`
+	OOMKills       uint64 `json:"oom_kills"`
+}

@@ -1,0 +1,2 @@
+// Package volumes owns named volumes, bind mounts and tmpfs mounts.
+package volumes
