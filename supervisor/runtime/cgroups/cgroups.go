@@ -60,3 +60,21 @@ type Stats struct {
 	IOWriteBytes   uint64 `json:"io_write_bytes"`
 	OOMKills       uint64 `json:"oom_kills"`
 }
+
+// New returns the Manager for the cgroup at path, an OCI
+// linux.cgroupsPath ("/berth/ID": absolute below each hierarchy's root),
+// for the host's cgroup layout (v1, hybrid or unified v2), detected from
+// /proc/self/mountinfo. It touches nothing; Create does.
+//
+// It is implemented per layout in this package; see v1.go and v2.go.
+
+// Version reports the host's cgroup layout.
+type Version int
+
+const (
+	V1 Version = 1 // v1 hierarchies (hybrid hosts included: the v2 mount holds no controllers berth uses)
+	V2 Version = 2 // unified hierarchy only
+)
+
+// (func New(path string) (Manager, error) and func Detect() (Version, error)
+// are provided by the drivers.)
