@@ -1,0 +1,52 @@
+# berth's build, demo and test entry points. Run as root: the demo runs
+# containers and the test suite includes privileged tests.
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:/usr/lib/go-1.23/bin
+export GOTOOLCHAIN ?= auto
+export GOFLAGS ?= -buildvcs=false
+
+BIN      ?= bin/berth
+PKGS     ?= ./...
+TIMEOUT  ?= 40m
+
+.PHONY: all build deps demo test test-unit test-privileged test-v2 lint clean
+
+all: build
+
+deps:
+	bash .ci/install-deps
+
+build:
+	go build -o $(BIN) ./cmd/berth
+
+# A static build, for the cgroup v2 guest.
+bin/berth-static:
+	CGO_ENABLED=1 go build -ldflags '-extldflags=-static' -o $@ ./cmd/berth
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+# The demo: build berth and run the example stack.
+demo: deps build
+	bash examples/demo.sh $(BIN)
+
+# The whole test suite: lint, unit and privileged tests on this host
+# (cgroup v1 or v2, whichever it runs), then the privileged cgroup v2
+# suite inside a qemu guest.
+test: deps lint
+	BERTH_PRIVILEGED=1 go test -timeout $(TIMEOUT) $(PKGS)
+	$(MAKE) test-v2
+
+test-unit:
+	go test -timeout $(TIMEOUT) $(PKGS)
+
+test-privileged:
+	BERTH_PRIVILEGED=1 go test -timeout $(TIMEOUT) $(PKGS)
+
+test-v2:
+	bash .ci/v2guest/run.sh $(V2_SUITE)
+
+clean:
+	rm -rf bin
