@@ -299,20 +299,33 @@ func (a *asm) archBlock(ar *arch, rules []rule, defRet uint32, defAct specs.Linu
 	for n := range byNr {
 		nrs = append(nrs, n)
 	}
-	// Emitted backwards: the highest number's check ends up last.
-	sort.Slice(nrs, func(i, j int) bool { return nrs[i] > nrs[j] })
+	slices.Sort(nrs)
 
-	next := a.ret(defRet)
+	tree := a.dispatch(ar, nrs, byNr, defRet)
 	if defAct == specs.ActErrno && len(nrs) > 0 {
 		// Calls newer than anything the profile names: ENOSYS, so
 		// libcs fall back to older calls (runc does the same).
-		next = a.jump(opJgt, maxNr, a.ret(unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS)), next)
+		tree = a.jump(opJgt, maxNr, a.ret(unix.SECCOMP_RET_ERRNO|uint32(unix.ENOSYS)), tree)
 	}
-	for _, n := range nrs {
-		body := a.syscallBody(ar, byNr[n], defRet)
-		next = a.jump(opJeq, n, body, next)
+	return tree
+}
+
+// dispatch emits a binary search over the sorted syscall numbers nrs (in
+// A), with short linear runs at the leaves, so a call costs about
+// log2(len(nrs)) comparisons rather than len(nrs).
+func (a *asm) dispatch(ar *arch, nrs []uint32, byNr map[uint32][]rule, defRet uint32) int {
+	if len(nrs) <= 6 {
+		next := a.ret(defRet)
+		for i := len(nrs) - 1; i >= 0; i-- {
+			body := a.syscallBody(ar, byNr[nrs[i]], defRet)
+			next = a.jump(opJeq, nrs[i], body, next)
+		}
+		return next
 	}
-	return next
+	mid := len(nrs) / 2
+	high := a.dispatch(ar, nrs[mid:], byNr, defRet)
+	low := a.dispatch(ar, nrs[:mid], byNr, defRet)
+	return a.jump(opJge, nrs[mid], high, low)
 }
 
 // syscallBody emits the rules of one syscall, most restrictive first; when

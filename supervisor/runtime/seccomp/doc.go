@@ -31,11 +31,25 @@
 //     fall back from calls newer than the profile.
 //
 // Load needs the calling thread to have no_new_privs set
-// (prctl(PR_SET_NO_NEW_PRIVS)) or CAP_SYS_ADMIN in its user namespace.
-// no_new_privs is a per-thread flag in Linux: set it on the same OS thread
-// that calls Load (runtime.LockOSThread). Load installs the filter with
-// SECCOMP_FILTER_FLAG_TSYNC, so every thread of the Go process gets it and
-// the thread that later calls execve(2) is filtered whichever it is.
-// The profile must allow what the caller does between Load and execve
-// (futex, execve itself...), so Load should be the last step before exec.
+// (prctl(PR_SET_NO_NEW_PRIVS)) or CAP_SYS_ADMIN in its user namespace;
+// otherwise it fails with EACCES. Both are per-thread in Linux, so lock the
+// goroutine to its thread (runtime.LockOSThread) across setting them and
+// Load. The order in the container init follows runc:
+//
+//   - process.noNewPrivileges true: set no_new_privs, drop capabilities and
+//     switch user, then Load as the very last step before execve(2);
+//   - process.noNewPrivileges false (Docker's default): Load while the
+//     thread still holds CAP_SYS_ADMIN, then drop capabilities, switch
+//     user and execve. The filter then also judges those calls (capset,
+//     prctl, setgroups, setresuid/setresgid, execve): Docker's default
+//     profile allows them; a custom profile must too.
+//
+// Load installs the filter with SECCOMP_FILTER_FLAG_TSYNC, so every thread
+// of the Go process gets it and whichever thread later calls execve is
+// filtered. The profile must allow what the Go runtime does until then
+// (futex, mmap, rt_sigreturn, ...), which any profile that lets ordinary
+// programs run does. Compile is pure and can run before clone(2), in the
+// parent; Filter.Install is then all the init has to do.
+//
+// A nil profile means unconfined: Load installs nothing.
 package seccomp

@@ -46,7 +46,48 @@ func TestMain(m *testing.M) {
 // child sets no_new_privs, loads a profile and reports what it sees as
 // JSON on stdout: probe name -> errno name ("ok" for success).
 func child(scenario string) error {
-	runtime.LockOSThread() // no_new_privs is per thread
+	runtime.LockOSThread() // no_new_privs and capabilities are per thread
+	if scenario == "no-privs" {
+		// Neither no_new_privs nor CAP_SYS_ADMIN: Load must refuse.
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			return err
+		}
+		data[0].Effective &^= 1 << unix.CAP_SYS_ADMIN
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			return err
+		}
+		err := Load(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow})
+		return json.NewEncoder(os.Stdout).Encode(map[string]string{"load": fmt.Sprint(err)})
+	}
+	if scenario == "docker-order" {
+		// Docker's default (no no_new_privs): Load while holding
+		// CAP_SYS_ADMIN, then switch user and drop capabilities under
+		// the filter, then exec.
+		cfg, err := resolveDefault(dockerCaps)
+		if err != nil {
+			return err
+		}
+		if err := Load(cfg); err != nil {
+			return err
+		}
+		if err := unix.Setgroups([]int{65534}); err != nil {
+			return fmt.Errorf("setgroups under the filter: %w", err)
+		}
+		if err := unix.Setresgid(65534, 65534, 65534); err != nil {
+			return fmt.Errorf("setresgid under the filter: %w", err)
+		}
+		if err := unix.Setresuid(65534, 65534, 65534); err != nil {
+			return fmt.Errorf("setresuid under the filter: %w", err)
+		}
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			return fmt.Errorf("capset under the filter: %w", err)
+		}
+		return syscall.Exec("/bin/busybox", []string{"busybox", "grep", "-E", "^(Seccomp|Uid|CapEff|NoNewPrivs)", "/proc/self/status"}, nil)
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return err
 	}
@@ -143,7 +184,7 @@ func runChild(t *testing.T, scenario string) (map[string]string, string) {
 	if err != nil {
 		t.Fatalf("child %s: %v\nstderr: %s", scenario, err, stderr.String())
 	}
-	if scenario == "exec" {
+	if scenario == "exec" || scenario == "docker-order" {
 		return nil, string(out)
 	}
 	res := map[string]string{}
@@ -211,5 +252,26 @@ func TestLoadThenExec(t *testing.T) {
 	_, out := runChild(t, "exec")
 	if !strings.Contains(out, "Seccomp:\t2") || !strings.Contains(out, "Seccomp_filters:\t1") {
 		t.Errorf("exec'd process status: %q, want Seccomp 2 with one filter", out)
+	}
+}
+
+func TestLoadNeedsNoNewPrivsOrSysAdmin(t *testing.T) {
+	requirePrivileged(t)
+	res, _ := runChild(t, "no-privs")
+	if !strings.Contains(res["load"], "permission denied") || !strings.Contains(res["load"], "no_new_privs or CAP_SYS_ADMIN") {
+		t.Errorf("Load without no_new_privs or CAP_SYS_ADMIN: %q, want EACCES with a hint", res["load"])
+	}
+}
+
+// TestLoadBeforeDroppingPrivileges follows Docker's default order (no
+// no_new_privs): Load with CAP_SYS_ADMIN, then setgroups, setresgid,
+// setresuid and capset under the default profile, then exec.
+func TestLoadBeforeDroppingPrivileges(t *testing.T) {
+	requirePrivileged(t)
+	_, out := runChild(t, "docker-order")
+	for _, want := range []string{"Seccomp:\t2", "Uid:\t65534\t65534\t65534\t65534", "CapEff:\t0000000000000000", "NoNewPrivs:\t0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exec'd process status %q lacks %q", out, want)
+		}
 	}
 }
