@@ -15,11 +15,13 @@
 // Contract with the runtime (supervisor/runtime), beyond the OCI fields:
 //
 //   - AnnotationUser holds the user: value ("name", "uid", "name:group",
-//     "uid:gid") when it names a user or group; the runtime resolves it from
-//     the rootfs's /etc/passwd and /etc/group and fills Process.User. When
-//     the value is numeric, Process.User is already set. AnnotationGroupAdd
-//     holds group_add names the same way (numeric ones are already in
-//     AdditionalGids).
+//     "uid:gid") unless it is a numeric "uid:gid"; the runtime resolves it
+//     from the rootfs's /etc/passwd and /etc/group and fills Process.User
+//     (for a bare "uid", the primary group from /etc/passwd, 0 when the uid
+//     has no entry, like Docker). Process.User already holds the numeric
+//     parts. AnnotationGroupAdd holds group_add names, comma-separated
+//     (numeric ones are already in AdditionalGids).
+//   - Domainname is set in the spec; the runtime calls setdomainname(2).
 //   - HOME is not set here: like Docker, the runtime sets HOME from the
 //     user's passwd entry (default "/") when the environment has none.
 //   - AnnotationInit = "true" asks for a minimal reaper as pid 1 in front of

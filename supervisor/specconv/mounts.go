@@ -50,26 +50,32 @@ func (c *conv) defaultMounts() []specs.Mount {
 
 func (c *conv) mounts() error {
 	var user []specs.Mount
+	dests := map[string]bool{}
+	add := func(field string, m specs.Mount) error {
+		m.Destination = path.Clean(m.Destination)
+		if dests[m.Destination] {
+			return c.errf(field, "two mounts at %s", m.Destination)
+		}
+		dests[m.Destination] = true
+		user = append(user, m)
+		return nil
+	}
 	for _, t := range c.svc.Tmpfs {
 		m, err := parseTmpfs(t)
 		if err != nil {
 			return c.errf("tmpfs", "%v", err)
 		}
-		user = append(user, m)
+		if err := add("tmpfs", m); err != nil {
+			return err
+		}
 	}
 	for _, m := range c.opts.Mounts {
 		if !path.IsAbs(m.Destination) {
 			return c.errf("volumes", "mount target %q is not an absolute path", m.Destination)
 		}
-		user = append(user, m)
-	}
-	dests := map[string]bool{}
-	for i := range user {
-		user[i].Destination = path.Clean(user[i].Destination)
-		if dests[user[i].Destination] {
-			return c.errf("volumes", "two mounts at %s", user[i].Destination)
+		if err := add("volumes", m); err != nil {
+			return err
 		}
-		dests[user[i].Destination] = true
 	}
 	// Defaults at a user mount's destination give way to it; a user /dev
 	// replaces every default below /dev too (Docker's rule).

@@ -81,6 +81,9 @@ func (c *conv) sysctls() error {
 			if c.hostNet {
 				return c.errf("sysctls", "%s is not allowed with the host network (it would change the host)", k)
 			}
+			if c.sharedNet {
+				return c.errf("sysctls", "%s is not allowed with network_mode %s (set it on the container that owns the network namespace)", k, c.svc.NetworkMode)
+			}
 		case k == "kernel.domainname" || k == "kernel.hostname":
 			return c.errf("sysctls", "%s: use the domainname/hostname keys instead", k)
 		default:
@@ -92,8 +95,9 @@ func (c *conv) sysctls() error {
 		out[k] = v
 	}
 	// Docker lets unprivileged processes in a container with its own
-	// network namespace bind low ports and ping.
-	if !c.hostNet {
+	// network namespace bind low ports and ping (not when it joins one
+	// another container owns).
+	if !c.hostNet && !c.sharedNet {
 		if _, ok := out["net.ipv4.ip_unprivileged_port_start"]; !ok {
 			out["net.ipv4.ip_unprivileged_port_start"] = "0"
 		}

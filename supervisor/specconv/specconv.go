@@ -85,14 +85,15 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 // conv carries one conversion.
 type conv struct {
-	p        *spec.Project
-	svc      *spec.Service
-	opts     Options
-	s        *specs.Spec
-	warnings []string
-	hostNet  bool
-	hostIPC  bool
-	sec      securityOpts
+	p         *spec.Project
+	svc       *spec.Service
+	opts      Options
+	s         *specs.Spec
+	warnings  []string
+	hostNet   bool
+	sharedNet bool // joins another container's network namespace
+	hostIPC   bool
+	sec       securityOpts
 }
 
 func (c *conv) errf(field, format string, args ...any) error {
@@ -171,6 +172,7 @@ func (c *conv) namespaces() error {
 		}
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	default:
+		c.sharedNet = strings.HasPrefix(mode, "service:") || strings.HasPrefix(mode, "container:")
 		if !path.IsAbs(c.opts.NetNSPath) {
 			return c.errf("network_mode", "network namespace path %q is not absolute", c.opts.NetNSPath)
 		}

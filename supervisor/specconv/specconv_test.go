@@ -399,6 +399,13 @@ func TestSysctls(t *testing.T) {
 	wantErr(t, convertErr(t, spec.Service{Sysctls: map[string]string{"vm.swappiness": "1"}}, baseOpts()), `service "web": sysctls: vm.swappiness is not namespaced`)
 	wantErr(t, convertErr(t, spec.Service{NetworkMode: "host", Sysctls: map[string]string{"net.core.somaxconn": "1"}}, baseOpts()), `service "web": sysctls: net.core.somaxconn is not allowed with the host network`)
 	wantErr(t, convertErr(t, spec.Service{IpcMode: "host", Sysctls: map[string]string{"kernel.sem": "1"}}, baseOpts()), `service "web": sysctls: kernel.sem is not allowed with ipc: host`)
+	o := baseOpts()
+	o.NetNSPath = "/proc/77/ns/net"
+	wantErr(t, convertErr(t, spec.Service{NetworkMode: "service:db", Sysctls: map[string]string{"net.core.somaxconn": "1"}}, o), `service "web": sysctls: net.core.somaxconn is not allowed with network_mode service:db`)
+	s, _ = convert(t, spec.Service{NetworkMode: "service:db"}, o)
+	if len(s.Linux.Sysctl) != 0 {
+		t.Errorf("shared network namespace got sysctls %v", s.Linux.Sysctl)
+	}
 }
 
 func TestShmTmpfsMounts(t *testing.T) {
@@ -458,7 +465,12 @@ func TestShmTmpfsMounts(t *testing.T) {
 	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run:size=big"}}, baseOpts()), `service "web": tmpfs: "/run:size=big": invalid size "big"`)
 	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run:mode=999"}}, baseOpts()), `invalid mode "999"`)
 	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run:bogus"}}, baseOpts()), `unknown tmpfs option "bogus"`)
-	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run", "/run"}}, baseOpts()), `service "web": volumes: two mounts at /run`)
+	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run", "/run/"}}, baseOpts()), `service "web": tmpfs: two mounts at /run`)
+	o = baseOpts()
+	o.Mounts = []specs.Mount{{Destination: "/run", Type: "bind", Source: "/x"}}
+	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run"}}, o), `service "web": volumes: two mounts at /run`)
+	o.Mounts = []specs.Mount{{Destination: "data", Type: "bind", Source: "/x"}}
+	wantErr(t, convertErr(t, spec.Service{}, o), `service "web": volumes: mount target "data" is not an absolute path`)
 
 	m, err := TmpfsMount(spec.Mount{Type: spec.MountTmpfs, Target: "/t", TmpfsSize: 1 << 20, TmpfsMode: 0o700, ReadOnly: true})
 	if err != nil || !reflect.DeepEqual(m.Options, []string{"nosuid", "nodev", "noexec", "ro", "size=1048576", "mode=700"}) {

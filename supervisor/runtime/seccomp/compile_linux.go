@@ -166,8 +166,15 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 		blk := a.archBlock(ar, rules, defRet, cfg.DefaultAction)
 		if ar == archX86_64 {
 			// x32 calls share the x86_64 audit arch and carry the
-			// x32 bit in the number.
+			// x32 bit in the number. Number -1 is no syscall (the
+			// kernel answers ENOSYS; tracers use it to skip one): it
+			// gets the default action, not the bad-arch kill.
 			blk = a.jump(opJge, x32SyscallBit, x32Block, blk)
+			minusOne := a.ret(defRet)
+			if cfg.DefaultAction == specs.ActErrno {
+				minusOne = a.ret(unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS))
+			}
+			blk = a.jump(opJeq, 0xffffffff, minusOne, blk)
 		}
 		blocks[ar] = a.stmt(opLdAbs, offNr, blk)
 	}

@@ -134,6 +134,7 @@ func TestDockerDefaultProfile(t *testing.T) {
 		{"socket alg", x64, unix.SYS_SOCKET, []uint64{alg}, retEPERM},
 		{"arch_prctl", x64, unix.SYS_ARCH_PRCTL, nil, retAllow},
 		{"beyond the profile", x64, 1000, nil, retENOSYS},
+		{"nr -1", x64, 0xffffffff, nil, retENOSYS},
 		{"i386 read", i386, 3, nil, retAllow},
 		{"i386 keyctl", i386, 288, nil, retEPERM},
 		{"i386 socketcall", i386, 102, nil, retAllow},
@@ -209,6 +210,10 @@ func TestCustomProfileActions(t *testing.T) {
 	// i386 is not listed: bad architecture.
 	if got := v.run(unix.AUDIT_ARCH_I386, 3); got != retKillP {
 		t.Errorf("unlisted i386: got %#x, want kill process", got)
+	}
+	// Number -1 is no syscall: default action.
+	if got := v.run(x64, 0xffffffff); got != retAllow {
+		t.Errorf("nr -1: got %#x, want the default action", got)
 	}
 	// x32 numbers on x86_64 are not x86_64 calls.
 	if got := v.run(x64, x32SyscallBit); got != retKillP {
