@@ -14,8 +14,9 @@
 //
 // Contract with the runtime (supervisor/runtime), beyond the OCI fields:
 //
-//   - AnnotationUser holds the user: value ("name", "uid", "name:group",
-//     "uid:gid") unless it is a numeric "uid:gid"; the runtime resolves it
+//   - Process.User.Username and AnnotationUser hold the user: value
+//     ("name", "uid", "name:group", "uid:gid") unless it is a numeric
+//     "uid:gid"; the runtime resolves it
 //     from the rootfs's /etc/passwd and /etc/group and fills Process.User
 //     (for a bare "uid", the primary group from /etc/passwd, 0 when the uid
 //     has no entry, like Docker). Process.User already holds the numeric

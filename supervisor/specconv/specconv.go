@@ -345,6 +345,10 @@ func (c *conv) user() error {
 		// does a numeric user without a group (its primary group).
 		if uerr != nil || gerr != nil || !hasGroup {
 			c.s.Annotations[AnnotationUser] = u
+			// The runtime resolves process.user.username against
+			// the image (runtime-spec calls the field Windows-only;
+			// berth's runtime reads it on Linux too).
+			c.s.Process.User.Username = u
 		}
 	}
 	var named []string

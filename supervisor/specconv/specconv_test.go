@@ -240,7 +240,7 @@ func TestWorkingDirUserHostname(t *testing.T) {
 	}
 	for _, c := range cases {
 		s, _ := convert(t, spec.Service{User: c.user, WorkingDir: "/srv/app/"}, o)
-		if s.Process.User.UID != c.uid || s.Process.User.GID != c.gid || s.Annotations[AnnotationUser] != c.annot {
+		if s.Process.User.UID != c.uid || s.Process.User.GID != c.gid || s.Annotations[AnnotationUser] != c.annot || s.Process.User.Username != c.annot {
 			t.Errorf("user %q: got %+v annotation %q", c.user, s.Process.User, s.Annotations[AnnotationUser])
 		}
 		if s.Process.Cwd != "/srv/app" {
