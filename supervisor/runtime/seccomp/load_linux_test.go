@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -60,6 +62,9 @@ func child(scenario string) error {
 		}
 		err := Load(&specs.LinuxSeccomp{DefaultAction: specs.ActAllow})
 		return json.NewEncoder(os.Stdout).Encode(map[string]string{"load": fmt.Sprint(err)})
+	}
+	if bench, ok := strings.CutPrefix(scenario, "bench-"); ok {
+		return benchChild(bench)
 	}
 	if scenario == "docker-order" {
 		// Docker's default (no no_new_privs): Load while holding
@@ -273,5 +278,69 @@ func TestLoadBeforeDroppingPrivileges(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("exec'd process status %q lacks %q", out, want)
 		}
+	}
+}
+
+const benchCalls = 200000
+
+// benchChild times benchCalls calls of personality(0xffffffff) (argument
+// filtered: the kernel's action cache cannot skip the filter) and getppid
+// (plain allow: cached) with the default profile loaded or not.
+func benchChild(mode string) error {
+	if mode == "default" {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return err
+		}
+		cfg, err := resolveDefault(dockerCaps)
+		if err != nil {
+			return err
+		}
+		if err := Load(cfg); err != nil {
+			return err
+		}
+	}
+	res := map[string]string{}
+	for _, c := range []struct {
+		name string
+		nr   uintptr
+		arg  uintptr
+	}{{"personality", unix.SYS_PERSONALITY, 0xffffffff}, {"getppid", unix.SYS_GETPPID, 0}} {
+		start := time.Now()
+		for range benchCalls {
+			unix.RawSyscall(c.nr, c.arg, 0, 0)
+		}
+		res[c.name] = strconv.FormatInt(time.Since(start).Nanoseconds(), 10)
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// BenchmarkSyscall reports the cost of a syscall under Docker's default
+// profile against none (privileged: run with BERTH_PRIVILEGED=1).
+func BenchmarkSyscall(b *testing.B) {
+	for _, mode := range []string{"unconfined", "default"} {
+		b.Run(mode, func(b *testing.B) {
+			if os.Getenv("BERTH_PRIVILEGED") != "1" {
+				b.Skip("privileged benchmark: set BERTH_PRIVILEGED=1")
+			}
+			var pers, ppid float64
+			n := 0
+			for b.Loop() {
+				cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+				cmd.Env = append(os.Environ(), childEnv+"=bench-"+mode)
+				out, err := cmd.Output()
+				if err != nil {
+					b.Fatal(err)
+				}
+				res := map[string]string{}
+				if err := json.Unmarshal(out, &res); err != nil {
+					b.Fatal(err)
+				}
+				p, _ := strconv.ParseFloat(res["personality"], 64)
+				g, _ := strconv.ParseFloat(res["getppid"], 64)
+				pers, ppid, n = pers+p, ppid+g, n+1
+			}
+			b.ReportMetric(pers/float64(n*benchCalls), "ns/personality")
+			b.ReportMetric(ppid/float64(n*benchCalls), "ns/getppid")
+		})
 	}
 }
