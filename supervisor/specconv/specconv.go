@@ -56,7 +56,9 @@ type Options struct {
 	// network_mode: host).
 	NetNSPath string
 	// PIDNSPath and IPCNSPath are namespaces to join for pid:/ipc:
-	// service:X and container:X.
+	// service:X and container:X. Joining an IPC namespace does not share
+	// the other container's /dev/shm: pass its shm as a mount at /dev/shm
+	// in Mounts (it replaces the default one), as Docker does.
 	PIDNSPath string
 	IPCNSPath string
 	// CgroupsPath is linux.cgroupsPath.

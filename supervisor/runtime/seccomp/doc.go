@@ -26,6 +26,9 @@
 //   - when several rules match one call, the most restrictive action wins
 //     (the kernel's order: KILL_PROCESS, KILL_THREAD, TRAP, ERRNO, TRACE,
 //     LOG, ALLOW);
+//   - the syscall number is dispatched by a binary search (about nine
+//     comparisons for Docker's profile), and the kernel's action cache
+//     skips the filter altogether for calls that are always allowed;
 //   - with an ERRNO default action, a syscall numbered above every syscall
 //     the profile names returns ENOSYS instead, as runc does, so that libcs
 //     fall back from calls newer than the profile.
