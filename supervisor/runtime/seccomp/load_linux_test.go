@@ -1,3 +1,7 @@
+//go:build amd64
+
+// The syscall tables and tests cover the x86 family; see doc.go.
+
 package seccomp
 
 import (
