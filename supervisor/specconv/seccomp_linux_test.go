@@ -1,6 +1,6 @@
 //go:build amd64
 
-// The syscall tables and tests cover the x86 family; see doc.go.
+// The tests use x86_64 syscall numbers for the host's own calls.
 
 package specconv
 

@@ -48,28 +48,39 @@ var (
 	archX86_64 = &arch{name: specs.ArchX86_64, audit: unix.AUDIT_ARCH_X86_64, table: sysX86_64, bits64: true}
 	archX86    = &arch{name: specs.ArchX86, audit: unix.AUDIT_ARCH_I386, table: sysI386}
 	archX32    = &arch{name: specs.ArchX32, audit: unix.AUDIT_ARCH_X86_64, table: sysX32, base: x32SyscallBit, bits64: true}
+	archARM64  = &arch{name: specs.ArchAARCH64, audit: unix.AUDIT_ARCH_AARCH64, table: sysAARCH64, bits64: true}
+	archARM    = &arch{name: specs.ArchARM, audit: unix.AUDIT_ARCH_ARM, table: sysARM}
 )
 
 // knownArches lists every architecture name of the runtime spec; the ones
-// without tables cannot run on an x86 host and are ignored.
+// without tables are ignored.
 var knownArches = map[specs.Arch]*arch{
 	specs.ArchX86_64: archX86_64, specs.ArchX86: archX86, specs.ArchX32: archX32,
-	specs.ArchARM: nil, specs.ArchAARCH64: nil, specs.ArchMIPS: nil, specs.ArchMIPS64: nil,
+	specs.ArchAARCH64: archARM64, specs.ArchARM: archARM, specs.ArchMIPS: nil, specs.ArchMIPS64: nil,
 	specs.ArchMIPS64N32: nil, specs.ArchMIPSEL: nil, specs.ArchMIPSEL64: nil,
 	specs.ArchMIPSEL64N32: nil, specs.ArchPPC: nil, specs.ArchPPC64: nil, specs.ArchPPC64LE: nil,
 	specs.ArchS390: nil, specs.ArchS390X: nil, specs.ArchPARISC: nil, specs.ArchPARISC64: nil,
 	specs.ArchRISCV64: nil, specs.ArchLOONGARCH64: nil,
 }
 
-// nativeArch is the architecture this binary's own syscalls use.
-func nativeArch() (*arch, error) {
-	switch runtime.GOARCH {
+// goarch is the architecture Compile builds for (a variable so tests can
+// compile for the other ones).
+var goarch = runtime.GOARCH
+
+// nativeArch is the architecture this binary's own syscalls use, and the
+// compat ABIs its kernel can run next to it.
+func nativeArch() (native *arch, compat []*arch, err error) {
+	switch goarch {
 	case "amd64":
-		return archX86_64, nil
+		return archX86_64, []*arch{archX86, archX32}, nil
 	case "386":
-		return archX86, nil
+		return archX86, nil, nil
+	case "arm64":
+		return archARM64, []*arch{archARM}, nil
+	case "arm":
+		return archARM, nil, nil
 	}
-	return nil, fmt.Errorf("seccomp: no syscall tables for %s", runtime.GOARCH)
+	return nil, nil, fmt.Errorf("seccomp: no syscall tables for %s", goarch)
 }
 
 var filterFlags = map[specs.LinuxSeccompFlag]uint{
@@ -88,7 +99,7 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 	if cfg.ListenerPath != "" {
 		return nil, errors.New("seccomp: listenerPath is not supported (berth runs no seccomp agent)")
 	}
-	native, err := nativeArch()
+	native, compat, err := nativeArch()
 	if err != nil {
 		return nil, err
 	}
@@ -118,12 +129,11 @@ func Compile(cfg *specs.LinuxSeccomp) (*Filter, error) {
 		if !ok {
 			return nil, fmt.Errorf("seccomp: unknown architecture %q", name)
 		}
-		if a != nil && !slices.Contains(arches, a) {
+		// Only ABIs this host's kernel can run matter: a filter
+		// block for the others would never be reached.
+		if a != nil && slices.Contains(compat, a) && !slices.Contains(arches, a) {
 			arches = append(arches, a)
 		}
-	}
-	if native == archX86 && slices.Contains(arches, archX32) { // x32 needs an x86_64 kernel entry we do not own here
-		arches = slices.DeleteFunc(arches, func(a *arch) bool { return a == archX32 })
 	}
 
 	var rules []rule

@@ -1,6 +1,6 @@
 //go:build amd64
 
-// The syscall tables and tests cover the x86 family; see doc.go.
+// The tests use x86_64 syscall numbers for the host's own calls.
 
 package seccomp
 
@@ -430,6 +430,42 @@ func BenchmarkCompileDefault(b *testing.B) {
 	for b.Loop() {
 		if _, err := Compile(p); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestDockerProfileARM64 compiles for an arm64 host (aarch64 plus the
+// 32-bit arm ABI) and checks the same rules with arm64 numbers.
+func TestDockerProfileARM64(t *testing.T) {
+	old := goarch
+	goarch = "arm64"
+	t.Cleanup(func() { goarch = old })
+	cfg := defaultProfile(t, dockerCaps...)
+	cfg.Architectures = []specs.Arch{specs.ArchAARCH64, specs.ArchARM, specs.ArchX86_64}
+	v := newVM(t, cfg)
+	a64, a32 := uint32(unix.AUDIT_ARCH_AARCH64), uint32(unix.AUDIT_ARCH_ARM)
+	for _, c := range []struct {
+		name  string
+		audit uint32
+		nr    uint32
+		args  []uint64
+		want  uint32
+	}{
+		{"read", a64, sysAARCH64["read"], nil, retAllow},
+		{"openat", a64, sysAARCH64["openat"], nil, retAllow},
+		{"keyctl", a64, sysAARCH64["keyctl"], nil, retEPERM},
+		{"unshare", a64, sysAARCH64["unshare"], []uint64{unix.CLONE_NEWUSER}, retEPERM},
+		{"personality(0)", a64, sysAARCH64["personality"], []uint64{0}, retAllow},
+		{"personality(0x40000)", a64, sysAARCH64["personality"], []uint64{0x40000}, retEPERM},
+		{"clone newuser", a64, sysAARCH64["clone"], []uint64{unix.CLONE_NEWUSER}, retEPERM},
+		{"clone thread", a64, sysAARCH64["clone"], []uint64{unix.CLONE_THREAD | unix.CLONE_VM | unix.CLONE_SIGHAND}, retAllow},
+		{"clone3", a64, sysAARCH64["clone3"], nil, retENOSYS},
+		{"arm read", a32, sysARM["read"], nil, retAllow},
+		{"arm keyctl", a32, sysARM["keyctl"], nil, retEPERM},
+		{"x86_64 is not this host's", unix.AUDIT_ARCH_X86_64, 0, nil, retKillP},
+	} {
+		if got := v.run(c.audit, c.nr, c.args...); got != c.want {
+			t.Errorf("%s: got %#x, want %#x", c.name, got, c.want)
 		}
 	}
 }

@@ -7,7 +7,8 @@
 // uses, Docker's default profile (github.com/moby/profiles/seccomp) above
 // all:
 //
-//   - architectures: x86_64 (native), x86 and x32 when the profile lists
+//   - architectures: the host's own (x86_64, x86, aarch64 or arm) plus,
+//     on x86_64, x86 and x32 and, on aarch64, arm when the profile lists
 //     them; a syscall made through an architecture the profile does not
 //     list gets SECCOMP_RET_KILL_PROCESS, as libseccomp's default
 //     bad-architecture action kills;
@@ -15,7 +16,7 @@
 //     like runc;
 //   - argument comparisons: SCMP_CMP_NE, LT, LE, EQ, GE, GT and MASKED_EQ
 //     (value = mask, valueTwo = expected), on all 64 bits for 64-bit
-//     architectures and on the low 32 bits for x86;
+//     architectures and on the low 32 bits for x86 and arm;
 //   - all comparisons of one rule must hold (AND), except that a rule naming
 //     the same argument index twice is split into one rule per comparison
 //     (OR), which is what runc does;
