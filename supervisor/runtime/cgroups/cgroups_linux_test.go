@@ -760,3 +760,105 @@ func TestDestroyKeepsPreexistingParent(t *testing.T) {
 		}
 	}
 }
+
+func TestForeignParentUntouched(t *testing.T) {
+	requirePrivileged(t)
+	top, _ := testPath(t)
+	probe, err := New(top + "/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A parent berth did not make, with no controllers enabled for its
+	// children (on v2); berth must not change it.
+	var made []string
+	for d := range uniqueValues(probe.Paths()) {
+		d = filepath.Dir(d)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, d)
+		if strings.Contains(d, "cpuset") {
+			if err := copyCpuset(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range made {
+			_ = removeTree(d)
+		}
+		assertGone(t, top)
+	})
+	m, err := New(top + "/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Create(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(5)}})
+	if version(t) == V2 {
+		if err == nil || !strings.Contains(err.Error(), `controller "pids" is not enabled`) {
+			t.Errorf("Create below a parent without the pids controller: err = %v", err)
+		}
+		if got := readFileT(t, filepath.Join(made[0], "cgroup.subtree_control")); got != "" {
+			t.Errorf("foreign parent's cgroup.subtree_control changed to %q", got)
+		}
+	} else if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range made {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("foreign parent %s removed", d)
+		}
+		if _, err := os.Stat(filepath.Join(d, "c")); err == nil {
+			t.Errorf("%s/c left behind", d)
+		}
+	}
+}
+
+func readFileT(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Containers of one project share a berth-made parent; creating and
+// destroying them concurrently must neither fail nor leave the parent.
+func TestConcurrentSiblings(t *testing.T) {
+	requirePrivileged(t)
+	top, _ := testPath(t)
+	t.Cleanup(func() { assertGone(t, top) })
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				m, err := New(fmt.Sprintf("%s/shared/c%d-%d", top, g, i))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := m.Create(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(10)}}); err != nil {
+					errs <- fmt.Errorf("Create: %w", err)
+					_ = m.Destroy()
+					return
+				}
+				if err := m.Destroy(); err != nil {
+					errs <- fmt.Errorf("Destroy: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
