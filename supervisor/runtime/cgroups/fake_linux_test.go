@@ -52,10 +52,10 @@ func TestFakeV2SetAndStats(t *testing.T) {
 		leaf + "pids.max": "max", leaf + "io.max": "",
 		leaf + "cpu.stat":       "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 4\nnr_throttled 2\nthrottled_usec 9\n",
 		leaf + "memory.current": "4096\n", leaf + "memory.peak": "8192\n",
-		leaf + "memory.stat":    "anon 100\nfile 2048\nkernel 3\n",
-		leaf + "memory.events":  "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
-		leaf + "pids.current":   "3\n",
-		leaf + "io.stat":        "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n253:1 rbytes=1 wbytes=2 rios=1 wios=1 dbytes=0 dios=0\n",
+		leaf + "memory.stat":   "anon 100\nfile 2048\nkernel 3\n",
+		leaf + "memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+		leaf + "pids.current":  "3\n",
+		leaf + "io.stat":       "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n253:1 rbytes=1 wbytes=2 rios=1 wios=1 dbytes=0 dios=0\n",
 	})
 	err := m.Set(&specs.LinuxResources{
 		CPU:    &specs.LinuxCPU{Shares: u64(1024), Quota: i64(25000), Cpus: "0-1", Mems: "0", Burst: u64(1000)},
