@@ -88,15 +88,25 @@ for spec in "$@"; do
 	[ -n "$pat" ] || pat=.
 	name=$(echo "$pkg" | sed 's|^\./||; s|[^A-Za-z0-9_.-]|_|g')
 	[ -n "$name" ] || name=root
+	while [ -e "$root/tests/$name.test" ]; do name=$name.2; done # same package twice
 	echo "v2guest: building $pkg (run $pat)"
 	gobuild "$root/tests/$name.test" "$pkg" test -c
 	if [ ! -e "$root/tests/$name.test" ]; then
 		echo "v2guest: $pkg has no tests" >&2
 		exit 2
 	fi
-	printf '%s\t%s\n' "$name" "$pat" >>"$root/tests/list"
+	dir=$(cd "$repo" && go list -f '{{.Dir}}' "$pkg")
+	rel=${dir#"$repo"}
+	printf '%s\t/src%s\t%s\n' "$name" "${rel:-/}" "$pat" >>"$root/tests/list"
 	names+=("$name")
 done
+
+# The source tree (without .git) at /src: each test binary runs in its
+# package's directory there, as under `go test`, so testdata/ and
+# examples/ are found by relative paths.
+mkdir -p "$root/src"
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 -r tar -cf - --ignore-failed-read 2>/dev/null) |
+	tar -xf - -C "$root/src"
 
 # The berth binary, when the tree has one, at /usr/local/bin/berth.
 if [ -d "$repo/cmd/berth" ]; then
@@ -180,9 +190,9 @@ echo "v2guest: modules: \$(cut -d' ' -f1 /proc/modules | sort | tr '\n' ' ')"
 ip link set lo up
 hostname v2guest
 [ -x /usr/local/bin/berth ] && export BERTH_BINARY=/usr/local/bin/berth
-while IFS="	" read -r name pat; do
-	echo "v2guest: running \$name -test.run '\$pat'"
-	cd /tmp
+while IFS="	" read -r name dir pat; do
+	echo "v2guest: running \$name -test.run '\$pat' in \$dir"
+	cd "\$dir"
 	BERTH_PRIVILEGED=1 CI=true "/tests/\$name.test" -test.v -test.run "\$pat" -test.timeout ${timeout_s}s </dev/null 2>&1
 	rc=\$?
 	cd /

@@ -862,3 +862,40 @@ func TestConcurrentSiblings(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Docker's default device list: everything denied, then a few character
+// devices allowed, and mknod of any device allowed.
+func TestDeviceDefaultDenyList(t *testing.T) {
+	c := func(maj, min int64, access string) specs.LinuxDeviceCgroup {
+		return specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: majmin(maj), Minor: majmin(min), Access: access}
+	}
+	r := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: majmin(-1), Minor: majmin(-1), Access: "m"},
+		{Allow: true, Type: "b", Major: majmin(-1), Minor: majmin(-1), Access: "m"},
+		c(1, 3, "rwm"), c(1, 5, "rwm"), c(1, 7, "rwm"), c(1, 8, "rwm"), c(1, 9, "rwm"),
+		c(5, 0, "rwm"), c(5, 1, "rwm"), c(5, 2, "rwm"), c(136, -1, "rwm"),
+		// a later deny narrows an allow: urandom becomes read-only
+		{Allow: false, Type: "c", Major: majmin(1), Minor: majmin(9), Access: "w"},
+	}}
+	m, _ := newTestManager(t, r)
+	dir := t.TempDir()
+	bb := "/bin/busybox"
+	script := strings.Join([]string{
+		bb + ` dd if=/dev/zero of=/dev/null count=1 2>/dev/null && ` + bb + ` echo null-ok`,
+		bb + ` dd if=/dev/kmsg of=/dev/null count=0 2>/dev/null || ` + bb + ` echo kmsg-denied`,
+		bb + ` dd if=/dev/urandom of=/dev/null count=1 2>/dev/null && ` + bb + ` echo urandom-read-ok`,
+		bb + ` dd if=/dev/zero of=/dev/urandom count=1 2>/dev/null || ` + bb + ` echo urandom-write-denied`,
+		bb + ` mknod ` + dir + `/n c 1 11 && ` + bb + ` echo mknod-ok`,
+		bb + ` dd if=` + dir + `/n of=/dev/null count=0 2>/dev/null || ` + bb + ` echo node-denied`,
+	}, "; ")
+	ch := startChild(t, m, script)
+	ch.release(t)
+	ch.wait(t, time.Minute)
+	out := ch.out.String()
+	for _, want := range []string{"null-ok", "kmsg-denied", "urandom-read-ok", "urandom-write-denied", "mknod-ok", "node-denied"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in output %q", want, out)
+		}
+	}
+}
