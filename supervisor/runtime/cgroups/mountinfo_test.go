@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 const hybridMountinfo = `22 27 0:20 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
@@ -114,5 +116,19 @@ func TestDeviceRuleString(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc, got, tc.want)
 		}
+	}
+}
+
+func TestIgnored(t *testing.T) {
+	yes := true
+	r := &specs.LinuxResources{Memory: &specs.LinuxMemory{DisableOOMKiller: &yes}}
+	if got := Ignored(V1, r); len(got) != 0 {
+		t.Errorf("v1 ignores %v", got)
+	}
+	if got := Ignored(V2, r); len(got) != 1 || got[0] != "memory.disableOOMKiller" {
+		t.Errorf("v2 ignores %v, want memory.disableOOMKiller", got)
+	}
+	if got := Ignored(V2, nil); got != nil {
+		t.Errorf("nil resources: %v", got)
 	}
 }
