@@ -609,8 +609,6 @@ func diskOf(t testing.TB, dir string) (major, minor int64, ok bool) {
 	return major, minor, true
 }
 
-type freezer interface{ Frozen() (bool, error) }
-
 func TestFreezeThaw(t *testing.T) {
 	m, _ := newTestManager(t, nil)
 	c := startChild(t, m, `/bin/busybox sleep 60`)
@@ -618,7 +616,7 @@ func TestFreezeThaw(t *testing.T) {
 	if err := m.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	if f, err := m.(freezer).Frozen(); err != nil || !f {
+	if f, err := IsFrozen(m); err != nil || !f {
 		t.Fatalf("Frozen after Freeze = %v, %v", f, err)
 	}
 	// A frozen task sits in the freezer: the kernel shows it in the
@@ -627,7 +625,7 @@ func TestFreezeThaw(t *testing.T) {
 	if err := m.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	if f, err := m.(freezer).Frozen(); err != nil || f {
+	if f, err := IsFrozen(m); err != nil || f {
 		t.Fatalf("Frozen after Thaw = %v, %v", f, err)
 	}
 	// Destroy works on a frozen cgroup too.

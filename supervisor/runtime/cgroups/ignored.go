@@ -42,3 +42,14 @@ func Ignored(v Version, r *specs.LinuxResources) []string {
 	add(r.Network != nil, "network")
 	return out
 }
+
+// IsFrozen reports whether m's cgroup is frozen (paused), for the
+// runtime's state ("paused"). Both drivers provide it; another Manager
+// implementation reports false.
+func IsFrozen(m Manager) (bool, error) {
+	f, ok := m.(interface{ Frozen() (bool, error) })
+	if !ok {
+		return false, nil
+	}
+	return f.Frozen()
+}
