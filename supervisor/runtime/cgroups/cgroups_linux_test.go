@@ -897,3 +897,22 @@ func TestDeviceDefaultDenyList(t *testing.T) {
 		}
 	}
 }
+
+// A Create that fails on a cgroup already in use (a repeated Create with
+// a bad value) reports the error and leaves the running container alone.
+func TestFailedCreateKeepsProcesses(t *testing.T) {
+	m, _ := newTestManager(t, nil)
+	c := startChild(t, m, `/bin/busybox sleep 60`)
+	c.release(t)
+	err := m.Create(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "9999"}})
+	if err == nil {
+		t.Fatal("cpuset 9999 accepted")
+	}
+	pids, err := m.Procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) != 1 || pids[0] != c.cmd.Process.Pid {
+		t.Errorf("Procs after failed Create = %v, want [%d]", pids, c.cmd.Process.Pid)
+	}
+}

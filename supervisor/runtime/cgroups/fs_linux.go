@@ -345,3 +345,13 @@ func withTreeLock(base string, fn func() error) error {
 	}
 	return fn() // closing fd releases the lock
 }
+
+// rollbackDirs removes, deepest first, the directories a failed Create
+// made. It kills nothing: a failed Create (even a repeated one on a
+// running container) must not take down processes; directories that
+// hold any are left for Destroy.
+func rollbackDirs(made []string) {
+	for i := len(made) - 1; i >= 0; i-- {
+		_ = unix.Rmdir(made[i])
+	}
+}

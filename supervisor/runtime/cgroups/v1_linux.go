@@ -82,9 +82,10 @@ func (m *v1Manager) Create(r *specs.LinuxResources) (retErr error) {
 		return err
 	}
 	dirs, bases := m.uniqueDirs()
+	var madeNow []string
 	defer func() {
 		if retErr != nil {
-			_ = m.Destroy()
+			m.rollback(madeNow)
 		}
 	}()
 	for _, d := range dirs {
@@ -104,6 +105,7 @@ func (m *v1Manager) Create(r *specs.LinuxResources) (retErr error) {
 			for _, c := range created {
 				m.created[c] = true
 			}
+			madeNow = append(madeNow, created...)
 			m.mu.Unlock()
 			return err
 		})
@@ -617,4 +619,13 @@ func (m *v1Manager) Destroy() error {
 	}
 	m.created = map[string]bool{}
 	return result.ErrorOrNil()
+}
+
+func (m *v1Manager) rollback(made []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rollbackDirs(made)
+	for _, d := range made {
+		delete(m.created, d)
+	}
 }

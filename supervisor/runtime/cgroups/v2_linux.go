@@ -51,9 +51,10 @@ func (m *v2Manager) Create(r *specs.LinuxResources) (retErr error) {
 	if err != nil {
 		return err
 	}
+	var madeNow []string
 	defer func() {
 		if retErr != nil {
-			_ = m.Destroy()
+			m.rollback(madeNow)
 		}
 	}()
 	err = withTreeLock(m.base, func() error {
@@ -72,6 +73,7 @@ func (m *v2Manager) Create(r *specs.LinuxResources) (retErr error) {
 		for _, c := range created {
 			m.created[c] = true
 		}
+		madeNow = append(madeNow, created...)
 		m.mu.Unlock()
 		return err
 	})
@@ -496,3 +498,12 @@ func (m *v2Manager) Destroy() error {
 // populatedProcs lists the processes of the container's whole subtree
 // (the container may have made child cgroups).
 func (m *v2Manager) populatedProcs() ([]int, error) { return subtreeProcs(m.dir) }
+
+func (m *v2Manager) rollback(made []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_ = withTreeLock(m.base, func() error { rollbackDirs(made); return nil })
+	for _, d := range made {
+		delete(m.created, d)
+	}
+}
