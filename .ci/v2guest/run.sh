@@ -223,11 +223,11 @@ echo "v2guest: initramfs $(du -h "$work/initrd.cpio" | cut -f1), built in $(($(d
 boot=$(date +%s)
 set +e
 timeout -k 10 "$timeout_s" qemu-system-x86_64 \
-	-nographic -no-reboot \
+	-nographic -no-reboot -nic none \
 	-cpu max -smp "${V2GUEST_SMP:-2}" -m "${V2GUEST_MEM:-2G}" \
 	-kernel "$kernel" -initrd "$work/initrd.cpio" \
 	-append "console=ttyS0 rdinit=/init panic=-1 quiet loglevel=3" \
-	</dev/null 2>&1 | tee "$work/console.log"
+	</dev/null 2>&1 | tee "$work/console.log" | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g; s/\r$//'
 qrc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s)
