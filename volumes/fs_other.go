@@ -1,0 +1,21 @@
+//go:build !linux
+
+package volumes
+
+import (
+	"context"
+	"fmt"
+)
+
+var errPlatform = fmt.Errorf("%w: volumes need Linux", ErrNotSupported)
+
+func flockExclusive(string) (func(), error)                        { return nil, errPlatform }
+func makeMountpoint(string, string, bool) error                    { return errPlatform }
+func resolveSubpath(string, string) (string, error)                { return "", errPlatform }
+func mountVolume(string, driverOpts) error                         { return errPlatform }
+func unmountVolume(string) error                                   { return nil }
+func isMountpoint(string) (bool, error)                            { return false, nil }
+func dirEmpty(string) (bool, error)                                { return false, errPlatform }
+func wipeDir(string) error                                         { return errPlatform }
+func syncFS(string) error                                          { return errPlatform }
+func copyIn(context.Context, string, string, string) (bool, error) { return false, errPlatform }
