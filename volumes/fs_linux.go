@@ -70,14 +70,31 @@ const inRoot = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
 // mkdirAllInRoot makes the directory p (a path in the container) inside
 // the root directory rootfd, resolving every component inside the root.
-// It returns an O_PATH descriptor of the directory.
+// A dangling symlink on the way is followed the way the container would
+// see it: its target is created, inside the root. It returns an O_PATH
+// descriptor of the directory.
 func mkdirAllInRoot(rootfd int, p string) (int, error) {
+	for range 40 { // like the kernel's symlink limit (ELOOP)
+		fd, next, err := mkdirAllInRootOnce(rootfd, path.Clean("/"+p))
+		if err != nil || next == "" {
+			return fd, err
+		}
+		p = next
+	}
+	return -1, fmt.Errorf("mount target %s in the container: %w", p, unix.ELOOP)
+}
+
+// mkdirAllInRootOnce walks p component by component. When it meets a
+// dangling symlink it returns the path to retry with (the symlink's
+// target, as seen in the container, plus the rest of p).
+func mkdirAllInRootOnce(rootfd int, p string) (int, string, error) {
 	cur, err := unix.Dup(rootfd)
 	if err != nil {
-		return -1, err
+		return -1, "", err
 	}
+	comps := strings.Split(strings.Trim(p, "/"), "/")
 	prefix := ""
-	for _, c := range strings.Split(strings.Trim(path.Clean(p), "/"), "/") {
+	for i, c := range comps {
 		if c == "" {
 			continue
 		}
@@ -85,19 +102,31 @@ func mkdirAllInRoot(rootfd int, p string) (int, error) {
 		fd, err := openat2(rootfd, prefix, unix.O_PATH|unix.O_DIRECTORY, inRoot)
 		if errors.Is(err, unix.ENOENT) {
 			// cur is the real directory that prefix's parent resolved to.
-			if err := unix.Mkdirat(cur, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			merr := unix.Mkdirat(cur, c, 0o755)
+			if errors.Is(merr, unix.EEXIST) {
+				buf := make([]byte, unix.PathMax)
+				if n, lerr := unix.Readlinkat(cur, c, buf); lerr == nil {
+					unix.Close(cur)
+					link := string(buf[:n])
+					if !path.IsAbs(link) {
+						link = path.Join(path.Dir(prefix), link)
+					}
+					// path.Clean stops ".." at "/", as RESOLVE_IN_ROOT does.
+					return -1, path.Clean("/" + link + "/" + strings.Join(comps[i+1:], "/")), nil
+				}
+			} else if merr != nil {
 				unix.Close(cur)
-				return -1, &os.PathError{Op: "mkdirat", Path: prefix, Err: err}
+				return -1, "", &os.PathError{Op: "mkdirat", Path: prefix, Err: merr}
 			}
 			fd, err = openat2(rootfd, prefix, unix.O_PATH|unix.O_DIRECTORY, inRoot)
 		}
 		unix.Close(cur)
 		if err != nil {
-			return -1, fmt.Errorf("mount target %s in the container: %w", prefix, err)
+			return -1, "", fmt.Errorf("mount target %s in the container: %w", prefix, err)
 		}
 		cur = fd
 	}
-	return cur, nil
+	return cur, "", nil
 }
 
 // makeMountpoint creates target inside rootfs (a directory, or an empty
