@@ -89,7 +89,9 @@ func (m *Manager) fileContent(kind fileKind, def *spec.File) ([]byte, error) {
 
 // materializeFiles writes the service's secrets and configs as files in
 // the container's directory under filesDir (fresh each time) with their
-// uid, gid and mode, fsynced, and returns read-only bind mounts of them.
+// uid, gid and mode, and returns read-only bind mounts of them. They are
+// not fsynced: they are derived data, written anew by every Prepare, and a
+// container that could read them cannot outlive a power loss.
 func (m *Manager) materializeFiles(p *spec.Project, svc *spec.Service, containerName string) ([]specs.Mount, error) {
 	cdir := filepath.Join(m.filesDir, containerName)
 	if err := os.RemoveAll(cdir); err != nil {
@@ -161,9 +163,6 @@ func (m *Manager) materializeFiles(p *spec.Project, svc *spec.Service, container
 			})
 		}
 	}
-	if err := syncDir(cdir); err != nil {
-		return nil, err
-	}
 	return mounts, nil
 }
 
@@ -182,7 +181,7 @@ func sanitizeFileName(s string) string {
 }
 
 // writeOwnedFile creates path (it must not exist) with content, owner and
-// mode, and fsyncs it. The mode is set with chmod after chown, so that
+// mode. The mode is set with chmod after chown, so that
 // umask and chown's clearing of set-id bits do not change it.
 func writeOwnedFile(p string, content []byte, uid, gid int, mode os.FileMode) (retErr error) {
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -210,7 +209,7 @@ func writeOwnedFile(p string, content []byte, uid, gid int, mode os.FileMode) (r
 	if err := f.Chmod(mode&os.ModePerm | modeExtra(mode)); err != nil {
 		return err
 	}
-	return f.Sync()
+	return nil
 }
 
 // modeExtra maps the set-id and sticky bits of a unix mode given as

@@ -264,13 +264,13 @@ func (m *Manager) Release(containerName string) error {
 		if !removeUser(v, containerName) {
 			continue
 		}
+		if err := m.writeUsers(v); err != nil {
+			errs = append(errs, err)
+		}
 		if len(v.UsedBy) == 0 {
 			if err := m.deactivateLocked(v); err != nil {
 				errs = append(errs, err)
 			}
-		}
-		if err := m.writeMeta(v); err != nil {
-			errs = append(errs, err)
 		}
 	}
 	if err := os.RemoveAll(filepath.Join(m.filesDir, containerName)); err != nil {
@@ -289,8 +289,9 @@ func (m *Manager) deactivateLocked(v *Volume) error {
 	if err := unmountVolume(m.dataPath(v.Name)); err != nil {
 		return fmt.Errorf("volume %q: %w", v.Name, err)
 	}
-	if d.Type == "tmpfs" {
+	if d.Type == "tmpfs" && v.CopyIn != copyNone {
 		v.CopyIn = copyNone
+		return m.writeMeta(v)
 	}
 	return nil
 }

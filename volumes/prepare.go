@@ -260,7 +260,7 @@ func (pr *preparer) volume(sm *spec.Mount, target string) error {
 		return err
 	}
 	if addUser(v, pr.container) {
-		if err := m.writeMeta(v); err != nil {
+		if err := m.writeUsers(v); err != nil {
 			return err
 		}
 		pr.undo = append(pr.undo, func() error { return m.dropUserLocked(name, pr.container) })
@@ -301,12 +301,13 @@ func (m *Manager) dropUserLocked(name, container string) error {
 	if !removeUser(v, container) {
 		return nil
 	}
-	if len(v.UsedBy) == 0 {
-		if err := m.deactivateLocked(v); err != nil {
-			return err
-		}
+	if err := m.writeUsers(v); err != nil {
+		return err
 	}
-	return m.writeMeta(v)
+	if len(v.UsedBy) == 0 {
+		return m.deactivateLocked(v)
+	}
+	return nil
 }
 
 func (pr *preparer) renewAnonymousLocked() error {

@@ -53,9 +53,10 @@ type CreateOptions struct {
 }
 
 const (
-	metaFile = "meta.json"
-	dataDir  = "_data"
-	lockFile = ".lock"
+	metaFile  = "meta.json"
+	usersFile = "users.json"
+	dataDir   = "_data"
+	lockFile  = ".lock"
 )
 
 func (m *Manager) volDir(name string) string   { return filepath.Join(m.dir, name) }
@@ -71,7 +72,15 @@ func randSuffix() string {
 // same directory: write, fsync, rename, fsync the directory. After it
 // returns, path holds either the old or the new content after any crash,
 // never a mix.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (retErr error) {
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	return writeFileRename(path, data, perm, true)
+}
+
+// writeFileRename writes data to path through a temporary file and a
+// rename, with fsyncs when durable. Without them a crash of the process
+// still leaves the old or the new content (the kernel has both), but a
+// power loss may leave the old one or, on some filesystems, an empty file.
+func writeFileRename(path string, data []byte, perm fs.FileMode, durable bool) (retErr error) {
 	dir := filepath.Dir(path)
 	tmp := filepath.Join(dir, "."+filepath.Base(path)+".tmp-"+randSuffix())
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
@@ -87,14 +96,19 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) (retErr error) 
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	return syncDir(dir)
 }
@@ -124,15 +138,46 @@ func (m *Manager) readMeta(name string) (*Volume, error) {
 		return nil, fmt.Errorf("volume %q: corrupt metadata: %w", name, err)
 	}
 	v.Mountpoint = m.dataPath(name)
+	v.UsedBy = nil
+	// Users are soft state (see writeUsers): an unreadable file means none.
+	if b, err := os.ReadFile(filepath.Join(m.volDir(name), usersFile)); err == nil {
+		var u struct{ UsedBy []string }
+		if json.Unmarshal(b, &u) == nil {
+			v.UsedBy = u.UsedBy
+		}
+	}
 	return v, nil
 }
 
+// writeMeta stores v's durable metadata (everything but its users).
 func (m *Manager) writeMeta(v *Volume) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+	c := *v
+	c.UsedBy = nil
+	b, err := json.MarshalIndent(&c, "", "  ")
 	if err != nil {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(m.volDir(v.Name), metaFile), append(b, '\n'), 0o600)
+}
+
+// writeUsers stores v's users. They are written atomically but not
+// fsynced: they must survive a crash of the supervisor (the kernel keeps
+// the file), while after a power loss no container runs anyway and a lost
+// or empty file correctly means "no users". This keeps fsyncs off the path
+// of every container start.
+func (m *Manager) writeUsers(v *Volume) error {
+	p := filepath.Join(m.volDir(v.Name), usersFile)
+	if len(v.UsedBy) == 0 {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	b, err := json.Marshal(struct{ UsedBy []string }{v.UsedBy})
+	if err != nil {
+		return err
+	}
+	return writeFileRename(p, b, 0o600, false)
 }
 
 // createLocked makes a new volume: the directory with its metadata and an
