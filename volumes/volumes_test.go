@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -684,5 +686,69 @@ func TestSubpathAndMountpointsStayInside(t *testing.T) {
 	}
 	if _, err := os.Lstat("/inner"); err == nil {
 		t.Fatal("mountpoint made on the host's /")
+	}
+}
+
+func TestPrepareImageVolumesAndInherited(t *testing.T) {
+	m := newManager(t)
+	p := testProject(t)
+	db := &spec.Service{Name: "db", Mounts: []spec.Mount{
+		{Type: spec.MountVolume, Source: "data", Target: "/var/lib/db"},
+		{Type: spec.MountTmpfs, Target: "/tmp"},
+	}}
+	// The image declares VOLUME /var/lib/db and /logs: the service's
+	// mount covers the first, the second gets an anonymous volume.
+	dbMounts, rel, err := m.PrepareWithOptions(context.Background(), p, db, "proj-db-1", "", PrepareOptions{ImageVolumes: []string{"/var/lib/db/", "/logs"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel()
+	var dests []string
+	for _, mt := range dbMounts {
+		dests = append(dests, mt.Destination)
+	}
+	if strings.Join(dests, " ") != "/tmp /logs /var/lib/db" {
+		t.Fatalf("destinations %v", dests)
+	}
+	if dbMounts[1].Source != m.dataPath(AnonymousName("proj", "proj-db-1", "/logs")) {
+		t.Fatalf("image volume mount %+v", dbMounts[1])
+	}
+
+	// volumes_from: db:ro, with the service's own /logs winning.
+	inherited, err := m.InheritMounts("db:ro", dbMounts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backup := &spec.Service{Name: "backup", Mounts: []spec.Mount{{Type: spec.MountTmpfs, Target: "/logs"}}}
+	mounts, rel2, err := m.PrepareWithOptions(context.Background(), p, backup, "proj-backup-1", "", PrepareOptions{Inherited: inherited})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel2()
+	if len(mounts) != 2 || mounts[0].Type != "tmpfs" || mounts[1].Destination != "/var/lib/db" || mounts[1].Options[1] != "ro" {
+		t.Fatalf("backup mounts %+v", mounts)
+	}
+}
+
+// TestImportBoundary guards the architecture: volumes imports spec, never
+// the scheduler, the supervisor or netstack.
+func TestImportBoundary(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		af, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range af.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			for _, bad := range []string{"scheduler", "supervisor", "netstack"} {
+				if path == "github.com/berth-dev/berth/"+bad || strings.HasPrefix(path, "github.com/berth-dev/berth/"+bad+"/") {
+					t.Errorf("%s imports %s", f, path)
+				}
+			}
+		}
 	}
 }
