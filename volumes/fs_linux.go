@@ -27,6 +27,19 @@ func retryEINTR(f func() error) error {
 	}
 }
 
+// renameNoReplace renames old to new, failing with EEXIST when new exists
+// (renameat2 RENAME_NOREPLACE; a plain rename would replace an empty
+// directory).
+func renameNoReplace(oldpath, newpath string) error {
+	err := retryEINTR(func() error {
+		return unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	})
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
+
 func flockExclusive(p string) (func(), error) {
 	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 var errPlatform = fmt.Errorf("%w: volumes need Linux", ErrNotSupported)
 
+func renameNoReplace(string, string) error                         { return errPlatform }
 func flockExclusive(string) (func(), error)                        { return nil, errPlatform }
 func makeMountpoint(string, string, bool) error                    { return errPlatform }
 func resolveSubpath(string, string) (string, error)                { return "", errPlatform }

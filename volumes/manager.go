@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -174,10 +175,12 @@ func hasLabels(have, want map[string]string) bool {
 // RemoveProjectVolumes removes the volumes berth created for project (those
 // labelled with it) for `down -v`: named ones, and anonymous ones too when
 // includeAnonymous is set. Volumes berth did not create for the project
-// (external ones, those made by `berth volume create`) are never touched,
-// and neither is a volume still in use. It returns the removed names,
-// sorted, and every error met.
-func (m *Manager) RemoveProjectVolumes(project string, includeAnonymous bool) ([]string, error) {
+// (those made by `berth volume create`, which external: true names) are
+// never touched, and neither are the names in external (pass the actual
+// names of the project's external volumes: a volume the project once
+// created and now declares external stays) nor a volume still in use. It
+// returns the removed names, sorted, and every error met.
+func (m *Manager) RemoveProjectVolumes(project string, includeAnonymous bool, external ...string) ([]string, error) {
 	if project == "" {
 		return nil, fmt.Errorf("%w: empty project name", ErrInvalid)
 	}
@@ -193,7 +196,7 @@ func (m *Manager) RemoveProjectVolumes(project string, includeAnonymous bool) ([
 	var removed []string
 	var errs []error
 	for _, v := range vols {
-		if v.Labels[LabelProject] != project || (v.Anonymous && !includeAnonymous) {
+		if v.Labels[LabelProject] != project || (v.Anonymous && !includeAnonymous) || slices.Contains(external, v.Name) {
 			continue
 		}
 		if len(v.UsedBy) > 0 {

@@ -71,3 +71,18 @@ func AnonymousName(project, containerName, target string) string {
 	}
 	return "anon-" + hex.EncodeToString(h.Sum(nil))[:32]
 }
+
+// ExternalNames returns the actual names of p's external volumes, for
+// RemoveProjectVolumes.
+func ExternalNames(p *spec.Project) []string {
+	var out []string
+	for _, v := range p.Volumes {
+		if !v.External {
+			continue
+		}
+		if n, err := VolumeName(p, v.Name); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}

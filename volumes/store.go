@@ -233,7 +233,7 @@ func (m *Manager) createLocked(name string, o CreateOptions) (_ *Volume, retErr 
 	if err := writeFileAtomic(filepath.Join(tmp, metaFile), append(b, '\n'), 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp, m.volDir(name)); err != nil {
+	if err := renameNoReplace(tmp, m.volDir(name)); err != nil {
 		if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTEMPTY) {
 			return nil, fmt.Errorf("%w: %s", ErrExists, name)
 		}

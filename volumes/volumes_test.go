@@ -230,20 +230,6 @@ func TestParseDriverOpts(t *testing.T) {
 	}
 }
 
-func TestMountFlags(t *testing.T) {
-	flags, data := MountFlags([]string{"nosuid", "nodev", "rw", "size=1048576", "mode=1777", "rprivate"})
-	if data != "size=1048576,mode=1777" {
-		t.Errorf("data %q", data)
-	}
-	const nosuid, nodev, rdonly = 0x2, 0x4, 0x1
-	if flags&(nosuid|nodev) != nosuid|nodev || flags&rdonly != 0 {
-		t.Errorf("flags %#x", flags)
-	}
-	if f, _ := MountFlags([]string{"rbind", "ro"}); f&rdonly == 0 {
-		t.Errorf("ro not mapped: %#x", f)
-	}
-}
-
 func TestVolumesFrom(t *testing.T) {
 	for in, want := range map[string]VolumesFrom{
 		"db":                 {Service: "db"},
@@ -480,6 +466,26 @@ func TestPrepareExternal(t *testing.T) {
 	release()
 	if removed, err := m.RemoveProjectVolumes("proj", true); err != nil || len(removed) != 0 {
 		t.Fatalf("down -v removed %v, %v", removed, err)
+	}
+
+	// A volume the project created, then declared external: down -v
+	// keeps it when told the project's external names.
+	p.Volumes = append(p.Volumes, spec.Volume{Name: "db"})
+	svc.Mounts = []spec.Mount{{Type: spec.MountVolume, Source: "db", Target: "/db"}}
+	_, release, err = m.Prepare(context.Background(), p, svc, "proj-web-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	p.Volumes[len(p.Volumes)-1].External = true
+	if ext := ExternalNames(p); !slices.Equal(ext, []string{"outside", "proj_db"}) {
+		t.Fatalf("ExternalNames = %v", ext)
+	}
+	if removed, err := m.RemoveProjectVolumes("proj", true, ExternalNames(p)...); err != nil || len(removed) != 0 {
+		t.Fatalf("down -v removed %v, %v", removed, err)
+	}
+	if _, err := m.Inspect("proj_db"); err != nil {
+		t.Fatal(err)
 	}
 }
 
