@@ -758,3 +758,64 @@ func TestImportBoundary(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentPrepareSharesVolume(t *testing.T) {
+	m := newManager(t)
+	p := testProject(t)
+	svc := &spec.Service{Name: "w", Mounts: []spec.Mount{{Type: spec.MountVolume, Source: "data", Target: "/d"}}}
+	const n = 8
+	errs := make(chan error, n)
+	releases := make(chan func() error, n)
+	for i := range n {
+		go func() {
+			_, rel, err := m.Prepare(context.Background(), p, svc, "proj-w-"+strconv.Itoa(i), "")
+			errs <- err
+			releases <- rel
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := m.Inspect("proj_data")
+	if err != nil || len(v.UsedBy) != n {
+		t.Fatalf("users %v, %v; want %d", v.UsedBy, err, n)
+	}
+	for range n {
+		rel := <-releases
+		if err := rel(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, _ := m.Inspect("proj_data"); len(v.UsedBy) != 0 {
+		t.Fatalf("users after release: %v", v.UsedBy)
+	}
+}
+
+func TestPruneSweepsCrashLeftovers(t *testing.T) {
+	m := newManager(t)
+	if _, err := m.Create("keep", CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{".new-half-abc/_data", ".rm-gone-def/_data/x"} {
+		if err := os.MkdirAll(filepath.Join(m.Dir(), d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if list, _ := m.List(); len(list) != 1 {
+		t.Fatalf("leftovers listed: %v", list)
+	}
+	removed, err := m.Prune(PruneOptions{})
+	if err != nil || len(removed) != 0 {
+		t.Fatalf("Prune = %v, %v", removed, err)
+	}
+	ents, _ := os.ReadDir(m.Dir())
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != ".lock keep" {
+		t.Fatalf("after prune: %v", names)
+	}
+}
