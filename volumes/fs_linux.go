@@ -19,6 +19,8 @@ import (
 // All syscalls of the package go through the small wrappers below: they
 // retry on EINTR and return *os.PathError.
 
+func closeFD(fd int) { unix.Close(fd) }
+
 func retryEINTR(f func() error) error {
 	for {
 		if err := f(); !errors.Is(err, unix.EINTR) {
@@ -399,45 +401,48 @@ func wipeDir(p string) error {
 // copyHook, when set (by tests), is called after each copied entry.
 var copyHook func(n int)
 
-// copyIn copies the directory target of the container rootfs (resolved
-// inside rootfs) into the empty directory dst: regular files, directories,
-// symlinks, device nodes and fifos, with owner, mode (set-id bits too),
-// extended attributes, timestamps and hardlinks. It returns false when the
-// image has no directory at target. Nothing is fsynced here; the caller
-// does one syncfs.
-func copyIn(ctx context.Context, rootfs, target, dst string) (bool, error) {
+// openCopySource opens the directory target of the container rootfs,
+// resolved inside rootfs, for copyIn. ok is false when the image has no
+// directory there. The caller closes fd.
+func openCopySource(rootfs, target string) (fd int, ok bool, err error) {
 	rootfd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false, &os.PathError{Op: "open", Path: rootfs, Err: err}
+		return -1, false, &os.PathError{Op: "open", Path: rootfs, Err: err}
 	}
 	defer unix.Close(rootfd)
 	src, err := openat2(rootfd, target, unix.O_RDONLY|unix.O_DIRECTORY, inRoot)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-		return false, nil
+		return -1, false, nil
 	}
 	if err != nil {
-		return false, err
+		return -1, false, err
 	}
-	defer unix.Close(src)
+	return src, true, nil
+}
+
+// copyIn copies the directory open as src into the empty directory dst:
+// regular files, directories, symlinks, device nodes and fifos, with
+// owner, mode (set-id bits too), extended attributes (not those of
+// symlinks), timestamps and hardlinks. The source is walked with *at
+// syscalls that never follow a symlink. Nothing is fsynced here; the
+// caller does one syncfs.
+func copyIn(ctx context.Context, src int, dst string) error {
 	dfd, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false, &os.PathError{Op: "open", Path: dst, Err: err}
+		return &os.PathError{Op: "open", Path: dst, Err: err}
 	}
 	defer unix.Close(dfd)
 	c := &copier{ctx: ctx, dstRoot: dfd, links: map[[2]uint64]string{}}
 	if err := c.dir(src, dfd, ""); err != nil {
-		return false, err
+		return err
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(src, &st); err != nil {
-		return false, err
+		return err
 	}
 	// The volume's root takes the image directory's owner and mode, as in
 	// Docker (a database image's data dir keeps its owner).
-	if err := c.attrs(src, dfd, &st); err != nil {
-		return false, err
-	}
-	return true, nil
+	return c.attrs(src, dfd, &st)
 }
 
 // syncFS flushes the filesystem holding p (syncfs(2)): one call makes

@@ -345,8 +345,18 @@ func (m *Manager) copyInLocked(ctx context.Context, v *Volume, rootfs, target st
 	case copyDone:
 		return nil
 	case copyPending:
+		// Everything in the volume came from the interrupted copy: no
+		// container ran with it. Back to "never copied", durably, before
+		// anything else, so user data can never be wiped later.
 		if err := wipeDir(data); err != nil {
 			return fmt.Errorf("volume %q: redoing an interrupted copy-in: %w", v.Name, err)
+		}
+		if err := syncFS(data); err != nil {
+			return err
+		}
+		v.CopyIn = copyNone
+		if err := m.writeMeta(v); err != nil {
+			return err
 		}
 	default:
 		empty, err := dirEmpty(data)
@@ -354,6 +364,14 @@ func (m *Manager) copyInLocked(ctx context.Context, v *Volume, rootfs, target st
 			return err
 		}
 	}
+	src, ok, err := openCopySource(rootfs, target)
+	if err != nil || !ok {
+		// Nothing at target in this image: stay "never copied" (no
+		// metadata write), so an image with content there fills the
+		// volume later.
+		return err
+	}
+	defer closeFD(src)
 	v.CopyIn = copyPending
 	if err := m.writeMeta(v); err != nil {
 		return err
@@ -367,15 +385,8 @@ func (m *Manager) copyInLocked(ctx context.Context, v *Volume, rootfs, target st
 			}
 		}
 	}()
-	copied, err := copyIn(ctx, rootfs, target, data)
-	if err != nil {
+	if err := copyIn(ctx, src, data); err != nil {
 		return fmt.Errorf("volume %q: copying image content at %s: %w", v.Name, target, err)
-	}
-	if !copied {
-		// Nothing at target in this image: stay "never copied", so an
-		// image that has content there fills the volume later.
-		v.CopyIn = copyNone
-		return m.writeMeta(v)
 	}
 	if err := syncFS(data); err != nil {
 		return err
