@@ -144,16 +144,27 @@ func mkdirAllInRootOnce(rootfd int, p string) (int, string, error) {
 	return cur, "", nil
 }
 
-// makeMountpoint creates target inside rootfs (a directory, or an empty
-// file when dir is false) with every path component resolved inside
-// rootfs, so that an image whose path is a symlink to "/" or "../.."
-// gets its mountpoint made inside its own root, never on the host.
-func makeMountpoint(rootfs, target string, dir bool) error {
+// makeMountpoints creates each target inside rootfs (a directory or an
+// empty file) with every path component resolved inside rootfs, so that an
+// image whose path is a symlink to "/" or "../.." gets its mountpoint made
+// inside its own root, never on the host. A target below another mount
+// (inside a volume) is made in the rootfs only: the runtime makes it
+// again inside the mounted volume as it mounts, like runc.
+func makeMountpoints(rootfs string, mps []mountpoint) error {
 	rootfd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: rootfs, Err: err}
 	}
 	defer unix.Close(rootfd)
+	for _, mp := range mps {
+		if err := makeMountpoint(rootfd, mp.target, mp.dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func makeMountpoint(rootfd int, target string, dir bool) error {
 	if dir {
 		fd, err := mkdirAllInRoot(rootfd, target)
 		if err != nil {

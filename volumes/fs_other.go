@@ -11,7 +11,7 @@ var errPlatform = fmt.Errorf("%w: volumes need Linux", ErrNotSupported)
 
 func renameNoReplace(string, string) error             { return errPlatform }
 func flockExclusive(string) (func(), error)            { return nil, errPlatform }
-func makeMountpoint(string, string, bool) error        { return errPlatform }
+func makeMountpoints(string, []mountpoint) error       { return errPlatform }
 func resolveSubpath(string, string) (string, error)    { return "", errPlatform }
 func mountVolume(string, driverOpts) error             { return errPlatform }
 func unmountVolume(string) error                       { return nil }

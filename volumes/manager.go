@@ -1,6 +1,7 @@
 package volumes
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -258,8 +259,18 @@ func (m *Manager) Release(containerName string) error {
 		return err
 	}
 	defer unlock()
-	vols, err := m.listLocked()
-	if err != nil {
+	var vols []*Volume
+	if names, ok := m.readUses(containerName); ok {
+		for _, n := range names {
+			v, err := m.readMeta(n)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			vols = append(vols, v)
+		}
+	} else if vols, err = m.listLocked(); err != nil {
 		return err
 	}
 	var errs []error
@@ -337,4 +348,38 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+const usesFile = "volumes.json"
+
+// readUses returns the volumes Prepare recorded for container; ok is false
+// when there is no (readable) record, and the caller must scan every
+// volume instead.
+func (m *Manager) readUses(container string) (names []string, ok bool) {
+	b, err := os.ReadFile(filepath.Join(m.filesDir, container, usesFile))
+	if err != nil {
+		return nil, false
+	}
+	var u struct{ Volumes []string }
+	if json.Unmarshal(b, &u) != nil {
+		return nil, false
+	}
+	return u.Volumes, true
+}
+
+// writeUses records the volumes container uses, so that Release touches
+// only those. Like the users of a volume it is soft state, not fsynced
+// (see writeUsers); without it Release scans every volume.
+func (m *Manager) writeUses(container string, names []string) error {
+	slices.Sort(names)
+	names = slices.Compact(names)
+	dir := filepath.Join(m.filesDir, container)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(struct{ Volumes []string }{names})
+	if err != nil {
+		return err
+	}
+	return writeFileRename(filepath.Join(dir, usesFile), b, 0o600, false)
 }

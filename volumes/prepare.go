@@ -108,6 +108,7 @@ func (m *Manager) PrepareWithOptions(ctx context.Context, p *spec.Project, svc *
 			return nil, nil, err
 		}
 	}
+	prevUses, _ := m.readUses(containerName)
 	pr.undo = append(pr.undo, func() error { return os.RemoveAll(filepath.Join(m.filesDir, containerName)) })
 	files, err := m.materializeFiles(p, svc, containerName)
 	if err != nil {
@@ -134,13 +135,18 @@ func (m *Manager) PrepareWithOptions(ctx context.Context, p *spec.Project, svc *
 		return depth(pr.mounts[i].Destination) < depth(pr.mounts[j].Destination)
 	})
 	out := make([]specs.Mount, len(pr.mounts))
+	mps := make([]mountpoint, len(pr.mounts))
 	for i, e := range pr.mounts {
-		if rootfs != "" {
-			if err := makeMountpoint(rootfs, e.Destination, e.dir); err != nil {
-				return nil, nil, err
-			}
-		}
 		out[i] = e.Mount
+		mps[i] = mountpoint{e.Destination, e.dir}
+	}
+	if rootfs != "" {
+		if err := makeMountpoints(rootfs, mps); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := m.writeUses(containerName, append(prevUses, pr.used...)); err != nil {
+		return nil, nil, err
 	}
 	return out, func() error { return m.Release(containerName) }, nil
 }
@@ -157,6 +163,7 @@ type preparer struct {
 	rootfs    string
 
 	mounts  []prepMount
+	used    []string // volumes this container is a user of
 	targets map[string]bool
 	undo    []func() error // run in reverse on error
 }
@@ -174,6 +181,12 @@ func (pr *preparer) add(mt specs.Mount, dir bool) error {
 	pr.targets[mt.Destination] = true
 	pr.mounts = append(pr.mounts, prepMount{mt, dir})
 	return nil
+}
+
+// mountpoint is a mount target to create in the rootfs.
+type mountpoint struct {
+	target string
+	dir    bool // a directory, else an empty file
 }
 
 type prepMount struct {
@@ -259,6 +272,7 @@ func (pr *preparer) volume(sm *spec.Mount, target string) error {
 	case err != nil:
 		return err
 	}
+	pr.used = append(pr.used, name)
 	if addUser(v, pr.container) {
 		if err := m.writeUsers(v); err != nil {
 			return err
