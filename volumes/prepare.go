@@ -123,11 +123,7 @@ func (m *Manager) PrepareWithOptions(ctx context.Context, p *spec.Project, svc *
 		if pr.targets[mt.Destination] {
 			continue
 		}
-		st, err := os.Stat(mt.Source)
-		if err != nil {
-			return nil, nil, fmt.Errorf("volumes_from: %w", err)
-		}
-		if err := pr.add(mt, st.IsDir()); err != nil {
+		if err := pr.inherit(mt); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -272,14 +268,7 @@ func (pr *preparer) volume(sm *spec.Mount, target string) error {
 	case err != nil:
 		return err
 	}
-	pr.used = append(pr.used, name)
-	if addUser(v, pr.container) {
-		if err := m.writeUsers(v); err != nil {
-			return err
-		}
-		pr.undo = append(pr.undo, func() error { return m.dropUserLocked(name, pr.container) })
-	}
-	if _, err := m.activateLocked(v); err != nil {
+	if err := pr.use(v); err != nil {
 		return err
 	}
 	data := m.dataPath(name)
@@ -303,6 +292,41 @@ func (pr *preparer) volume(sm *spec.Mount, target string) error {
 		return err
 	}
 	return pr.add(specs.Mount{Destination: target, Type: "bind", Source: src, Options: opts}, st.IsDir())
+}
+
+// use records the container as a user of v and mounts v's driver mount if
+// needed, with the undo steps.
+func (pr *preparer) use(v *Volume) error {
+	m, name := pr.m, v.Name
+	pr.used = append(pr.used, name)
+	if addUser(v, pr.container) {
+		if err := m.writeUsers(v); err != nil {
+			return err
+		}
+		pr.undo = append(pr.undo, func() error { return m.dropUserLocked(name, pr.container) })
+	}
+	_, err := m.activateLocked(v)
+	return err
+}
+
+// inherit adds a volumes_from mount; when it shows a volume, the container
+// becomes one of the volume's users, so the volume is not removed under it.
+func (pr *preparer) inherit(mt specs.Mount) error {
+	if rel, err := filepath.Rel(pr.m.dir, mt.Source); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
+		name, _, _ := strings.Cut(rel, string(filepath.Separator))
+		v, err := pr.m.readMeta(name)
+		if err != nil {
+			return fmt.Errorf("volumes_from: %w", err)
+		}
+		if err := pr.use(v); err != nil {
+			return err
+		}
+	}
+	st, err := os.Stat(mt.Source)
+	if err != nil {
+		return fmt.Errorf("volumes_from: %w", err)
+	}
+	return pr.add(mt, st.IsDir())
 }
 
 // dropUserLocked removes container from a volume's users and unmounts

@@ -734,6 +734,15 @@ func TestPrepareImageVolumesAndInherited(t *testing.T) {
 	if len(mounts) != 2 || mounts[0].Type != "tmpfs" || mounts[1].Destination != "/var/lib/db" || mounts[1].Options[1] != "ro" {
 		t.Fatalf("backup mounts %+v", mounts)
 	}
+	// The inheriting container counts as a user of the volume.
+	rel()
+	if v, _ := m.Inspect("proj_data"); !slices.Equal(v.UsedBy, []string{"proj-backup-1"}) {
+		t.Fatalf("users of an inherited volume: %v", v.UsedBy)
+	}
+	rel2()
+	if v, _ := m.Inspect("proj_data"); len(v.UsedBy) != 0 {
+		t.Fatalf("users after release: %v", v.UsedBy)
+	}
 }
 
 // TestImportBoundary guards the architecture: volumes imports spec, never
