@@ -8,11 +8,13 @@
 //
 //	DIR/.lock                 flock held by every metadata operation
 //	DIR/NAME/meta.json        a Volume, written atomically (temp, fsync, rename, fsync dir)
+//	DIR/NAME/users.json       the containers using it (soft state: atomic, not fsynced)
 //	DIR/NAME/_data            the volume's content (bind-mounted into containers)
 //	DIR/.new-NAME-*/          a create in progress (renamed to NAME when complete)
 //	DIR/.rm-NAME-*/           a remove in progress (swept by Prune)
 //	FILES/CONTAINER/secrets/  secret files of one container
 //	FILES/CONTAINER/configs/  config files of one container
+//	FILES/CONTAINER/volumes.json  the volumes Prepare made the container a user of
 //
 // DIR is normally $BERTH_ROOT/volumes and FILES $BERTH_ROOT/files.
 //
@@ -24,6 +26,27 @@
 // A volume with driver_opts (a bind of a host directory, a tmpfs, a
 // device) is mounted on its _data when its first user is prepared and
 // unmounted when its last user is released.
+//
+// # Use by the supervisor
+//
+//	m, _ := volumes.NewForRoot(root)
+//	inherited, _ := m.InheritMounts("db:ro", mountsOfDb)      // volumes_from, if any
+//	mounts, release, err := m.PrepareWithOptions(ctx, p, svc, "proj-web-1", rootfs,
+//		volumes.PrepareOptions{ImageVolumes: img.Volumes, Inherited: inherited, RenewAnonymous: renew})
+//	// ... put mounts into the OCI spec, run the container ...
+//	release()                                                  // after the container is deleted
+//	m.RemoveProjectVolumes(p.Name, true, volumes.ExternalNames(p)...) // down -v
+//
+// Prepare runs before the container is created; release (or Release(name)
+// from saved state after a crash) once it is deleted, not when it merely
+// stops. Preparing the same container again (a restart) is harmless.
+// The returned mounts are sorted parents first; a target that lies inside
+// another mount (a volume below a volume) is created by the runtime as it
+// mounts, inside the already mounted parent, as runc does.
+//
+// Every operation takes an exclusive flock on DIR/.lock, so one process
+// at a time changes volume metadata; a long copy-in holds it for its
+// duration.
 //
 // # Durability guarantees
 //
@@ -39,7 +62,13 @@
 //     filesystem bind-mounted into the container, so a write the container
 //     fsynced is on disk whatever happens to the container or the
 //     supervisor afterwards (a tmpfs volume is memory by design).
-//   - Secret and config files are fsynced before Prepare returns.
+//   - Users of a volume (users.json) and a container's volume list are
+//     soft state: written atomically (they survive a crash of berth)
+//     but not fsynced, to keep fsync off the path of every container
+//     start; after a power loss no container runs and a lost file
+//     correctly means "no users".
+//   - Secret and config files are derived data written anew by every
+//     Prepare, so they are not fsynced either.
 //
 // # Safety
 //

@@ -828,3 +828,27 @@ func TestPruneSweepsCrashLeftovers(t *testing.T) {
 		t.Fatalf("after prune: %v", names)
 	}
 }
+
+// FuzzParsers feeds the parsers of user-written strings arbitrary input:
+// they return an error or a value, never panic, and what they accept is
+// well-formed.
+func FuzzParsers(f *testing.F) {
+	for _, s := range []string{"/run", "/run:size=64m,mode=1777", "db:ro", "container:x:rw", "a/b/../c", "bind,ro", "/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if mt, err := ParseTmpfs(s); err == nil && (mt.Type != "tmpfs" || !strings.HasPrefix(mt.Destination, "/") || mt.Destination == "/") {
+			t.Fatalf("ParseTmpfs(%q) = %+v", s, mt)
+		}
+		if vf, err := ParseVolumesFrom(s); err == nil && vf.Service == "" && vf.Container == "" {
+			t.Fatalf("ParseVolumesFrom(%q) = %+v", s, vf)
+		}
+		if sp, err := validateSubpath(s); err == nil && (strings.HasPrefix(sp, "/") || sp == ".." || strings.HasPrefix(sp, "../")) {
+			t.Fatalf("validateSubpath(%q) = %q", s, sp)
+		}
+		_, _ = parseDriverOpts(map[string]string{"o": s, "device": s, "type": s})
+		if err := ValidateName(s); err == nil && (strings.ContainsAny(s, "/\x00") || s == "." || s == "..") {
+			t.Fatalf("ValidateName(%q) accepted", s)
+		}
+	})
+}
