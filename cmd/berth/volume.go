@@ -94,9 +94,48 @@ Creating a volume that exists with the same labels and options is not an error.`
 	return cmd
 }
 
+// volumeFilter is `volume ls --filter`: name=SUBSTRING, label=KEY or
+// label=KEY=VALUE, dangling=true|false (dangling: no container uses it).
+func volumeFilter(filters []string) (func(*volumes.Volume) bool, error) {
+	var preds []func(*volumes.Volume) bool
+	for _, f := range filters {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("--filter %q: want KEY=VALUE", f)
+		}
+		switch k {
+		case "name":
+			preds = append(preds, func(vol *volumes.Volume) bool { return strings.Contains(vol.Name, v) })
+		case "label":
+			lk, lv, hasV := strings.Cut(v, "=")
+			preds = append(preds, func(vol *volumes.Volume) bool {
+				have, ok := vol.Labels[lk]
+				return ok && (!hasV || have == lv)
+			})
+		case "dangling":
+			if v != "true" && v != "false" {
+				return nil, fmt.Errorf("--filter %q: dangling is true or false", f)
+			}
+			want := v == "true"
+			preds = append(preds, func(vol *volumes.Volume) bool { return (len(vol.UsedBy) == 0) == want })
+		default:
+			return nil, fmt.Errorf("--filter %q: unknown filter (want name, label or dangling)", f)
+		}
+	}
+	return func(vol *volumes.Volume) bool {
+		for _, p := range preds {
+			if !p(vol) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
 func newVolumeLsCmd(manager func() (*volumes.Manager, error)) *cobra.Command {
 	var format string
 	var quiet bool
+	var filters []string
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
@@ -106,13 +145,23 @@ func newVolumeLsCmd(manager func() (*volumes.Manager, error)) *cobra.Command {
 			if format != "" && format != "table" && format != "json" {
 				return fmt.Errorf("--format: unknown format %q (want table or json)", format)
 			}
+			keep, err := volumeFilter(filters)
+			if err != nil {
+				return err
+			}
 			m, err := manager()
 			if err != nil {
 				return err
 			}
-			vols, err := m.List()
+			all, err := m.List()
 			if err != nil {
 				return err
+			}
+			var vols []*volumes.Volume
+			for _, v := range all {
+				if keep(v) {
+					vols = append(vols, v)
+				}
 			}
 			out := cmd.OutOrStdout()
 			switch {
@@ -141,6 +190,7 @@ func newVolumeLsCmd(manager func() (*volumes.Manager, error)) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only print volume names")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "filter: name=S, label=K[=V], dangling=true|false (repeatable)")
 	return cmd
 }
 

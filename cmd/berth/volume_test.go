@@ -100,6 +100,27 @@ func TestVolumeCLI(t *testing.T) {
 		t.Fatalf("json names %v", names)
 	}
 
+	for _, tc := range []struct {
+		filter []string
+		want   string
+	}{
+		{[]string{"--filter", "label=team=web"}, "shared\n"},
+		{[]string{"--filter", "label=team"}, "shared\n"},
+		{[]string{"--filter", "label=team=db"}, ""},
+		{[]string{"--filter", "name=lai"}, "plain\n"},
+		{[]string{"--filter", "dangling=true"}, "shared\n"},
+		{[]string{"--filter", "dangling=false", "-f", "name=anon"}, anon + "\n"},
+	} {
+		if out := mustRun(append([]string{"volume", "ls", "-q"}, tc.filter...)...); out != tc.want {
+			t.Errorf("ls -q %v = %q, want %q", tc.filter, out, tc.want)
+		}
+	}
+	for _, bad := range []string{"colour=red", "dangling=maybe", "novalue"} {
+		if _, err := run("", "volume", "ls", "--filter", bad); err == nil {
+			t.Errorf("ls --filter %s: no error", bad)
+		}
+	}
+
 	out, err = run("", "volume", "inspect", "shared", "missing")
 	var got []volumes.Volume
 	if jerr := json.Unmarshal([]byte(out), &got); jerr != nil || len(got) != 1 || got[0].Name != "shared" || got[0].Mountpoint == "" {
