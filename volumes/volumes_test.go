@@ -61,8 +61,9 @@ func TestVolumeName(t *testing.T) {
 		{Name: "db"},
 		{Name: "cache", ActualName: "shared-cache"},
 		{Name: "ext", ActualName: "ext-vol", External: true},
+		{Name: "bare", External: true},
 	}}
-	for key, want := range map[string]string{"db": "shop_db", "cache": "shared-cache", "ext": "ext-vol"} {
+	for key, want := range map[string]string{"db": "shop_db", "cache": "shared-cache", "ext": "ext-vol", "bare": "bare"} {
 		got, err := VolumeName(p, key)
 		if err != nil || got != want {
 			t.Errorf("VolumeName(%q) = %q, %v; want %q", key, got, err, want)
