@@ -479,6 +479,7 @@ func TestPrepareExternal(t *testing.T) {
 	}
 	release()
 	p.Volumes[len(p.Volumes)-1].External = true
+	p.Volumes[len(p.Volumes)-1].ActualName = "proj_db" // external: true, name: proj_db
 	if ext := ExternalNames(p); !slices.Equal(ext, []string{"outside", "proj_db"}) {
 		t.Fatalf("ExternalNames = %v", ext)
 	}
