@@ -142,6 +142,12 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 		rep.Results[i].Step = s
 	}
 
+	startStep := map[string]int{} // container -> index of its start step
+	for i, s := range steps {
+		if s.Action == ActionStart {
+			startStep[s.Container] = i
+		}
+	}
 	pending := make([]int, n)      // unfinished dependencies per step
 	dependents := make([][]int, n) // step index -> indexes waiting on it
 	for i, s := range steps {
@@ -199,14 +205,26 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 				return
 			}
 		}
-		if len(s.Waits) == 0 {
+		// A dependency whose start step in this plan did not succeed
+		// cannot meet its condition: do not wait for it. (For a required
+		// one the step is blocked above, as that start step is in After.)
+		var waits []Wait
+		for _, w := range s.Waits {
+			if j, ok := startStep[w.Container]; ok && rep.Results[j].Status != StatusDone {
+				rep.Results[i].Warnings = append(rep.Results[i].Warnings, fmt.Sprintf(
+					"dependency %s (service %q) was not started (not required; starting anyway)", w.Container, w.Service))
+				continue
+			}
+			waits = append(waits, w)
+		}
+		if len(waits) == 0 {
 			queue = insertSorted(queue, i)
 			return
 		}
 		waiters.Add(1)
 		go func() {
 			defer waiters.Done()
-			warnings, err := waitAll(ctx, ex, s)
+			warnings, err := waitAll(ctx, ex, waits)
 			events <- event{kind: evWaited, id: i, err: err, warnings: warnings}
 		}()
 	}
@@ -239,6 +257,10 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 	}
 	done := ctx.Done()
 	for finished < n {
+		if !cancelled && ctx.Err() != nil {
+			done = nil
+			cancel()
+		}
 		pump()
 		if finished == n {
 			break
@@ -251,7 +273,7 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 			s := steps[ev.id]
 			switch ev.kind {
 			case evWaited:
-				rep.Results[ev.id].Warnings = ev.warnings
+				rep.Results[ev.id].Warnings = append(rep.Results[ev.id].Warnings, ev.warnings...)
 				switch {
 				case ev.err != nil && ctx.Err() != nil:
 					finish(ev.id, StatusSkipped, nil)
@@ -281,8 +303,9 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 			errs = multierror.Append(errs, res.Err)
 		case StatusBlocked:
 			// Report a blocked step only where it is the first victim
-			// in another container; the rest follow from it.
-			if blockerFailedElsewhere(rep, res.Step) {
+			// in another container, and not after a cancellation; the
+			// rest follow from it.
+			if ctx.Err() == nil && blockerFailedElsewhere(rep, res.Step) {
 				errs = multierror.Append(errs, res.Err)
 			}
 		}
@@ -309,9 +332,9 @@ func blockerFailedElsewhere(rep Report, s Step) bool {
 // waitAll waits for a step's conditions in order: a required one that
 // fails ends the wait with an error naming the dependency; an optional
 // one that fails adds a warning.
-func waitAll(ctx context.Context, ex Executor, s Step) ([]string, error) {
+func waitAll(ctx context.Context, ex Executor, waits []Wait) ([]string, error) {
 	var warnings []string
-	for _, w := range s.Waits {
+	for _, w := range waits {
 		err := safeWait(ctx, ex, w)
 		if err == nil {
 			continue
