@@ -114,6 +114,7 @@ type event struct {
 	id       int // index into plan.Steps
 	err      error
 	warnings []string
+	skipped  bool // evDone: the context was cancelled before Do
 }
 
 // Execute walks plan: a step runs once the steps it depends on have
@@ -228,17 +229,23 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 			events <- event{kind: evWaited, id: i, err: err, warnings: warnings}
 		}()
 	}
+	// pump hands queued steps to the errgroup. g.Go blocks while limit
+	// steps run; that is safe because running steps never block on the
+	// dispatcher (events has room for every event), so a slot always
+	// frees up.
 	pump := func() {
 		for len(queue) > 0 && !cancelled {
 			i := queue[0]
+			queue = queue[1:]
 			s := steps[i]
-			if !g.TryGo(func() error {
+			g.Go(func() error {
+				if ctx.Err() != nil {
+					events <- event{kind: evDone, id: i, skipped: true}
+					return nil
+				}
 				events <- event{kind: evDone, id: i, err: safeDo(ctx, ex, s)}
 				return nil
-			}) {
-				return
-			}
-			queue = queue[1:]
+			})
 		}
 	}
 	cancel := func() {
@@ -285,7 +292,9 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 					queue = insertSorted(queue, ev.id)
 				}
 			case evDone:
-				if ev.err != nil {
+				if ev.skipped {
+					finish(ev.id, StatusSkipped, nil)
+				} else if ev.err != nil {
 					finish(ev.id, StatusFailed, fmt.Errorf("%s %s: %w", s.Action, s.Container, ev.err))
 				} else {
 					finish(ev.id, StatusDone, nil)
