@@ -79,6 +79,13 @@ type Graph struct {
 	deps       map[string][]Edge // service -> edges to its dependencies, sorted by On
 	dependents map[string][]Edge // service -> edges from its dependents, sorted by Service
 	order      []string          // topological: dependencies first, ties by name
+	svcs       map[string]*spec.Service
+}
+
+// has reports whether service is in the graph.
+func (g *Graph) has(service string) bool {
+	_, ok := g.svcs[service]
+	return ok
 }
 
 // CycleError reports one or more dependency cycles. Each cycle starts and
@@ -126,10 +133,11 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 	g := &Graph{
 		deps:       make(map[string][]Edge, len(p.Services)),
 		dependents: make(map[string][]Edge, len(p.Services)),
+		svcs:       make(map[string]*spec.Service, len(p.Services)),
 	}
 	known := make(map[string]bool, len(p.Services))
 	var errs []error
-	for _, s := range p.Services {
+	for i, s := range p.Services {
 		if s.Name == "" {
 			errs = append(errs, fmt.Errorf("%w: service with an empty name", ErrInvalid))
 			continue
@@ -139,6 +147,7 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 			continue
 		}
 		known[s.Name] = true
+		g.svcs[s.Name] = &p.Services[i]
 		g.services = append(g.services, s.Name)
 	}
 	sort.Strings(g.services)
@@ -444,7 +453,7 @@ func (g *Graph) WithDependencies(services []string) ([]string, error) {
 		}
 	}
 	for _, s := range services {
-		if !slices.Contains(g.services, s) {
+		if !g.has(s) {
 			errs = append(errs, fmt.Errorf("%w %q", ErrUnknownService, s))
 			continue
 		}

@@ -157,7 +157,7 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 	case opts.NoDeps:
 		var errs []error
 		for _, s := range opts.Services {
-			if !slices.Contains(g.services, s) {
+			if !g.has(s) {
 				errs = append(errs, fmt.Errorf("%w %q", ErrUnknownService, s))
 			}
 		}
@@ -204,7 +204,7 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 			continue
 		}
 		switch {
-		case slices.Contains(g.services, o.Service):
+		case g.has(o.Service):
 			obsBy[o.Service] = append(obsBy[o.Service], o)
 		case disabled[o.Service]:
 			// Left alone: its profile is not active this time.
@@ -221,7 +221,7 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 
 	recreated := map[string]bool{}
 	for _, name := range g.order {
-		svc, _ := desired.Service(name)
+		svc := g.svcs[name]
 		obs := obsBy[name]
 		sort.Slice(obs, func(i, j int) bool {
 			if obs[i].Number != obs[j].Number {
@@ -305,7 +305,7 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 	// or restarted when it declared restart: true.
 	restarted := map[string]bool{}
 	for _, name := range g.order {
-		svc, _ := desired.Service(name)
+		svc := g.svcs[name]
 		for _, e := range g.deps[name] {
 			if !recreated[e.On] && !restarted[e.On] {
 				continue
@@ -392,7 +392,7 @@ func PlanDown(p *spec.Project, observed []Observed, opts DownOptions) (*Plan, er
 		}
 		if err := errors.Join(errs...); err != nil {
 			warnings = append(warnings, fmt.Sprintf("stopping in no particular order: %v", err))
-			g = &Graph{services: g.services}
+			g = &Graph{services: g.services, svcs: g.svcs}
 			g.order = g.services
 		}
 		b.g, b.order = g, g.order
@@ -411,7 +411,7 @@ func PlanDown(p *spec.Project, observed []Observed, opts DownOptions) (*Plan, er
 		c := &ctr{service: o.Service, number: o.Number, oldName: o.Name, alive: o.alive(), stop: o.alive(), remove: true, cause: CauseDown}
 		switch {
 		case p == nil || member[o.Service]:
-			if _, ok := b.byService[o.Service]; !ok && (b.g == nil || !slices.Contains(b.g.services, o.Service)) {
+			if _, ok := b.byService[o.Service]; !ok && (b.g == nil || !b.g.has(o.Service)) {
 				extra = append(extra, o.Service)
 			}
 			b.byService[o.Service] = append(b.byService[o.Service], c)
