@@ -386,14 +386,9 @@ func PlanDown(p *spec.Project, observed []Observed, opts DownOptions) (*Plan, er
 	member := map[string]bool{}
 	if p != nil {
 		b.project = p.Name
-		g, errs := buildGraph(p, true)
-		if len(errs) == 0 {
-			errs = append(errs, g.sortTopo())
-		}
-		if err := errors.Join(errs...); err != nil {
-			warnings = append(warnings, fmt.Sprintf("stopping in no particular order: %v", err))
-			g = &Graph{services: g.services, svcs: g.svcs}
-			g.order = g.services
+		g, warning := lenientGraph(p)
+		if warning != "" {
+			warnings = append(warnings, warning)
 		}
 		b.g, b.order = g, g.order
 		for _, s := range g.services {
@@ -440,6 +435,22 @@ func PlanDown(p *spec.Project, observed []Observed, opts DownOptions) (*Plan, er
 	sort.Strings(warnings)
 	plan.Warnings = warnings
 	return plan, nil
+}
+
+// lenientGraph builds p's graph for stopping: bad references are
+// dropped, and a graph that still fails (a cycle, duplicate names) loses
+// its edges, with a warning, so that stopping always works.
+func lenientGraph(p *spec.Project) (*Graph, string) {
+	g, errs := buildGraph(p, true)
+	if len(errs) == 0 {
+		errs = append(errs, g.sortTopo())
+	}
+	if err := errors.Join(errs...); err != nil {
+		g = &Graph{services: g.services, svcs: g.svcs}
+		g.order = g.services
+		return g, fmt.Sprintf("stopping in no particular order: %v", err)
+	}
+	return g, ""
 }
 
 // builder turns per-container decisions into ordered steps.
