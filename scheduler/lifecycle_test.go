@@ -47,7 +47,9 @@ func TestPlanStopStartRestart(t *testing.T) {
 			"5. start demo-api-1 after [2 4] wait [demo-db-1 healthy] (dependency db restarted)",
 			"6. start demo-side-1 after [1 4] wait [demo-db-1 started] (dependency db restarted)",
 		)},
-		{"restart of a stopped service starts it", func() (*Plan, error) { return PlanRestart(p, withState(obs, "demo-api-1", StateExited), []string{"api"}) }, lines(
+		{"restart of a stopped service starts it", func() (*Plan, error) {
+			return PlanRestart(p, withState(obs, "demo-api-1", StateExited), []string{"api"})
+		}, lines(
 			"1. start demo-api-1 wait [demo-db-1 healthy] (restart)",
 		)},
 	}
