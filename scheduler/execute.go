@@ -206,12 +206,12 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 				return
 			}
 		}
-		// A dependency whose start step in this plan did not succeed
-		// cannot meet its condition: do not wait for it. (For a required
+		// A dependency whose start step in this plan failed, was blocked
+		// or skipped cannot meet its condition: do not wait for it. (For a required
 		// one the step is blocked above, as that start step is in After.)
 		var waits []Wait
 		for _, w := range s.Waits {
-			if j, ok := startStep[w.Container]; ok && rep.Results[j].Status != StatusDone {
+			if j, ok := startStep[w.Container]; ok && rep.Results[j].Status > StatusDone {
 				rep.Results[i].Warnings = append(rep.Results[i].Warnings, fmt.Sprintf(
 					"dependency %s (service %q) was not started (not required; starting anyway)", w.Container, w.Service))
 				continue

@@ -323,8 +323,8 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 			case e.Restart && !opts.NoStart:
 				cause := "dependency " + e.On + " restarted"
 				for _, c := range b.byService[name] {
-					if c.oldName == "" || c.create || c.newName == "" || !c.alive {
-						continue
+					if c.oldName == "" || c.create || c.stop || c.newName == "" || !c.alive {
+						continue // new, replaced, already restarted, going away or stopped
 					}
 					c.stop, c.start, c.cause = true, true, cause
 					restarted[name] = true
