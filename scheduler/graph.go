@@ -162,14 +162,16 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 			continue
 		}
 		edges := map[string]*Edge{}
-		add := func(on string, kind EdgeKind, key string) *Edge {
+		// add records an edge to on; field and raw name the reference in
+		// an error (formatted only then: this is the planner's hot path).
+		add := func(on string, kind EdgeKind, field, raw string) *Edge {
 			if !known[on] {
 				if !lenient {
 					hint := ""
 					if disabled[on] {
 						hint = " (disabled by its profiles)"
 					}
-					errs = append(errs, fmt.Errorf("service %q: %s: %w %q%s", s.Name, key, ErrUnknownService, on, hint))
+					errs = append(errs, fmt.Errorf("service %q: %s %q: %w %q%s", s.Name, field, raw, ErrUnknownService, on, hint))
 				}
 				return nil
 			}
@@ -197,7 +199,7 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 			if !d.Required && !known[d.Service] {
 				continue // optional and absent or disabled: dropped
 			}
-			e := add(d.Service, KindDependsOn, fmt.Sprintf("depends_on %q", d.Service))
+			e := add(d.Service, KindDependsOn, "depends_on", d.Service)
 			if e == nil {
 				continue
 			}
@@ -213,7 +215,7 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 				}
 				continue
 			}
-			add(name, KindLinks, fmt.Sprintf("links %q", l))
+			add(name, KindLinks, "links", l)
 		}
 		for _, v := range s.VolumesFrom {
 			if strings.HasPrefix(v, "container:") {
@@ -229,7 +231,7 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 				}
 				continue
 			}
-			add(name, KindVolumesFrom, fmt.Sprintf("volumes_from %q", v))
+			add(name, KindVolumesFrom, "volumes_from", v)
 		}
 		for _, ns := range []struct {
 			mode, key string
@@ -239,7 +241,7 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 			if !ok {
 				continue
 			}
-			if e := add(name, ns.kind, fmt.Sprintf("%s %q", ns.key, ns.mode)); e != nil {
+			if e := add(name, ns.kind, ns.key, ns.mode); e != nil {
 				e.SharesNamespaces = true
 			}
 		}
