@@ -333,10 +333,52 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 		}
 	}
 
+	if err := b.checkNames(observed, desired.Name); err != nil {
+		return nil, err
+	}
 	plan := b.build()
 	sort.Strings(warnings)
 	plan.Warnings = warnings
 	return plan, nil
+}
+
+// checkNames refuses a plan that would create a container under a name
+// that an observed container keeps, or create one name twice.
+func (b *builder) checkNames(observed []Observed, project string) error {
+	taken := map[string]string{} // name -> what holds it after teardown
+	for _, o := range observed {
+		if o.Project != "" && o.Project != project {
+			continue
+		}
+		taken[o.Name] = fmt.Sprintf("container %s of service %q", o.Name, o.Service)
+	}
+	release := func(c *ctr) {
+		if c.remove {
+			delete(taken, c.oldName)
+		}
+	}
+	for _, c := range b.orphans {
+		release(c)
+	}
+	for _, list := range b.byService {
+		for _, c := range list {
+			release(c)
+		}
+	}
+	var errs []error
+	for _, name := range b.order {
+		for _, c := range b.byService[name] {
+			if !c.create {
+				continue
+			}
+			if holder, ok := taken[c.newName]; ok {
+				errs = append(errs, fmt.Errorf("service %q: %w: container name %q is in use by %s", c.service, ErrInvalid, c.newName, holder))
+				continue
+			}
+			taken[c.newName] = fmt.Sprintf("replica %d of service %q", c.number, c.service)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func desiredReplicas(p *spec.Project, scale map[string]int) (map[string]int, error) {
@@ -527,13 +569,22 @@ func (b *builder) build() *Plan {
 		}
 	}
 
+	// A new container waits for the removal of any container that had
+	// its name (its own old self, or another one being replaced).
+	removedName := map[string]int{}
+	for _, s := range b.plan.Steps {
+		if s.Action == ActionRemove {
+			removedName[s.Container] = s.ID
+		}
+	}
+
 	// Bring-up: services in dependency order, lowest numbers first.
 	for _, name := range b.order {
 		deps := b.g.deps[name]
 		for _, c := range b.byService[name] {
 			if c.create {
 				var after, order []int
-				after = append(after, c.removeID)
+				after = append(after, c.removeID, removedName[c.newName])
 				for _, e := range deps {
 					hard := e.SharesNamespaces || slices.Contains(e.Kinds, KindVolumesFrom)
 					for _, d := range b.byService[e.On] {

@@ -301,6 +301,17 @@ func TestReconcile(t *testing.T) {
 				"4. start database after [3] (config changed)",
 			)},
 
+		{name: "a new container waits for the orphan that had its name", before: proj("demo",
+			svc("old", containerName("shared")),
+		), after: proj("demo",
+			svc("new", containerName("shared")),
+		), opts: ReconcileOptions{RemoveOrphans: true}, want: lines(
+			"1. stop shared (orphan)",
+			"2. remove shared after [1] (orphan)",
+			"3. create shared after [2] (new)",
+			"4. start shared after [3] (new)",
+		)},
+
 		{name: "duplicate replica numbers keep one", before: proj("demo", svc("w")),
 			observed: func(o []Observed) []Observed {
 				d := o[0]
@@ -359,6 +370,22 @@ func TestReconcileIsIdempotent(t *testing.T) {
 	}
 	if !again.Empty() {
 		t.Errorf("second reconcile is not empty:\n%s", again)
+	}
+}
+
+func TestReconcileNameConflicts(t *testing.T) {
+	before := proj("demo", svc("old", containerName("shared")))
+	after := proj("demo", svc("new", containerName("shared")))
+	_, err := Reconcile(after, hashes(after), running(before), ReconcileOptions{})
+	want := `service "new": invalid input: container name "shared" is in use by container shared of service "old"`
+	if err == nil || err.Error() != want {
+		t.Errorf("orphan keeps the name: error %v, want %q", err, want)
+	}
+	twice := proj("demo", svc("a", containerName("x")), svc("b", containerName("x")))
+	_, err = PlanUp(twice, nil, UpOptions{})
+	want = `service "b": invalid input: container name "x" is in use by replica 1 of service "a"`
+	if err == nil || err.Error() != want {
+		t.Errorf("same container_name twice: error %v, want %q", err, want)
 	}
 }
 
