@@ -28,7 +28,10 @@ func PlanStop(p *spec.Project, observed []Observed, services []string) (*Plan, e
 	if err != nil {
 		return nil, err
 	}
-	b := newLifecycleBuilder(p, g, observed)
+	b, err := newLifecycleBuilder(p, g, observed)
+	if err != nil {
+		return nil, err
+	}
 	for name, list := range b.byService {
 		if !sel[name] {
 			continue
@@ -62,7 +65,10 @@ func PlanStart(p *spec.Project, observed []Observed, services []string) (*Plan, 
 	if err != nil {
 		return nil, err
 	}
-	b := newLifecycleBuilder(p, g, observed)
+	b, err := newLifecycleBuilder(p, g, observed)
+	if err != nil {
+		return nil, err
+	}
 	for name, list := range b.byService {
 		if !sel[name] {
 			continue
@@ -92,7 +98,10 @@ func PlanRestart(p *spec.Project, observed []Observed, services []string) (*Plan
 	if err != nil {
 		return nil, err
 	}
-	b := newLifecycleBuilder(p, g, observed)
+	b, err := newLifecycleBuilder(p, g, observed)
+	if err != nil {
+		return nil, err
+	}
 	restarted := map[string]bool{}
 	for _, name := range g.order {
 		cause := ""
@@ -152,7 +161,10 @@ func selectServices(g *Graph, services []string, withDeps bool) (map[string]bool
 
 // newLifecycleBuilder holds p's observed containers, each kept as it is
 // until the caller marks steps on it.
-func newLifecycleBuilder(p *spec.Project, g *Graph, observed []Observed) *builder {
+func newLifecycleBuilder(p *spec.Project, g *Graph, observed []Observed) (*builder, error) {
+	if err := checkObserved(observed, p.Name); err != nil {
+		return nil, err
+	}
 	b := &builder{project: p.Name, g: g, order: g.order, byService: map[string][]*ctr{}, waitFor: func(string) bool { return true }}
 	for _, o := range observed {
 		if (o.Project != "" && o.Project != p.Name) || !g.has(o.Service) {
@@ -170,5 +182,5 @@ func newLifecycleBuilder(p *spec.Project, g *Graph, observed []Observed) *builde
 			return list[i].oldName < list[j].oldName
 		})
 	}
-	return b
+	return b, nil
 }

@@ -150,6 +150,9 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkObserved(observed, desired.Name); err != nil {
+		return nil, err
+	}
 	var selected []string
 	switch {
 	case len(opts.Services) == 0:
@@ -441,10 +444,17 @@ func PlanDown(p *spec.Project, observed []Observed, opts DownOptions) (*Plan, er
 		}
 	}
 	var extra []string // member services not in the graph: disabled ones
+	seen := map[string]bool{}
 	for _, o := range observed {
 		if p != nil && o.Project != "" && o.Project != p.Name {
 			continue
 		}
+		if o.Name == "" || seen[o.Name] {
+			// Down must work: skip what cannot be a distinct container.
+			warnings = append(warnings, fmt.Sprintf("ignoring observed container %q of service %q: no name or listed twice", o.Name, o.Service))
+			continue
+		}
+		seen[o.Name] = true
 		c := &ctr{service: o.Service, number: o.Number, oldName: o.Name, alive: o.alive(), stop: o.alive(), remove: true, cause: CauseDown}
 		switch {
 		case p == nil || member[o.Service]:
@@ -477,6 +487,26 @@ func PlanDown(p *spec.Project, observed []Observed, opts DownOptions) (*Plan, er
 	sort.Strings(warnings)
 	plan.Warnings = warnings
 	return plan, nil
+}
+
+// checkObserved refuses observed containers of project without a name
+// or with a name given twice.
+func checkObserved(observed []Observed, project string) error {
+	seen := make(map[string]bool, len(observed))
+	var errs []error
+	for _, o := range observed {
+		if o.Project != "" && o.Project != project {
+			continue
+		}
+		switch {
+		case o.Name == "":
+			errs = append(errs, fmt.Errorf("%w: observed container of service %q has no name", ErrInvalid, o.Service))
+		case seen[o.Name]:
+			errs = append(errs, fmt.Errorf("%w: observed container %q listed twice", ErrInvalid, o.Name))
+		}
+		seen[o.Name] = true
+	}
+	return errors.Join(errs...)
 }
 
 // lenientGraph builds p's graph for stopping: bad references are
