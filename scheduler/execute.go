@@ -29,8 +29,12 @@ type Executor interface {
 	// WaitCondition blocks until w.Container meets w.Condition and
 	// returns nil, or returns an error as soon as it cannot (the
 	// container turned unhealthy, exited non-zero for
-	// ConditionCompleted, exited for ConditionHealthy) or ctx is done.
-	// It must be event driven: Execute does not poll.
+	// ConditionCompleted, exited for ConditionHealthy, does not exist)
+	// or ctx is done. It judges the container's current state first (a
+	// container that already exited 0 meets ConditionCompleted; one
+	// already healthy meets ConditionHealthy) and then waits for events:
+	// Execute does not poll. The container may be one the plan does not
+	// touch (a running dependency).
 	WaitCondition(ctx context.Context, w Wait) error
 }
 
