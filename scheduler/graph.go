@@ -10,8 +10,9 @@ import (
 	"github.com/berth-dev/berth/spec"
 )
 
-// Sentinel errors. Errors returned by this package wrap one of these, so
-// callers can branch with errors.Is.
+// Sentinel errors. Planning errors wrap one of these (Execute's wrap
+// ErrDependencyFailed or the executor's own), so callers can branch with
+// errors.Is.
 var (
 	// ErrUnknownService marks a reference to a service the project does
 	// not have (or has disabled by profile).
@@ -72,8 +73,8 @@ type Edge struct {
 }
 
 // Graph is the dependency graph of a project's enabled services. It is
-// immutable once built; every list it returns is sorted and owned by the
-// caller.
+// immutable once built; every list it returns is in a deterministic order
+// (by name, or dependency order for Order) and owned by the caller.
 type Graph struct {
 	services   []string
 	deps       map[string][]Edge // service -> edges to its dependencies, sorted by On
