@@ -200,6 +200,17 @@ func TestPropertyRandomDAGs(t *testing.T) {
 		if err := rec.Validate(); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
+		// The same inputs in another order give the same plan, byte for
+		// byte.
+		shuffled := &spec.Project{Name: after.Name, Services: slices.Clone(after.Services)}
+		r.Shuffle(len(shuffled.Services), func(i, j int) {
+			shuffled.Services[i], shuffled.Services[j] = shuffled.Services[j], shuffled.Services[i]
+		})
+		obs2 := slices.Clone(obs)
+		r.Shuffle(len(obs2), func(i, j int) { obs2[i], obs2[j] = obs2[j], obs2[i] })
+		if rec2, err := Reconcile(shuffled, hashes(after), obs2, ReconcileOptions{}); err != nil || rec2.String() != rec.String() {
+			t.Fatalf("seed %d: reconcile depends on input order: %v\n%s\nvs\n%s", seed, err, rec, rec2)
+		}
 		for _, s := range p.Services {
 			var actions []Action
 			for _, st := range rec.Steps {
