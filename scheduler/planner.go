@@ -193,7 +193,6 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 		g:         g,
 		order:     g.order,
 		byService: map[string][]*ctr{},
-		noStart:   opts.NoStart,
 		waitFor: func(dep string) bool {
 			return !opts.NoDeps || inSel[dep]
 		},
@@ -532,7 +531,6 @@ type builder struct {
 	order     []string // services, dependencies first
 	byService map[string][]*ctr
 	orphans   []*ctr
-	noStart   bool
 	// waitFor reports whether start steps wait for dependency dep's
 	// condition (false for dependencies outside --no-deps).
 	waitFor func(dep string) bool
