@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -126,12 +127,30 @@ func (s *Store) storeImage(ctx context.Context, img v1.Image, prog *progress, jo
 	if err != nil {
 		return nil, fmt.Errorf("parse manifest: %w", err)
 	}
-	rawConfig, err := img.RawConfigFile()
+	// The config is fetched as a blob (afresh on each attempt: an image's
+	// RawConfigFile may cache a short read) and verified like one.
+	cfgDigest := m.Config.Digest.String()
+	err = retryTransient(ctx, func() error {
+		if l, err := img.LayerByDigest(m.Config.Digest); err == nil {
+			rc, err := l.Compressed()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			return verifyError(s.putBlob(cfgDigest, m.Config.Size, rc))
+		}
+		raw, err := img.RawConfigFile()
+		if err != nil {
+			return verifyError(err)
+		}
+		return s.putBlob(cfgDigest, m.Config.Size, bytesReader(raw))
+	})
 	if err != nil {
-		return nil, fmt.Errorf("fetch config: %w", err)
-	}
-	if err := s.putBlob(m.Config.Digest.String(), m.Config.Size, bytesReader(rawConfig)); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
+	}
+	rawConfig, err := s.readBlob(cfgDigest)
+	if err != nil {
+		return nil, err
 	}
 	cf, err := v1.ParseConfigFile(bytesReader(rawConfig))
 	if err != nil {
@@ -226,7 +245,7 @@ func (s *Store) fetchBlob(ctx context.Context, img v1.Image, ly Layer, bar *bar)
 			continue
 		}
 		bar.status("Downloading")
-		err = s.putBlob(ly.Digest, ly.Size, &countingReader{r: rc, bar: bar})
+		err = verifyError(s.putBlob(ly.Digest, ly.Size, &countingReader{r: rc, bar: bar}))
 		rc.Close()
 		if err == nil {
 			return nil
@@ -238,6 +257,36 @@ func (s *Store) fetchBlob(ctx context.Context, img v1.Image, ly Layer, bar *bar)
 		bar.reset()
 	}
 	return lastErr
+}
+
+// verifyError marks go-containerregistry's own digest and size checks
+// (whose error type is internal to it) with ErrDigest.
+func verifyError(err error) error {
+	if err != nil && !errors.Is(err, ErrDigest) && strings.Contains(err.Error(), "error verifying") {
+		return fmt.Errorf("%w: %v", ErrDigest, err)
+	}
+	return err
+}
+
+// retryTransient runs fn until it succeeds, fails for good (digest
+// mismatch, permanent registry error, cancelled context) or runs out of
+// attempts.
+func retryTransient(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 0; attempt < blobAttempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(blobRetryDelay * time.Duration(attempt)):
+			}
+		}
+		err = fn()
+		if err == nil || errors.Is(err, ErrDigest) || isPermanent(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
 }
 
 func isPermanent(err error) bool {

@@ -153,9 +153,9 @@ func TestUnpackCompressions(t *testing.T) {
 
 func TestUnpackBadInput(t *testing.T) {
 	for name, b := range map[string][]byte{
-		"garbage":     []byte("this is not a tar archive at all, not even close......"),
-		"bad gzip":    {0x1f, 0x8b, 0x08, 0, 1, 2, 3},
-		"truncated":   makeTar(t, []tarEntry{{name: "f", body: "0123456789"}})[:515],
+		"garbage":             []byte("this is not a tar archive at all, not even close......"),
+		"bad gzip":            {0x1f, 0x8b, 0x08, 0, 1, 2, 3},
+		"truncated":           makeTar(t, []tarEntry{{name: "f", body: "0123456789"}})[:515],
 		"hardlink to missing": makeTar(t, []tarEntry{{name: "h", typ: tar.TypeLink, link: "nothere"}}),
 		"hardlink to dir":     makeTar(t, []tarEntry{{name: "d/", typ: tar.TypeDir}, {name: "h", typ: tar.TypeLink, link: "d"}}),
 		"root as file":        makeTar(t, []tarEntry{{name: "/.", body: "x"}}),
