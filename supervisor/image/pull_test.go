@@ -72,7 +72,14 @@ func assertLayersUnpacked(t testing.TB, s *Store, img v1.Image) {
 			}
 			var want bytes.Buffer
 			want.ReadFrom(tr)
-			got, err := os.ReadFile(filepath.Join(dir, cleanRel(h.Name)))
+			p := filepath.Join(dir, cleanRel(h.Name))
+			if fi, err := os.Lstat(p); err != nil || fi.Mode().Perm() != os.FileMode(h.Mode).Perm() {
+				t.Fatalf("layer %s: %s: %v, want mode %o", d, h.Name, fi, h.Mode)
+			}
+			if os.Geteuid() != 0 {
+				os.Chmod(p, 0o600) // random layers' files have mode 0
+			}
+			got, err := os.ReadFile(p)
 			if err != nil || !bytes.Equal(got, want.Bytes()) {
 				t.Fatalf("layer %s: %s differs from the image (%v)", d, h.Name, err)
 			}
