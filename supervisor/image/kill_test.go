@@ -177,4 +177,3 @@ func TestKillDuringPullAndUnpack(t *testing.T) {
 		})
 	}
 }
-

@@ -194,26 +194,24 @@ func (s *Store) updateIndex(fn func(*index) error) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(s.root, "index.json"), b, filepath.Join(s.root, "tmp"))
+	return writeFileAtomic(filepath.Join(s.root, "index.json"), b)
 }
 
-// writeFileAtomic writes b to a temp file in tmpDir, syncs it and renames it
-// over path, then syncs path's directory.
-func writeFileAtomic(path string, b []byte, tmpDir string) error {
-	f, err := os.CreateTemp(tmpDir, "write-")
+// writeFileAtomic writes b to path+".tmp", syncs it and renames it over
+// path, then syncs path's directory. Callers serialise writers of one path
+// (index.lock for index.json).
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	_, err = f.Write(b)
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o600)
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)
