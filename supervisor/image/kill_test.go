@@ -133,6 +133,13 @@ func TestKillDuringPullAndUnpack(t *testing.T) {
 					t.Fatal("child never reached the kill point")
 				}
 			}
+			// Mid-work means something is being written in tmp/: wait for
+			// the child to get there (it has the blob's first half).
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+				if ents, _ := os.ReadDir(filepath.Join(root, "tmp")); len(ents) > 0 {
+					break
+				}
+			}
 			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}

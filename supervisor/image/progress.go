@@ -19,10 +19,11 @@ type progress struct {
 	w   io.Writer
 	tty bool
 
-	mu    sync.Mutex // guards everything below and writes to w
-	bars  []*bar
-	drawn int // lines of bars on screen (tty)
-	last  time.Time
+	mu      sync.Mutex // guards everything below and writes to w
+	bars    []*bar
+	drawn   int  // lines of bars on screen (tty)
+	fetched bool // some layer was downloaded
+	last    time.Time
 }
 
 func newProgress(w io.Writer) *progress {
@@ -40,19 +41,17 @@ func (p *progress) line(s string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.tty && p.drawn > 0 {
-		// Redraw the bars below the new line.
-		fmt.Fprintf(p.w, "\x1b[%dA\x1b[J", p.drawn)
-		p.drawn = 0
-		fmt.Fprintln(p.w, s)
+	if p.tty && len(p.bars) > 0 {
+		// Bars so far are finished: draw them once more and leave them
+		// above; later bars start below this line.
 		p.redrawLocked()
-		return
+		p.bars, p.drawn = nil, 0
 	}
 	fmt.Fprintln(p.w, s)
 }
 
-func (p *progress) bar(id string, total int64) *bar {
-	b := &bar{p: p, id: id, total: total, state: "Pulling fs layer"}
+func (p *progress) bar(id string, total int64, state string) *bar {
+	b := &bar{p: p, id: id, total: total, state: state}
 	p.mu.Lock()
 	p.bars = append(p.bars, b)
 	p.mu.Unlock()
@@ -85,6 +84,13 @@ func (p *progress) redrawLocked() {
 	io.WriteString(p.w, sb.String())
 }
 
+// downloaded reports whether any bar got bytes.
+func (p *progress) downloaded() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fetched
+}
+
 // bar is one layer's line.
 type bar struct {
 	p     *progress
@@ -112,6 +118,7 @@ func (b *bar) reset() {
 func (b *bar) add(n int64) {
 	b.p.mu.Lock()
 	b.cur += n
+	b.p.fetched = true
 	b.p.mu.Unlock()
 	b.changed(false)
 }

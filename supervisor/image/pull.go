@@ -104,7 +104,11 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 		return nil, err
 	}
 	prog.line(fmt.Sprintf("Digest: %s", im.Manifest))
-	prog.line(fmt.Sprintf("Status: downloaded image for %s", canonical(r)))
+	if prog.downloaded() {
+		prog.line(fmt.Sprintf("Status: Downloaded newer image for %s", canonical(r)))
+	} else {
+		prog.line(fmt.Sprintf("Status: Image is up to date for %s", canonical(r)))
+	}
 	return s.Get(im.ID)
 }
 
@@ -184,11 +188,11 @@ func (s *Store) storeImage(ctx context.Context, img v1.Image, prog *progress, jo
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
 	for _, ly := range im.Layers {
-		bar := prog.bar(shortHex(ly.Digest, 12), ly.Size)
 		if s.hasLayer(ly.DiffID) && s.hasBlob(ly.Digest) {
-			bar.done("Already exists")
+			prog.bar(shortHex(ly.Digest, 12), ly.Size, "Already exists")
 			continue
 		}
+		bar := prog.bar(shortHex(ly.Digest, 12), ly.Size, "Pulling fs layer")
 		g.Go(func() error {
 			if !s.hasBlob(ly.Digest) {
 				bar.status("Waiting")

@@ -91,6 +91,9 @@ func ParsePlatform(s string) (v1.Platform, error) {
 }
 
 func platformString(os, arch, variant string) string {
+	if os == "" && arch == "" {
+		return ""
+	}
 	s := os + "/" + arch
 	if variant != "" {
 		s += "/" + variant

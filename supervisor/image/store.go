@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -627,3 +628,9 @@ func (d *digestReader) Read(p []byte) (int, error) {
 }
 
 func (d *digestReader) digest() string { return "sha256:" + hex.EncodeToString(d.h.Sum(nil)) }
+
+// cleanRel maps a tar name to a path relative to the layer root; "" is the
+// root itself. Clean("/"+name) removes every way for ".." to climb out.
+func cleanRel(name string) string {
+	return strings.TrimPrefix(path.Clean("/"+name), "/")
+}

@@ -194,12 +194,6 @@ func closeIfNotRoot(u *unpacker, fd int) {
 	}
 }
 
-// cleanRel maps a tar name to a path relative to the layer root; "" is the
-// root itself. Clean("/"+name) removes every way for ".." to climb out.
-func cleanRel(name string) string {
-	return strings.TrimPrefix(path.Clean("/"+name), "/")
-}
-
 func splitRel(rel string) (dir, base string) {
 	dir, base = path.Split(rel)
 	return strings.TrimSuffix(dir, "/"), base
