@@ -2,7 +2,6 @@ package image
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -334,6 +333,3 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.bar.add(int64(n))
 	return n, err
 }
-
-// rawJSON re-encodes v for the store; used for manifests we build ourselves.
-func rawJSON(v any) ([]byte, error) { return json.Marshal(v) }

@@ -486,7 +486,7 @@ func TestParseReference(t *testing.T) {
 			t.Errorf("%s: scheme %v %v, want %s", in, r, err, want)
 		}
 	}
-	for _, bad := range []string{"", "UPPER/case", "a:b:c", "x@sha256:short"} {
+	for _, bad := range []string{"", "UPPER/case", "a:b:c", "x@sha256:short", "/demo/app:1", "a//b", "a/"} {
 		if _, err := NormalizeName(bad); err == nil {
 			t.Errorf("NormalizeName(%q) accepted", bad)
 		}

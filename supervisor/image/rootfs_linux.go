@@ -100,9 +100,15 @@ func (s *Store) Prepare(id string, img *Image) (rootfs string, cleanup func() er
 		return "", nil, err
 	}
 	defer l.release()
-	lowers := make([]string, len(img.Layers)) // topmost first, as overlayfs wants
+	// Topmost first, as overlayfs wants. A layer that appears twice is
+	// stacked once, at its upper position: overlayfs refuses the same
+	// directory twice, and the upper copy already re-applies everything
+	// the lower one held.
+	var lowers []string
+	seen := map[string]bool{}
 	var rec strings.Builder
-	for i, ly := range img.Layers {
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		ly := img.Layers[i]
 		h, err := sha256Hex(ly.DiffID)
 		if err != nil {
 			return "", nil, err
@@ -110,7 +116,11 @@ func (s *Store) Prepare(id string, img *Image) (rootfs string, cleanup func() er
 		if !s.hasLayer(ly.DiffID) {
 			return "", nil, fmt.Errorf("layer %s of image %s is not in the store (pull it again)", shortHex(ly.DiffID, 12), img.ShortID())
 		}
-		lowers[len(img.Layers)-1-i] = h
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		lowers = append(lowers, h)
 		rec.WriteString(ly.DiffID)
 		rec.WriteByte('\n')
 	}

@@ -193,3 +193,27 @@ func TestPrepareBadInput(t *testing.T) {
 		t.Errorf("no layers accepted")
 	}
 }
+
+func TestPrepareRepeatedLayer(t *testing.T) {
+	requirePrivileged(t)
+	base := tarLayer(t, []tarEntry{{name: "f", body: "base"}})
+	mid := tarLayer(t, []tarEntry{{name: "f", body: "mid"}, {name: "m", body: "m"}})
+	img, err := mutate.AppendLayers(empty.Image, base, mid, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newTestRegistry(t, nil)
+	reg.push(t, reg.ref("repeat:1"), img)
+	s := openTestStore(t)
+	im := pull(t, s, reg.ref("repeat:1"), PullOptions{})
+	if len(im.Layers) != 3 {
+		t.Fatalf("%d layers", len(im.Layers))
+	}
+	rootfs, _ := prepare(t, s, containerID(t, "rep"), im)
+	if got := readFile(t, filepath.Join(rootfs, "f")); got != "base" {
+		t.Fatalf("f = %q, want the top layer's", got)
+	}
+	if got := readFile(t, filepath.Join(rootfs, "m")); got != "m" {
+		t.Fatalf("m = %q", got)
+	}
+}
