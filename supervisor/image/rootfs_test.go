@@ -2,11 +2,14 @@ package image
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -215,5 +218,56 @@ func TestPrepareRepeatedLayer(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(rootfs, "m")); got != "m" {
 		t.Fatalf("m = %q", got)
+	}
+}
+
+// busyboxEntries is a tiny rootfs: the host's static busybox with sh.
+func busyboxEntries(t testing.TB) []tarEntry {
+	t.Helper()
+	b, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skipf("needs busybox-static: %v", err)
+	}
+	entries := []tarEntry{
+		{name: "bin/", typ: tar.TypeDir}, {name: "bin/busybox", body: string(b), mode: 0o755},
+		{name: "tmp/", typ: tar.TypeDir, mode: 0o1777},
+		{name: "etc/passwd", body: "root:x:0:0:root:/root:/bin/sh\n"},
+	}
+	for _, applet := range []string{"sh", "cat", "wc", "echo"} {
+		entries = append(entries, tarEntry{name: "bin/" + applet, typ: tar.TypeSymlink, link: "busybox"})
+	}
+	return entries
+}
+
+// runIn runs a shell command chrooted into rootfs and returns its output.
+func runIn(t testing.TB, rootfs, script string) string {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: rootfs}
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/bin"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run %q in %s: %v\n%s", script, rootfs, err, out)
+	}
+	return string(out)
+}
+
+func TestImportedBusyboxRuns(t *testing.T) {
+	requirePrivileged(t)
+	s := openTestStore(t)
+	im, err := s.Import(context.Background(), writeTempFile(t, makeTar(t, busyboxEntries(t))), "busybox:test", ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs, cleanup := prepare(t, s, containerID(t, "bb"), im)
+	if got := runIn(t, rootfs, "echo written > /tmp/x && cat /tmp/x /etc/passwd"); got != "written\nroot:x:0:0:root:/root:/bin/sh\n" {
+		t.Fatalf("output %q", got)
+	}
+	if got := readFile(t, filepath.Join(s.Root(), "containers", containerID(t, "bb"), "upper", "tmp", "x")); got != "written\n" {
+		t.Fatalf("upper/tmp/x = %q", got)
+	}
+	if err := cleanup(); err != nil {
+		t.Fatal(err)
 	}
 }
