@@ -240,6 +240,10 @@ func mountLegacy(lowers []string, upper, work, target string) error {
 	short := make([]string, len(lowers))
 	for i, h := range lowers {
 		short[i] = "l/" + shortLink(h)
+		// Made with the layer; remade here in case a crash came between.
+		if err := unix.Symlinkat("../layers/"+h, unix.AT_FDCWD, short[i]); err != nil && err != unix.EEXIST {
+			return os.NewSyscallError("symlinkat", err)
+		}
 	}
 	opts := "lowerdir=" + strings.Join(short, ":") + ",upperdir=" + upper + ",workdir=" + work
 	if len(opts) >= os.Getpagesize() {
