@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -55,6 +56,10 @@ func TestEnsurePullPolicy(t *testing.T) {
 	o.Platform = "linux/riscv64"
 	if _, err := s.Ensure(ctx, reg.ref("plat:1"), "", o); err != nil {
 		t.Fatal(err)
+	}
+	o.Platform = "linux/s390x"
+	if _, err := s.Ensure(ctx, reg.ref("plat:1"), "", o); err == nil || !strings.Contains(err.Error(), "linux/riscv64") {
+		t.Fatalf("single-platform image pulled for another platform: %v", err)
 	}
 	if !platformMatches("linux/riscv64", "linux/riscv64") || platformMatches("linux/riscv64", "linux/s390x") ||
 		!platformMatches("linux/arm64/v8", "linux/arm64") || platformMatches("linux/arm/v6", "linux/arm/v7") {

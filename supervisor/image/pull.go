@@ -90,7 +90,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	prog := newProgress(opts.Progress)
 	defer prog.close()
 	prog.line(fmt.Sprintf("%s: pulling from %s", canonical(r), repoName(r.Context())))
-	im, err := s.storeImage(ctx, img, prog, opts.Jobs)
+	im, err := s.storeImage(ctx, img, prog, opts.Jobs, opts.Platform)
 	if err != nil {
 		return nil, registryError(canonical(r), err)
 	}
@@ -113,7 +113,11 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 
 // storeImage stores img's blobs and unpacks its layers; the caller holds the
 // store lock shared and records the returned image.
-func (s *Store) storeImage(ctx context.Context, img v1.Image, prog *progress, jobs int) (*Image, error) {
+//
+// A non-empty platform must match the image config's (a single-platform
+// image pulled for another platform is refused before any layer is
+// fetched).
+func (s *Store) storeImage(ctx context.Context, img v1.Image, prog *progress, jobs int, platform string) (*Image, error) {
 	rawManifest, err := img.RawManifest()
 	if err != nil {
 		return nil, err
@@ -158,6 +162,9 @@ func (s *Store) storeImage(ctx context.Context, img v1.Image, prog *progress, jo
 	cf, err := v1.ParseConfigFile(bytesReader(rawConfig))
 	if err != nil {
 		return nil, fmt.Errorf("parse image config: %w", err)
+	}
+	if have := platformString(cf.OS, cf.Architecture, cf.Variant); platform != "" && !platformMatches(have, platform) {
+		return nil, fmt.Errorf("the image is for %s, not the requested %s", have, platform)
 	}
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("image config lists %d layers, manifest %d", len(cf.RootFS.DiffIDs), len(m.Layers))
