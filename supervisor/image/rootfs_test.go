@@ -131,6 +131,7 @@ func TestPrepareOverlay(t *testing.T) {
 	if got := readFile(t, filepath.Join(rootfs, "written")); got != "w" {
 		t.Errorf("after remount written = %q", got)
 	}
+	mustCheck(t, s)
 	// Prune keeps the layers of a prepared container even when its image
 	// is gone.
 	if _, err := s.Remove(reg.ref("layered:1")); err != nil {
@@ -139,6 +140,7 @@ func TestPrepareOverlay(t *testing.T) {
 	if rep, err := s.Prune(); err != nil || rep.Layers != 0 {
 		t.Fatalf("prune with containers prepared: %+v %v", rep, err)
 	}
+	mustCheck(t, s)
 	if err := cleanup(); err != nil {
 		t.Fatal(err)
 	}
