@@ -208,7 +208,7 @@ func (s *Store) storeImage(ctx context.Context, img v1.Image, prog *progress, jo
 				}
 			}
 			bar.status("Extracting")
-			if err := s.unpackLayer(ly.Digest, ly.DiffID); err != nil {
+			if err := s.unpackLayer(gctx, ly.Digest, ly.DiffID); err != nil {
 				bar.done("Failed")
 				return err
 			}
@@ -339,4 +339,17 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.bar.add(int64(n))
 	return n, err
+}
+
+// ctxReader stops a long copy (a layer unpack) once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -22,7 +23,7 @@ func shortLink(diffHex string) string {
 // unpackLayer makes layers/<diffID> from the stored blob, unless it exists.
 // The tar is unpacked into tmp/, checked against diffID, synced and only
 // then renamed into place, so a layer directory is always complete.
-func (s *Store) unpackLayer(blob, diffID string) (retErr error) {
+func (s *Store) unpackLayer(ctx context.Context, blob, diffID string) (retErr error) {
 	diffHex, err := sha256Hex(diffID)
 	if err != nil {
 		return err
@@ -48,7 +49,7 @@ func (s *Store) unpackLayer(blob, diffID string) (retErr error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	got, err := unpackTar(f, tmp)
+	got, err := unpackTar(ctxReader{ctx, f}, tmp)
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: %w", shortHex(diffID, 12), err)
 	}
