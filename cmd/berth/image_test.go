@@ -74,6 +74,9 @@ func TestImageCommands(t *testing.T) {
 		t.Fatalf("inspect config: %v", cfg)
 	}
 
+	if out, err := runBerth(t, root, "image", "check"); err != nil || !strings.Contains(out, "clean") {
+		t.Fatalf("check: %q %v", out, err)
+	}
 	saved := filepath.Join(t.TempDir(), "saved.tar")
 	if _, err := runBerth(t, root, "image", "save", "-o", saved, "busybox"); err != nil {
 		t.Fatal(err)
@@ -92,6 +95,16 @@ func TestImageCommands(t *testing.T) {
 	}
 	if out, err := runBerth(t, root, "image", "inspect", "busybox:latest"); err != nil || !strings.Contains(out, id) {
 		t.Fatalf("inspect after load: %v", err)
+	}
+
+	// A corrupted blob is found.
+	blobs, _ := filepath.Glob(filepath.Join(root, "images", "blobs", "sha256", "*"))
+	if len(blobs) == 0 {
+		t.Fatal("no blobs")
+	}
+	os.WriteFile(blobs[0], []byte("corrupt"), 0o600)
+	if out, err := runBerth(t, root, "image", "check"); err == nil || !strings.Contains(out, "content hashes to") {
+		t.Fatalf("check on a corrupt store: %q %v", out, err)
 	}
 
 	// Errors a person can act on.
