@@ -131,8 +131,8 @@ func (s *Store) Prepare(id string, img *Image) (rootfs string, cleanup func() er
 	if mounted(rootfs) {
 		return rootfs, cleanup, nil
 	}
-	for _, d := range []string{"upper", "work", "merged"} {
-		if err := os.MkdirAll(filepath.Join(cdir, d), 0o755); err != nil {
+	for _, d := range []string{cdir, filepath.Join(cdir, "upper"), filepath.Join(cdir, "work"), rootfs} {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return "", nil, err
 		}
 	}
