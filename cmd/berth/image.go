@@ -255,12 +255,23 @@ func newImageRmCmd(g *globalOptions) *cobra.Command {
 			}
 			var errs []error
 			for _, ref := range args {
+				before, err := st.Get(ref)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
 				removed, err := st.Remove(ref)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				if n, nerr := image.NormalizeName(ref); nerr == nil && len(removed) == 0 {
+				// Docker's output: each name that went, then the image.
+				untagged := before.Names
+				if len(removed) == 0 {
+					n, _ := image.NormalizeName(ref)
+					untagged = []string{n}
+				}
+				for _, n := range untagged {
 					fmt.Fprintln(cmd.OutOrStdout(), "Untagged:", n)
 				}
 				for _, id := range removed {

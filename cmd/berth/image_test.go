@@ -82,7 +82,7 @@ func TestImageCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = runBerth(t, root, "image", "rm", "busybox")
-	if err != nil || !strings.Contains(out, "Deleted: "+id) {
+	if err != nil || !strings.Contains(out, "Untagged: docker.io/library/busybox:latest\nDeleted: "+id) {
 		t.Fatalf("rm: %q %v", out, err)
 	}
 	out, err = runBerth(t, root, "image", "prune")

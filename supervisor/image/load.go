@@ -41,6 +41,7 @@ func (s *Store) Load(ctx context.Context, path, platform string, progress io.Wri
 	}
 	defer lock.release()
 	prog := newProgress(progress)
+	prog.verb = "Loading"
 	defer prog.close()
 	if fi.IsDir() {
 		return s.loadLayout(ctx, path, plat, prog)

@@ -254,7 +254,7 @@ func (s *Store) fetchBlob(ctx context.Context, img v1.Image, ly Layer, bar *bar)
 			}
 			continue
 		}
-		bar.status("Downloading")
+		bar.status(bar.p.verb)
 		err = verifyError(s.putBlob(ly.Digest, ly.Size, &countingReader{r: rc, bar: bar}))
 		rc.Close()
 		if err == nil {
