@@ -425,12 +425,16 @@ func failure(req *dns.Msg, rcode int) *dns.Msg {
 }
 
 // forward sends req to the upstreams in turn and returns the first
-// answer, or SERVFAIL.
+// answer, or SERVFAIL. It asks over UDP; a truncated answer to a client
+// that came over TCP is asked again over TCP.
 func (s *DNSServer) forward(req *dns.Msg, proto string) *dns.Msg {
-	c := &dns.Client{Net: proto, Timeout: forwardTimeout}
+	c := &dns.Client{Net: "udp", Timeout: forwardTimeout, UDPSize: maxUDPSize}
 	for _, up := range *s.upstreams.Load() {
 		ctx, cancel := context.WithTimeout(s.ctx, forwardTimeout)
 		r, _, err := c.ExchangeContext(ctx, req, up)
+		if err == nil && r != nil && r.Truncated && proto == "tcp" {
+			r, _, err = (&dns.Client{Net: "tcp", Timeout: forwardTimeout}).ExchangeContext(ctx, req, up)
+		}
 		cancel()
 		if err == nil && r != nil {
 			r.Id = req.Id

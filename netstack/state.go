@@ -120,3 +120,12 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (retErr error) 
 	}
 	return nil
 }
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
