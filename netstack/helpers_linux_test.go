@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -201,9 +204,12 @@ func (e *env) httpd(ns, body string) {
 	}
 }
 
-// fetch gets url from ns with busybox wget.
-func fetch(ns, url string) (string, error) {
-	out, err := run(ns, 5*time.Second, "wget", "-q", "-O", "-", url)
+// fetch gets url from ns with busybox wget (its -T crashes in Debian's
+// static busybox 1.35, so the timeout is a kill).
+func fetch(ns, url string) (string, error) { return fetchWithin(ns, url, 5*time.Second) }
+
+func fetchWithin(ns, url string, timeout time.Duration) (string, error) {
+	out, err := run(ns, timeout, "wget", "-q", "-O", "-", url)
 	if err != nil {
 		return out, fmt.Errorf("wget %s: %v: %s", url, err, out)
 	}
@@ -241,4 +247,63 @@ func nftRuleCount(t testing.TB, table, chain string) int {
 		return 0
 	}
 	return len(rules)
+}
+
+// outside makes a "host network" the test owns: a namespace joined to
+// the host by a veth pair on 198.18.X.0/30 (RFC 2544 benchmark range),
+// serving body over HTTP at the returned address.
+func (e *env) outside(body string) netip.Addr {
+	e.t.Helper()
+	ns := e.netns()
+	x := byte(nsCounter.Add(1)%200 + 20)
+	y := byte(os.Getpid() % 250)
+	hostIf := fmt.Sprintf("bo%d", nsCounter.Add(1)+int64(os.Getpid())*1000)
+	if len(hostIf) > 15 {
+		hostIf = hostIf[:15]
+	}
+	hostAddr := netip.AddrFrom4([4]byte{198, 18 + x%2, y, x &^ 3})
+	hostAddr = hostAddr.Next()
+	outAddr := hostAddr.Next()
+	cmds := [][]string{
+		{"ip", "link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", ns},
+		{"ip", "addr", "add", hostAddr.String() + "/30", "dev", hostIf},
+		{"ip", "link", "set", hostIf, "up"},
+		{"ip", "-n", ns, "addr", "add", outAddr.String() + "/30", "dev", "eth0"},
+		{"ip", "-n", ns, "link", "set", "eth0", "up"},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+	}
+	e.links[hostIf] = true
+	e.t.Cleanup(func() {
+		if l, err := netlink.LinkByName(hostIf); err == nil {
+			netlink.LinkDel(l)
+		}
+	})
+	for _, c := range cmds {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			e.t.Fatalf("%v: %v: %s", c, err, out)
+		}
+	}
+	e.httpd(ns, body)
+	return outAddr
+}
+
+func httpGet(url string) (string, error) {
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// freePort finds a TCP port that is free on the host right now.
+func freePort(t testing.TB) uint16 {
+	l, err := net.Listen("tcp4", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -200,10 +201,21 @@ func (m *Manager) PublishPorts(project, service, container string, ports []spec.
 	var out, added []PortBinding
 	var fds []int
 	defer func() {
-		if retErr != nil {
-			for _, fd := range fds {
-				unix.Close(fd)
+		if retErr == nil {
+			return
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		if len(added) > 0 {
+			kept := m.st.Ports[:0]
+			for _, b := range m.st.Ports {
+				if !slices.Contains(added, b) {
+					kept = append(kept, b)
+				}
 			}
+			m.st.Ports = kept
+			applyTable(m.table, m.st)
 		}
 	}()
 outer:
@@ -234,19 +246,6 @@ outer:
 	if len(added) == 0 {
 		return out, nil
 	}
-	defer func() {
-		if retErr != nil {
-			m.dropPortsLocked(func(b PortBinding) bool {
-				for _, a := range added {
-					if a == b {
-						return true
-					}
-				}
-				return false
-			})
-			applyTable(m.table, m.st)
-		}
-	}()
 	if err := applyTable(m.table, m.st); err != nil {
 		return nil, err
 	}
