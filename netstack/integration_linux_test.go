@@ -4,12 +4,16 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/spec"
+	"github.com/vishvananda/netlink"
 )
 
 func TestServiceDiscoveryHTTP(t *testing.T) {
@@ -276,4 +280,201 @@ func TestPortConflict(t *testing.T) {
 		l2.Close()
 		t.Fatal("a published port is not held")
 	}
+}
+
+func TestTeardownFromSavedState(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	ns, a := e.container(n.ID, AttachOptions{Container: "p-web-1", Service: "web"})
+	if _, err := e.m.PublishPorts("p", "web", "p-web-1", []spec.Port{{Target: 80, Protocol: "tcp"}}); err != nil {
+		t.Fatal(err)
+	}
+	// "Crash": the process goes away without tearing anything down.
+	e.m.Close()
+	m2, err := New(Config{Root: e.root, Upstreams: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if got := m2.Ports("p", "web"); len(got) != 1 {
+		t.Fatalf("saved ports: %v", got)
+	}
+	if err := m2.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Register("p-web-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := m2.DNSServer(n.ID).Lookup("web"); len(got) != 1 || got[0] != a.Address.Addr() {
+		t.Fatalf("restored DNS: %v", got)
+	}
+	if err := m2.RemoveProject("p"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{n.Bridge, a.HostIf} {
+		if _, err := netlink.LinkByName(name); err == nil {
+			t.Errorf("%s survives RemoveProject", name)
+		}
+	}
+	if ok, _ := tableExists(m2.Table()); ok {
+		t.Error("nft table survives the removal of the last network")
+	}
+	if out, _ := run(ns, 5*time.Second, "ip", "link"); strings.Contains(out, "eth0") {
+		t.Errorf("eth0 left in the container:\n%s", out)
+	}
+	// Idempotent.
+	if err := m2.RemoveProject("p"); err != nil {
+		t.Fatalf("second RemoveProject: %v", err)
+	}
+	if err := m2.RemoveNetwork("p", "default"); err != nil {
+		t.Fatalf("RemoveNetwork of a removed network: %v", err)
+	}
+	if err := m2.Detach(n.ID, "p-web-1"); err != nil {
+		t.Fatalf("Detach after removal: %v", err)
+	}
+}
+
+func TestDetachRemovesVethAndNames(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	_, a := e.container(n.ID, AttachOptions{Container: "p-web-1", Service: "web", Hostname: "webhost", Aliases: []string{"www"}})
+	s := e.m.DNSServer(n.ID)
+	for _, name := range []string{"p-web-1", "web", "webhost", "www"} {
+		if len(s.Lookup(name)) != 1 {
+			t.Fatalf("%s not registered", name)
+		}
+	}
+	if err := e.m.Detach(n.ID, "p-web-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"p-web-1", "web", "webhost", "www"} {
+		if len(s.Lookup(name)) != 0 {
+			t.Errorf("%s still resolves after Detach", name)
+		}
+	}
+	if _, err := netlink.LinkByName(a.HostIf); err == nil {
+		t.Errorf("veth %s survives Detach", a.HostIf)
+	}
+	if err := e.m.Detach(n.ID, "p-web-1"); err != nil {
+		t.Fatalf("second Detach: %v", err)
+	}
+	// The address is free again.
+	_, b := e.container(n.ID, AttachOptions{Container: "p-web-2"})
+	if b.Address != a.Address {
+		t.Errorf("address not reused: %s then %s", a.Address, b.Address)
+	}
+}
+
+func TestDriverOptsAndGatewayPriority(t *testing.T) {
+	e := newEnv(t, nil)
+	name := "btn" + strconv.Itoa(os.Getpid()%100000) + "x"
+	n1 := e.network("p", spec.Network{Name: "one", DriverOpts: map[string]string{OptBridgeName: name, OptMTU: "1400"}})
+	if n1.Bridge != name {
+		t.Fatalf("bridge %q, want %q", n1.Bridge, name)
+	}
+	br, err := netlink.LinkByName(name)
+	if err != nil || br.Attrs().MTU != 1400 {
+		t.Fatalf("bridge %s: %v mtu %v", name, err, br)
+	}
+	n2 := e.network("p", spec.Network{Name: "two"})
+	ns := e.netns()
+	a1, err := e.m.Attach(n1.ID, AttachOptions{Container: "c", NetNSPath: nsPath(ns), IfName: "eth0", GwPriority: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.links[a1.HostIf] = true
+	a2, err := e.m.Attach(n2.ID, AttachOptions{Container: "c", NetNSPath: nsPath(ns), IfName: "eth1", GwPriority: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.links[a2.HostIf] = true
+	out, err := run(ns, 5*time.Second, "ip", "link", "show", "eth0")
+	if err != nil || !strings.Contains(out, "mtu 1400") {
+		t.Errorf("eth0 mtu: %v\n%s", err, out)
+	}
+	// gw_priority 10 on "two" wins the default route.
+	// (ip route get only consults the routing table; nothing is sent.)
+	rt, err := exec.Command("ip", "-n", ns, "route", "get", "203.0.113.1").CombinedOutput()
+	if err != nil || !strings.Contains(string(rt), "via "+n2.Gateway.String()+" dev eth1") {
+		t.Errorf("default route: %v\n%s", err, rt)
+	}
+	if err := e.m.Register("c"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.m.DNSServer(n2.ID).Lookup("c"); len(got) != 1 || got[0] != a2.Address.Addr() {
+		t.Errorf("c on network two: %v", got)
+	}
+	// An existing interface name is refused.
+	if _, err := e.m.Attach(n2.ID, AttachOptions{Container: "d", NetNSPath: nsPath(ns), IfName: "eth0"}); err == nil {
+		t.Error("attaching a second eth0 succeeded")
+	}
+	for _, bad := range []map[string]string{{OptMTU: "9"}, {OptBridgeName: "much-too-long-bridge-name"}} {
+		if _, err := e.m.EnsureNetwork("p", spec.Network{Name: "bad", DriverOpts: bad}); err == nil {
+			t.Errorf("driver_opts %v accepted", bad)
+		}
+	}
+	if _, err := e.m.EnsureNetwork("p", spec.Network{Name: "bad", Driver: "overlay"}); err == nil {
+		t.Error("driver overlay accepted")
+	}
+}
+
+func TestSubnetOverlapAndExternal(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	// Another root asking for the same subnet overlaps the host route
+	// of this root's bridge.
+	m2, err := New(Config{Root: t.TempDir(), Upstreams: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	_, err = m2.EnsureNetwork("q", spec.Network{Name: "default", IPAM: []spec.IPAMConfig{{Subnet: n.Subnet.String()}}})
+	var oe *SubnetOverlapError
+	if !errors.As(err, &oe) || !strings.Contains(err.Error(), n.Bridge) {
+		t.Fatalf("overlapping subnet: err = %v", err)
+	}
+	if ok, _ := tableExists(m2.Table()); ok {
+		t.Error("a refused network left an nft table")
+		m2.RemoveAll()
+	}
+	// Explicit subnets come before automatic ones: the explicit one is
+	// taken even when it is the pool's next free subnet, and the next
+	// automatic network skips it.
+	next, err := chooseSubnet(DefaultPool, DefaultSubnetBits, append(mustRoutes(t), hostRoute{Dst: n.Subnet}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := e.network("p", spec.Network{Name: "fixed", IPAM: []spec.IPAMConfig{{Subnet: next.String()}}})
+	auto := e.network("p", spec.Network{Name: "auto"})
+	if ex.Subnet != next || auto.Subnet.Overlaps(ex.Subnet) || auto.Subnet.Overlaps(n.Subnet) {
+		t.Fatalf("explicit %s, auto %s, first %s", ex.Subnet, auto.Subnet, n.Subnet)
+	}
+	// external: true joins, does not create.
+	got, err := e.m.EnsureNetwork("other", spec.Network{Name: "shared", ActualName: "p_default", External: true})
+	if err != nil || got.ID != n.ID || !got.External || got.Bridge != n.Bridge {
+		t.Fatalf("external network: %+v %v", got, err)
+	}
+	if _, err := e.m.EnsureNetwork("other", spec.Network{Name: "x", ActualName: "nope", External: true}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing external network: %v", err)
+	}
+}
+
+func TestNetworkModeNone(t *testing.T) {
+	e := newEnv(t, nil)
+	ns := e.netns()
+	if err := LoopbackUp(nsPath(ns)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(ns, 5*time.Second, "ip", "-o", "link")
+	if err != nil || !strings.Contains(out, "lo: <LOOPBACK,UP") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+		t.Fatalf("network_mode none: %v\n%s", err, out)
+	}
+}
+
+func mustRoutes(t testing.TB) []hostRoute {
+	r, err := hostRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
