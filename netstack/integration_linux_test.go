@@ -478,3 +478,54 @@ func mustRoutes(t testing.TB) []hostRoute {
 	}
 	return r
 }
+
+// TestDNSAnswersDuringChurn: every query is answered while containers
+// are attached, registered, unregistered and detached on the network.
+func TestDNSAnswersDuringChurn(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	e.container(n.ID, AttachOptions{Container: "p-api-1", Service: "api"})
+	client, _ := e.container(n.ID, AttachOptions{Container: "p-client-1"})
+	spare := []string{e.netns(), e.netns()}
+	c := newDNSClient(dialIn(t, client, netip.AddrPortFrom(n.Gateway, 53)), "api")
+
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 20; i++ {
+			name := "p-api-" + strconv.Itoa(i+2)
+			a, err := e.m.Attach(n.ID, AttachOptions{Container: name, Service: "api", NetNSPath: nsPath(spare[i%2])})
+			if err != nil {
+				done <- err
+				return
+			}
+			e.m.Register(name)
+			e.m.Unregister(name)
+			if err := e.m.Detach(n.ID, name); err != nil {
+				done <- err
+				return
+			}
+			_ = a
+		}
+		done <- nil
+	}()
+	queries, lost := 0, 0
+	for finished := false; !finished; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			finished = true
+		default:
+		}
+		queries++
+		if got, err := c.ask(time.Second); err != nil || got < 1 {
+			t.Logf("query %d: %d answers, %v", queries, got, err)
+			lost++
+		}
+	}
+	if lost != 0 {
+		t.Fatalf("%d of %d queries unanswered (or without the steady replica) during churn", lost, queries)
+	}
+	t.Logf("%d queries answered during 20 attach/detach cycles", queries)
+}

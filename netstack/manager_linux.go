@@ -259,7 +259,14 @@ func (m *Manager) ensureKernelLocked(ns *networkState) error {
 		if !isNotFound(err) {
 			return err
 		}
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: ns.Bridge, MTU: ns.MTU}}
+		// A bridge without a MAC of its own takes the lowest MAC of its
+		// ports and changes it as veths come and go, which leaves the
+		// containers' ARP entry for the gateway stale and drops packets
+		// (DNS queries among them) until it is refreshed. A fixed,
+		// locally administered MAC made of the gateway address avoids it.
+		gw := ns.Gateway.As4()
+		hw := net.HardwareAddr{0x02, 0x42, gw[0], gw[1], gw[2], gw[3]}
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: ns.Bridge, MTU: ns.MTU, HardwareAddr: hw}}
 		if err := netlink.LinkAdd(br); err != nil {
 			return fmt.Errorf("create bridge %s: %w", ns.Bridge, err)
 		}
@@ -424,6 +431,9 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 		if mac, err = net.ParseMAC(o.MAC); err != nil || len(mac) != 6 {
 			return nil, fmt.Errorf("attach %s: mac_address %q is not a MAC-48 address", o.Container, o.MAC)
 		}
+		if mac[0]&1 != 0 {
+			return nil, fmt.Errorf("attach %s: mac_address %s is a multicast address", o.Container, mac)
+		}
 	}
 	pool := &addrPool{Subnet: ns.Subnet, IPRange: ns.IPRange, Gateway: ns.Gateway, Used: ns.Used}
 	var ip netip.Addr
@@ -447,6 +457,13 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 	if !ns.Internal {
 		a.Gateway = ns.Gateway
 	}
+	if mac == nil {
+		// Like Docker: a locally administered MAC made of the address,
+		// unique on the bridge and known before anything is created.
+		ip4 := ip.As4()
+		mac = net.HardwareAddr{0x02, 0x42, ip4[0], ip4[1], ip4[2], ip4[3]}
+	}
+	a.MAC = mac.String()
 	m.st.Attachments[key] = a
 	defer func() {
 		if retErr != nil {
@@ -457,13 +474,10 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 	if err := m.saveLocked(); err != nil {
 		return nil, err
 	}
-	hw, err := m.plugVeth(ns, a, mac, o.GwPriority)
-	if err != nil {
+	// The record is complete and saved before the kernel is touched: a
+	// crash from here on leaves what teardown needs.
+	if err := m.plugVeth(ns, a, mac, o.GwPriority); err != nil {
 		return nil, fmt.Errorf("attach %s to %s: %w", o.Container, networkID, err)
-	}
-	a.MAC = hw
-	if err := m.saveLocked(); err != nil {
-		return nil, err
 	}
 	out := a.Attachment
 	return &out, nil
@@ -486,74 +500,65 @@ func defaultRouteMetric(gwPriority int) int {
 	return min(max(base-gwPriority, 1), 1<<30)
 }
 
-func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.HardwareAddr, gwPriority int) (string, error) {
+func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.HardwareAddr, gwPriority int) error {
 	br, err := netlink.LinkByName(ns.Bridge)
 	if err != nil {
-		return "", fmt.Errorf("bridge %s: %w", ns.Bridge, err)
+		return fmt.Errorf("bridge %s: %w", ns.Bridge, err)
 	}
 	nsh, err := netns.GetFromPath(a.NetNS)
 	if err != nil {
-		return "", fmt.Errorf("open network namespace %s: %w", a.NetNS, err)
+		return fmt.Errorf("open network namespace %s: %w", a.NetNS, err)
 	}
 	defer nsh.Close()
 	h, err := netlink.NewHandleAt(nsh)
 	if err != nil {
-		return "", fmt.Errorf("netlink in %s: %w", a.NetNS, err)
+		return fmt.Errorf("netlink in %s: %w", a.NetNS, err)
 	}
 	defer h.Close()
 	if _, err := h.LinkByName(a.IfName); err == nil {
-		return "", fmt.Errorf("interface %s already exists in %s", a.IfName, a.NetNS)
+		return fmt.Errorf("interface %s already exists in %s", a.IfName, a.NetNS)
 	}
-	peer := tmpPeerName(m.cfg.Root, a.Network, a.Container)
+	// The peer is created straight inside the container's namespace,
+	// so it can take its final name (eth0) and MAC at once: names only
+	// need to be unique per namespace.
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: br.Attrs().Index},
-		PeerName:      peer,
-		PeerNamespace: netlink.NsFd(nsh),
+		LinkAttrs:        netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: br.Attrs().Index},
+		PeerName:         a.IfName,
+		PeerHardwareAddr: mac,
+		PeerNamespace:    netlink.NsFd(nsh),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
-		return "", fmt.Errorf("create veth %s: %w", a.HostIf, err)
+		return fmt.Errorf("create veth %s: %w", a.HostIf, err)
 	}
 	host, err := netlink.LinkByName(a.HostIf)
 	if err != nil {
-		return "", err
+		return err
 	}
 	if err := netlink.LinkSetUp(host); err != nil {
-		return "", fmt.Errorf("up %s: %w", a.HostIf, err)
+		return fmt.Errorf("up %s: %w", a.HostIf, err)
 	}
-	c, err := h.LinkByName(peer)
+	c, err := h.LinkByName(a.IfName)
 	if err != nil {
-		return "", fmt.Errorf("find %s in %s: %w", peer, a.NetNS, err)
-	}
-	if err := h.LinkSetName(c, a.IfName); err != nil {
-		return "", fmt.Errorf("rename %s to %s: %w", peer, a.IfName, err)
-	}
-	if mac != nil {
-		if err := h.LinkSetHardwareAddr(c, mac); err != nil {
-			return "", fmt.Errorf("set mac_address %s: %w", mac, err)
-		}
+		return fmt.Errorf("find %s in %s: %w", a.IfName, a.NetNS, err)
 	}
 	ip := a.Address.Addr().As4()
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(ip[:]), Mask: net.CIDRMask(a.Address.Bits(), 32)}}
 	if err := h.AddrAdd(c, addr); err != nil {
-		return "", fmt.Errorf("add address %s: %w", a.Address, err)
+		return fmt.Errorf("add address %s: %w", a.Address, err)
 	}
 	if err := h.LinkSetUp(c); err != nil {
-		return "", fmt.Errorf("up %s: %w", a.IfName, err)
+		return fmt.Errorf("up %s: %w", a.IfName, err)
 	}
 	if err := loUp(h); err != nil {
-		return "", err
+		return err
 	}
 	if a.Gateway.IsValid() {
 		r := &netlink.Route{LinkIndex: c.Attrs().Index, Gw: a.Gateway.AsSlice(), Priority: defaultRouteMetric(gwPriority)}
 		if err := h.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
-			return "", fmt.Errorf("default route via %s: %w", a.Gateway, err)
+			return fmt.Errorf("default route via %s: %w", a.Gateway, err)
 		}
 	}
-	c, err = h.LinkByName(a.IfName)
-	if err != nil {
-		return "", err
-	}
-	return c.Attrs().HardwareAddr.String(), nil
+	return nil
 }
 
 func loUp(h *netlink.Handle) error {

@@ -30,12 +30,6 @@ func vethName(root, networkID, container string) string {
 	return "bv" + shortHash(12, root, networkID, container)
 }
 
-// tmpPeerName is the container end of the veth before it is moved into
-// the container's namespace and renamed to eth0, eth1...
-func tmpPeerName(root, networkID, container string) string {
-	return "bp" + shortHash(12, root, networkID, container)
-}
-
 // TableName is the nftables table (family ip) that holds every rule of a
 // berth root. berth never touches any other table.
 func TableName(root string) string {
