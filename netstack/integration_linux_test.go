@@ -230,6 +230,12 @@ func TestPublishedPorts(t *testing.T) {
 	if body, err := httpGet("http://127.0.0.1:" + itoa(int(fixed)) + "/"); err != nil || body != "published\n" {
 		t.Fatalf("fixed port: %q %v", body, err)
 	}
+	if got := e.m.Port("p", "web", 80, "udp"); len(got) != 1 || got[0].Protocol != "udp" {
+		t.Fatalf("Port 80/udp = %v", got)
+	}
+	if got := e.m.Port("p", "web", 80, ""); len(got) != 2 {
+		t.Fatalf("Port 80/tcp = %v, want the ephemeral and the fixed binding", got)
+	}
 	if err := e.m.UnpublishPorts("p-web-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -528,4 +534,32 @@ func TestDNSAnswersDuringChurn(t *testing.T) {
 		t.Fatalf("%d of %d queries unanswered (or without the steady replica) during churn", lost, queries)
 	}
 	t.Logf("%d queries answered during 20 attach/detach cycles", queries)
+}
+
+func TestEnsureNetworksExplicitFirst(t *testing.T) {
+	e := newEnv(t, nil)
+	// The subnet the pool would give next is asked for explicitly by a
+	// network that sorts after an automatic one.
+	next, err := chooseSubnet(DefaultPool, DefaultSubnetBits, mustRoutes(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nets, err := e.m.EnsureNetworks("p", []spec.Network{
+		{Name: "a-auto", ActualName: "p_a-auto"},
+		{Name: "z-fixed", ActualName: "p_z-fixed", IPAM: []spec.IPAMConfig{{Subnet: next.String()}}},
+	})
+	for _, n := range nets {
+		e.links[n.Bridge] = true
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nets[1].Subnet != next || nets[0].Subnet == next || nets[0].Name != "a-auto" {
+		t.Fatalf("auto %s, fixed %s; want fixed = %s", nets[0].Subnet, nets[1].Subnet, next)
+	}
+	// Ensuring again changes nothing.
+	again, err := e.m.EnsureNetworks("p", []spec.Network{{Name: "a-auto"}, {Name: "z-fixed", IPAM: []spec.IPAMConfig{{Subnet: next.String()}}}})
+	if err != nil || again[0].Subnet != nets[0].Subnet || again[1].Bridge != nets[1].Bridge {
+		t.Fatalf("second EnsureNetworks: %v %v", again, err)
+	}
 }

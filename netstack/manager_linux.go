@@ -210,6 +210,37 @@ func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, ret
 	return &out, nil
 }
 
+// EnsureNetworks ensures every network of a project: networks with an
+// explicit ipam subnet first, so that automatic subnets never take a
+// subnet the stack file asks for, then the others, each in name order.
+// The result is in the order of nets.
+func (m *Manager) EnsureNetworks(project string, nets []spec.Network) ([]*Network, error) {
+	order := make([]int, len(nets))
+	for i := range order {
+		order[i] = i
+	}
+	explicit := func(n spec.Network) bool {
+		req, err := parseIPAM(n.IPAM)
+		return err == nil && req.Subnet.IsValid()
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := nets[order[i]], nets[order[j]]
+		if explicit(a) != explicit(b) {
+			return explicit(a)
+		}
+		return a.Name < b.Name
+	})
+	out := make([]*Network, len(nets))
+	for _, i := range order {
+		n, err := m.EnsureNetwork(project, nets[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
 // planNetwork turns the spec into a network record without a subnet
 // when none is given.
 func (m *Manager) planNetwork(project string, n spec.Network) (*networkState, error) {

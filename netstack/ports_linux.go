@@ -303,3 +303,18 @@ func (m *Manager) Ports(project, service string) []PortBinding {
 	}
 	return out
 }
+
+// Port returns the bindings of one container port of a service ("berth
+// port SERVICE 80/tcp"); protocol "" means tcp.
+func (m *Manager) Port(project, service string, target uint16, protocol string) []PortBinding {
+	if protocol == "" {
+		protocol = "tcp"
+	}
+	var out []PortBinding
+	for _, b := range m.Ports(project, service) {
+		if b.ContainerPort == target && b.Protocol == protocol {
+			out = append(out, b)
+		}
+	}
+	return out
+}
