@@ -226,3 +226,47 @@ func BenchmarkAttach(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// udpEchoIn runs a UDP echo server on port in namespace ns until the
+// test ends.
+func udpEchoIn(t testing.TB, ns string, port int) {
+	t.Helper()
+	ch := make(chan net.PacketConn, 1)
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread is thrown away
+		h, err := netns.GetFromPath(nsPath(ns))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			errc <- err
+			return
+		}
+		pc, err := net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
+		if err != nil {
+			errc <- err
+			return
+		}
+		ch <- pc
+	}()
+	var pc net.PacketConn
+	select {
+	case pc = <-ch:
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(append([]byte("echo:"), buf[:n]...), from)
+		}
+	}()
+}

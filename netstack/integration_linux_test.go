@@ -230,8 +230,23 @@ func TestPublishedPorts(t *testing.T) {
 	if body, err := httpGet("http://127.0.0.1:" + itoa(int(fixed)) + "/"); err != nil || body != "published\n" {
 		t.Fatalf("fixed port: %q %v", body, err)
 	}
-	if got := e.m.Port("p", "web", 80, "udp"); len(got) != 1 || got[0].Protocol != "udp" {
-		t.Fatalf("Port 80/udp = %v", got)
+	udpb := e.m.Port("p", "web", 80, "udp")
+	if len(udpb) != 1 || udpb[0].Protocol != "udp" {
+		t.Fatalf("Port 80/udp = %v", udpb)
+	}
+	// UDP: an echo server in the container, asked from the host on
+	// 127.0.0.1.
+	udpEchoIn(t, web, 80)
+	uc, err := net.Dial("udp4", "127.0.0.1:"+itoa(int(udpb[0].HostPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	uc.SetDeadline(time.Now().Add(3 * time.Second))
+	uc.Write([]byte("ping"))
+	buf := make([]byte, 64)
+	if n, err := uc.Read(buf); err != nil || string(buf[:n]) != "echo:ping" {
+		t.Fatalf("udp through the published port: %q %v", buf[:n], err)
 	}
 	if got := e.m.Port("p", "web", 80, ""); len(got) != 2 {
 		t.Fatalf("Port 80/tcp = %v, want the ephemeral and the fixed binding", got)

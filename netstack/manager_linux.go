@@ -441,11 +441,12 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 	}
 	key := attachKey(networkID, o.Container)
 	if a, ok := m.st.Attachments[key]; ok {
-		if a.NetNS == o.NetNSPath {
+		if _, err := netlink.LinkByName(a.HostIf); err == nil && a.NetNS == o.NetNSPath {
 			out := a.Attachment
 			return &out, nil
 		}
-		// A restarted container has a new namespace: start over.
+		// A restarted container has a new namespace, or a crash left
+		// the record without its veth: start over.
 		if err := m.detachLocked(a); err != nil {
 			return nil, err
 		}
