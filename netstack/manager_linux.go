@@ -435,6 +435,11 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 	if o.Container == "" || o.NetNSPath == "" {
 		return nil, errors.New("attach: Container and NetNSPath are required")
 	}
+	for _, d := range o.DNS {
+		if _, err := netip.ParseAddr(d); err != nil {
+			return nil, fmt.Errorf("attach %s: dns: %q is not an IP address", o.Container, d)
+		}
+	}
 	ns, ok := m.st.Networks[networkID]
 	if !ok {
 		return nil, fmt.Errorf("attach %s: network %s: %w", o.Container, networkID, ErrNotFound)
@@ -485,7 +490,7 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 		HostIf:  vethName(m.cfg.Root, networkID, o.Container),
 		Address: netip.PrefixFrom(ip, ns.Subnet.Bits()), DNS: ns.Gateway,
 		Names: dnsNames(o),
-	}, Service: o.Service, Hostname: o.Hostname, Aliases: o.Aliases, NetNS: o.NetNSPath}
+	}, Service: o.Service, Hostname: o.Hostname, Aliases: o.Aliases, DNS: o.DNS, NetNS: o.NetNSPath}
 	if !ns.Internal {
 		a.Gateway = ns.Gateway
 	}
@@ -688,7 +693,7 @@ func (m *Manager) Register(container string) error {
 		}
 		found = true
 		if s, ok := m.dns[a.Network]; ok {
-			s.Register(container, a.Address.Addr(), a.Names...)
+			s.RegisterWithUpstreams(container, a.Address.Addr(), a.DNS, a.Names...)
 		}
 	}
 	if !found {
