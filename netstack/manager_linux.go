@@ -136,6 +136,9 @@ func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, ret
 	if m.closed {
 		return nil, errors.New("netstack: manager closed")
 	}
+	if project == "" || n.Name == "" {
+		return nil, fmt.Errorf("ensure network: project %q and network name %q must not be empty", project, n.Name)
+	}
 	if n.External {
 		name := n.ActualName
 		if name == "" {
