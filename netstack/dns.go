@@ -331,7 +331,8 @@ func (s *DNSServer) handle(src netip.Addr, pkt []byte, out []byte) (reply []byte
 	}
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
-		if pkt[2]&0x80 != 0 { // a response: never answer it
+		// Never answer a response, nor garbage from outside the network.
+		if pkt[2]&0x80 != 0 || !s.subnet.Contains(src) {
 			return nil, nil, 0
 		}
 		m := new(dns.Msg)
