@@ -437,6 +437,12 @@ func TestDriverOptsAndGatewayPriority(t *testing.T) {
 	if _, err := e.m.EnsureNetwork("p", spec.Network{Name: "bad", Driver: "overlay"}); err == nil {
 		t.Error("driver overlay accepted")
 	}
+	if _, err := e.m.EnsureNetwork("p", spec.Network{Name: "bad", EnableIPv6: true}); err == nil || !strings.Contains(err.Error(), "enable_ipv6") {
+		t.Errorf("enable_ipv6: err = %v", err)
+	}
+	if _, err := e.m.Attach(n2.ID, AttachOptions{Container: "e", NetNSPath: nsPath(ns), IfName: "eth5", MAC: "01:00:5e:00:00:01"}); err == nil {
+		t.Error("a multicast mac_address was accepted")
+	}
 }
 
 func TestSubnetOverlapAndExternal(t *testing.T) {

@@ -154,6 +154,9 @@ func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, ret
 		}
 		return nil, fmt.Errorf("external network %q: %w (create it first)", name, ErrNotFound)
 	}
+	if n.EnableIPv6 {
+		return nil, fmt.Errorf("network %q: enable_ipv6 is not supported (berth networks are IPv4 only)", n.Name)
+	}
 	if n.Driver != "" && n.Driver != "bridge" {
 		return nil, fmt.Errorf("network %q: driver %q is not supported (only bridge)", n.Name, n.Driver)
 	}
