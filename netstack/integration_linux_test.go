@@ -320,6 +320,9 @@ func TestTeardownFromSavedState(t *testing.T) {
 	if got := m2.Ports("p", "web"); len(got) != 1 {
 		t.Fatalf("saved ports: %v", got)
 	}
+	if got, err := SavedPorts(e.root, "", "p", "web"); err != nil || len(got) != 1 || got[0].ContainerPort != 80 {
+		t.Fatalf("SavedPorts: %v %v", got, err)
+	}
 	if err := m2.Restore(); err != nil {
 		t.Fatal(err)
 	}
