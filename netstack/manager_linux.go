@@ -565,20 +565,13 @@ func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.Hardwar
 	// so it can take its final name (eth0) and MAC at once: names only
 	// need to be unique per namespace.
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: br.Attrs().Index},
+		LinkAttrs:        netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: br.Attrs().Index, Flags: net.FlagUp},
 		PeerName:         a.IfName,
 		PeerHardwareAddr: mac,
 		PeerNamespace:    netlink.NsFd(nsh),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %s: %w", a.HostIf, err)
-	}
-	host, err := netlink.LinkByName(a.HostIf)
-	if err != nil {
-		return err
-	}
-	if err := netlink.LinkSetUp(host); err != nil {
-		return fmt.Errorf("up %s: %w", a.HostIf, err)
 	}
 	c, err := h.LinkByName(a.IfName)
 	if err != nil {
