@@ -43,7 +43,11 @@ func (e *PortInUseError) Error() string {
 	if e.HostIP.IsValid() {
 		ip = e.HostIP.String()
 	}
-	return fmt.Sprintf("host port %s:%d/%s is already in use: %v", ip, e.Port, e.Protocol, e.Err)
+	msg := fmt.Sprintf("host port %s:%d/%s is already in use: %v", ip, e.Port, e.Protocol, e.Err)
+	if e.Port == 53 && !e.HostIP.IsValid() {
+		msg += " (berth's embedded DNS listens on port 53 of every network gateway: publish 53 on a specific host_ip)"
+	}
+	return msg
 }
 
 func (e *PortInUseError) Unwrap() error { return e.Err }

@@ -242,7 +242,7 @@ func TestPublishedPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer uc.Close()
-	uc.SetDeadline(time.Now().Add(3 * time.Second))
+	uc.SetDeadline(time.Now().Add(10 * time.Second))
 	uc.Write([]byte("ping"))
 	buf := make([]byte, 64)
 	if n, err := uc.Read(buf); err != nil || string(buf[:n]) != "echo:ping" {
@@ -587,5 +587,43 @@ func TestEnsureNetworksExplicitFirst(t *testing.T) {
 	again, err := e.m.EnsureNetworks("p", []spec.Network{{Name: "a-auto"}, {Name: "z-fixed", IPAM: []spec.IPAMConfig{{Subnet: next.String()}}}})
 	if err != nil || again[0].Subnet != nets[0].Subnet || again[1].Bridge != nets[1].Bridge {
 		t.Fatalf("second EnsureNetworks: %v %v", again, err)
+	}
+}
+
+// TestPublishedPort53: the embedded DNS servers hold port 53 on the
+// gateways, so 53 on every address is refused with a hint, while 53 on
+// one host address works and leaves the embedded DNS alone.
+func TestPublishedPort53(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	dnsbox, _ := e.container(n.ID, AttachOptions{Container: "p-dns-1", Service: "dns"})
+	udpEchoIn(t, dnsbox, 53)
+	client, _ := e.container(n.ID, AttachOptions{Container: "p-client-1"})
+	_, err := e.m.PublishPorts("p", "dns", "p-dns-1", []spec.Port{{Target: 53, Protocol: "udp", Published: "53"}})
+	var pe *PortInUseError
+	if !errors.As(err, &pe) || pe.Port != 53 || !strings.Contains(err.Error(), "embedded DNS") {
+		t.Fatalf("53 on every address: err = %v", err)
+	}
+	if probe, err := net.ListenPacket("udp4", "127.0.0.1:53"); err != nil {
+		t.Skipf("127.0.0.1:53 is taken on this host: %v", err)
+	} else {
+		probe.Close()
+	}
+	if _, err := e.m.PublishPorts("p", "dns", "p-dns-1", []spec.Port{{Target: 53, Protocol: "udp", Published: "53", HostIP: "127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	uc, err := net.Dial("udp4", "127.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	uc.SetDeadline(time.Now().Add(10 * time.Second))
+	uc.Write([]byte("q"))
+	buf := make([]byte, 16)
+	if n, err := uc.Read(buf); err != nil || string(buf[:n]) != "echo:q" {
+		t.Fatalf("127.0.0.1:53 -> container: %q %v", buf[:n], err)
+	}
+	if got, err := nslookup(client, "dns", n.Gateway); err != nil || len(got) != 1 {
+		t.Fatalf("embedded DNS with a published 53: %v %v", got, err)
 	}
 }

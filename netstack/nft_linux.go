@@ -19,8 +19,10 @@ import (
 // the state says, also after a crash. No other table is read or changed.
 //
 //	table ip berth_<hash> {
-//	  chain prerouting  { type nat hook prerouting priority dstnat;  fib daddr type local jump ports }
-//	  chain output      { type nat hook output priority dstnat;      fib daddr type local jump ports }
+//	  chain prerouting  { type nat hook prerouting priority dstnat;
+//	                      ip daddr GW meta l4proto udp/tcp th dport 53 accept  # embedded DNS
+//	                      fib daddr type local jump ports }
+//	  chain output      { type nat hook output priority dstnat; (the same) }
 //	  chain ports       { [ip daddr H] meta l4proto P th dport N dnat to C:M ... }
 //	  chain postrouting { type nat hook postrouting priority srcnat;
 //	                      oifname BR ip saddr 127.0.0.0/8 masquerade      # host -> 127.0.0.1:port
@@ -53,6 +55,20 @@ func applyTable(table string, st *netState) error {
 	in := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 
 	for _, ch := range []*nftables.Chain{pre, out} {
+		// The embedded DNS servers on the gateways are never DNATed
+		// away, even when a service publishes port 53 on all addresses.
+		for _, id := range sortedKeys(st.Networks) {
+			for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: cat(
+					matchAddr(16, netip.PrefixFrom(st.Networks[id].Gateway, 32)),
+					[]expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}},
+					cmpEq([]byte{proto}),
+					[]expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}},
+					cmpEq(binaryutil.BigEndian.PutUint16(53)),
+					verdict(expr.VerdictAccept, ""),
+				)})
+			}
+		}
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: cat(
 			[]expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true}},
 			cmpEq(binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)),
