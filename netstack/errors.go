@@ -14,6 +14,9 @@ var (
 	ErrPoolExhausted = errors.New("address pool exhausted")
 	// ErrAddressInUse: a static address is already taken or outside the subnet.
 	ErrAddressInUse = errors.New("address in use")
+	// ErrNetworkChanged: the network exists with another configuration
+	// (subnet, internal, driver_opts...); remove and create it again.
+	ErrNetworkChanged = errors.New("network configuration changed")
 	// ErrNotSupported: the operation needs Linux.
 	ErrNotSupported = errors.New("not supported on this platform")
 )

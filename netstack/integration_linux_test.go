@@ -583,6 +583,10 @@ func TestEnsureNetworksExplicitFirst(t *testing.T) {
 	if nets[1].Subnet != next || nets[0].Subnet == next || nets[0].Name != "a-auto" {
 		t.Fatalf("auto %s, fixed %s; want fixed = %s", nets[0].Subnet, nets[1].Subnet, next)
 	}
+	// A changed network is reported, not silently kept.
+	if _, err := e.m.EnsureNetwork("p", spec.Network{Name: "a-auto", Internal: true}); !errors.Is(err, ErrNetworkChanged) || !strings.Contains(err.Error(), "internal false -> true") {
+		t.Fatalf("changed network: err = %v", err)
+	}
 	// Ensuring again changes nothing.
 	again, err := e.m.EnsureNetworks("p", []spec.Network{{Name: "a-auto"}, {Name: "z-fixed", IPAM: []spec.IPAMConfig{{Subnet: next.String()}}}})
 	if err != nil || again[0].Subnet != nets[0].Subnet || again[1].Bridge != nets[1].Bridge {

@@ -162,6 +162,13 @@ func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, ret
 	}
 	id := NetworkID(project, n.Name)
 	if ns, ok := m.st.Networks[id]; ok {
+		want, err := m.planNetwork(project, n)
+		if err != nil {
+			return nil, err
+		}
+		if diff := networkDiff(ns.Network, want.Network); diff != "" {
+			return nil, fmt.Errorf("network %s: %w: %s", id, ErrNetworkChanged, diff)
+		}
 		if err := m.ensureKernelLocked(ns); err != nil {
 			return nil, fmt.Errorf("network %s: %w", id, err)
 		}
@@ -214,6 +221,34 @@ func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, ret
 	}
 	out := ns.Network
 	return &out, nil
+}
+
+// networkDiff names what the stack file changed in an existing network
+// (automatic subnets and gateways never count).
+func networkDiff(have, want Network) string {
+	var d []string
+	if want.Subnet.IsValid() && want.Subnet != have.Subnet {
+		d = append(d, fmt.Sprintf("subnet %s -> %s", have.Subnet, want.Subnet))
+	}
+	if want.Gateway.IsValid() && want.Gateway != have.Gateway {
+		d = append(d, fmt.Sprintf("gateway %s -> %s", have.Gateway, want.Gateway))
+	}
+	if want.IPRange != have.IPRange {
+		d = append(d, fmt.Sprintf("ip_range %s -> %s", have.IPRange, want.IPRange))
+	}
+	if want.Internal != have.Internal {
+		d = append(d, fmt.Sprintf("internal %v -> %v", have.Internal, want.Internal))
+	}
+	if want.Masquerade != have.Masquerade {
+		d = append(d, fmt.Sprintf("masquerade %v -> %v", have.Masquerade, want.Masquerade))
+	}
+	if want.Bridge != have.Bridge {
+		d = append(d, fmt.Sprintf("bridge name %s -> %s", have.Bridge, want.Bridge))
+	}
+	if want.MTU != have.MTU {
+		d = append(d, fmt.Sprintf("mtu %d -> %d", have.MTU, want.MTU))
+	}
+	return strings.Join(d, ", ")
 }
 
 // EnsureNetworks ensures every network of a project: networks with an
