@@ -134,12 +134,18 @@ func (s *DNSServer) Start() (retErr error) {
 	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: dns.HandlerFunc(s.serveTCP),
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 		NotifyStartedFunc: func() { close(started) }}
+	served := make(chan error, 1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		srv.ActivateAndServe()
+		served <- srv.ActivateAndServe()
 	}()
-	<-started
+	select {
+	case <-started:
+	case err := <-served:
+		ln.Close()
+		return fmt.Errorf("dns server: tcp: %w", err)
+	}
 	s.udp, s.tcp, s.bound, s.started = udp, srv, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()), true
 	// Several readers share the socket: the read itself is serialized by
 	// the runtime, the answering is not.
