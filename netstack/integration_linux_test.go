@@ -146,7 +146,7 @@ func TestTwoProjectsStayApart(t *testing.T) {
 		t.Fatalf("projects share bridge or subnet: %+v %+v", a, b)
 	}
 	_, wa := e.container(a.ID, AttachOptions{Container: "alpha-web-1", Service: "web"})
-	_, wb := e.container(b.ID, AttachOptions{Container: "beta-web-1", Service: "web"})
+	wbNS, wb := e.container(b.ID, AttachOptions{Container: "beta-web-1", Service: "web"})
 	ca, _ := e.container(a.ID, AttachOptions{Container: "alpha-client-1"})
 	cb, _ := e.container(b.ID, AttachOptions{Container: "beta-client-1"})
 	if got, err := nslookup(ca, "web", a.Gateway); err != nil || strings.Join(got, ",") != wa.Address.Addr().String() {
@@ -154,6 +154,14 @@ func TestTwoProjectsStayApart(t *testing.T) {
 	}
 	if got, err := nslookup(cb, "web", b.Gateway); err != nil || strings.Join(got, ",") != wb.Address.Addr().String() {
 		t.Errorf("beta's web = %v %v, want %s", got, err, wb.Address.Addr())
+	}
+	// Nor can alpha's containers reach beta's by address.
+	e.httpd(wbNS, "beta\n")
+	if body, err := fetchWithin(ca, "http://"+wb.Address.Addr().String()+"/", 2*time.Second); err == nil {
+		t.Errorf("alpha reached beta's web by address: %q", body)
+	}
+	if body, err := fetch(cb, "http://"+wb.Address.Addr().String()+"/"); err != nil || body != "beta\n" {
+		t.Errorf("beta's own client: %q %v", body, err)
 	}
 	// alpha's client asking beta's DNS server is refused.
 	if got, err := nslookup(ca, "web", b.Gateway); err == nil {

@@ -28,7 +28,11 @@ import (
 //	                      oifname BR ip saddr 127.0.0.0/8 masquerade      # host -> 127.0.0.1:port
 //	                      oifname BR ip saddr SUBNET ct status dnat masquerade  # hairpin
 //	                      ip saddr SUBNET oifname != BR masquerade }      # outbound, not internal
-//	  chain forward     { type filter hook forward priority filter;  internal: iifname BR oifname != BR drop ... }
+//	  chain forward     { type filter hook forward priority filter;
+//	                      oifname BR iifname != BR ct status dnat accept    # published ports
+//	                      oifname BR iifname != BR ct state established,related accept
+//	                      oifname BR iifname != BR drop                     # other networks, LAN
+//	                      internal: iifname BR oifname != BR drop; oifname BR iifname != BR drop }
 //	  chain input       { type filter hook input priority filter;    internal: iifname BR ip daddr != GW drop }
 //	}
 func applyTable(table string, st *netState) error {
@@ -106,13 +110,8 @@ func applyTable(table string, st *netState) error {
 		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
 			matchIf(expr.MetaKeyOIFNAME, n.Bridge, true),
 			matchAddr(12, n.Subnet),
-			[]expr.Any{
-				&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-					Mask: binaryutil.NativeEndian.PutUint32(0x20 /* IPS_DST_NAT */), Xor: []byte{0, 0, 0, 0}},
-				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-				&expr.Masq{},
-			},
+			ctBits(expr.CtKeySTATUS, 0x20 /* IPS_DST_NAT */),
+			[]expr.Any{&expr.Masq{}},
 		)})
 		if n.Masquerade && !n.Internal {
 			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
@@ -120,6 +119,15 @@ func applyTable(table string, st *netState) error {
 				matchIf(expr.MetaKeyOIFNAME, n.Bridge, false),
 				[]expr.Any{&expr.Masq{}},
 			)})
+		}
+		if !n.Internal {
+			// Isolation, as Docker does between its bridges: into a
+			// network from any other interface (another berth network of
+			// any root, the LAN) only replies and published ports pass.
+			into := cat(matchIf(expr.MetaKeyOIFNAME, n.Bridge, true), matchIf(expr.MetaKeyIIFNAME, n.Bridge, false))
+			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, ctBits(expr.CtKeySTATUS, 0x20 /* IPS_DST_NAT */), verdict(expr.VerdictAccept, ""))})
+			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, ctBits(expr.CtKeySTATE, 0x2|0x4 /* established, related */), verdict(expr.VerdictAccept, ""))})
+			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, verdict(expr.VerdictDrop, ""))})
 		}
 		if n.Internal {
 			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
@@ -179,6 +187,15 @@ func tableExists(table string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// ctBits matches a conntrack status or state with any of bits set.
+func ctBits(key expr.CtKey, bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: key},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
 }
 
 func cat(parts ...[]expr.Any) []expr.Any {
