@@ -639,3 +639,48 @@ func TestPublishedPort53(t *testing.T) {
 		t.Fatalf("embedded DNS with a published 53: %v %v", got, err)
 	}
 }
+
+// TestRestoreAfterReboot: the kernel objects are gone (as after a host
+// reboot) but the state is not: Restore brings the network back, and
+// Attach re-plugs the container.
+func TestRestoreAfterReboot(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	ns, a := e.container(n.ID, AttachOptions{Container: "p-web-1", Service: "web"})
+	e.m.Close()
+	for _, name := range []string{a.HostIf, n.Bridge} {
+		if l, err := netlink.LinkByName(name); err == nil {
+			netlink.LinkDel(l)
+		}
+	}
+	deleteTable(e.m.Table())
+
+	m2, err := New(Config{Root: e.root, Upstreams: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m = m2 // the env's cleanup removes what m2 holds
+	if err := m2.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName(n.Bridge); err != nil {
+		t.Fatalf("bridge not restored: %v", err)
+	}
+	if ok, _ := tableExists(m2.Table()); !ok {
+		t.Fatal("nft table not restored")
+	}
+	a2, err := m2.Attach(n.ID, AttachOptions{Container: "p-web-1", Service: "web", NetNSPath: nsPath(ns)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a2.Address != a.Address {
+		t.Errorf("address changed across the restart: %s -> %s", a.Address, a2.Address)
+	}
+	if err := m2.Register("p-web-1"); err != nil {
+		t.Fatal(err)
+	}
+	client, _ := e.container(n.ID, AttachOptions{Container: "p-client-1"})
+	if got, err := nslookup(client, "web", n.Gateway); err != nil || got[0] != a.Address.Addr().String() {
+		t.Fatalf("web after restore: %v %v", got, err)
+	}
+}

@@ -486,13 +486,15 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 		return nil, fmt.Errorf("attach %s: network %s: %w", o.Container, networkID, ErrNotFound)
 	}
 	key := attachKey(networkID, o.Container)
+	var prev netip.Addr // the address to keep when plugging again
 	if a, ok := m.st.Attachments[key]; ok {
 		if _, err := netlink.LinkByName(a.HostIf); err == nil && a.NetNS == o.NetNSPath {
 			out := a.Attachment
 			return &out, nil
 		}
 		// A restarted container has a new namespace, or a crash left
-		// the record without its veth: start over.
+		// the record without its veth: start over, on the same address.
+		prev = a.Address.Addr()
 		if err := m.detachLocked(a); err != nil {
 			return nil, err
 		}
@@ -520,6 +522,8 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 			return nil, fmt.Errorf("attach %s to %s: ipv4_address: %w", o.Container, networkID, err)
 		}
 		ip = o.IPv4.Unmap()
+	} else if prev.IsValid() && pool.reserve(prev, o.Container) == nil {
+		ip = prev
 	} else {
 		var err error
 		if ip, err = pool.allocate(o.Container); err != nil {
