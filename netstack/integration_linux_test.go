@@ -221,6 +221,11 @@ func TestPublishedPorts(t *testing.T) {
 	if err != nil || body != "published\n" {
 		t.Fatalf("from the host on 127.0.0.1: %q %v", body, err)
 	}
+	// From the host on another of its addresses (the bridge address
+	// the test made).
+	if body, err := httpGet("http://" + n.Gateway.String() + ":" + itoa(int(port)) + "/"); err != nil || body != "published\n" {
+		t.Fatalf("from the host on %s: %q %v", n.Gateway, body, err)
+	}
 	// From another container through a host address (the gateway):
 	// hairpin NAT.
 	if body, err := fetch(client, "http://"+n.Gateway.String()+":"+itoa(int(port))+"/"); err != nil || body != "published\n" {
