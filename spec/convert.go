@@ -18,6 +18,7 @@ func supportedMountType(t string) bool {
 // convert maps compose-go's normalized project into berth's model and
 // collects the warnings for fields berth does not act on.
 func (l *load) convert(cp *types.Project) (*Project, error) {
+	l.name = cp.Name
 	p := &Project{
 		Name:         cp.Name,
 		WorkingDir:   l.projectDir,
@@ -129,6 +130,13 @@ func (l *load) convert(cp *types.Project) (*Project, error) {
 			l.warn("ignoring top-level %q (not supported)", u.field)
 		}
 	}
+	for _, f := range l.parsed {
+		for _, d := range f.Docs {
+			if k, _ := mapGet(d, "version"); k != nil {
+				l.warn("%s: ignoring top-level \"version\" (obsolete)", f.Display)
+			}
+		}
+	}
 	p.Warnings = sortedKeys(l.warnings)
 	return p, nil
 }
@@ -155,10 +163,13 @@ func (l *load) convertFile(kind, name string, f types.FileObjectConfig, used boo
 		External:    bool(f.External),
 		Labels:      nonEmptyMap(f.Labels),
 	}
-	if f.Name != "" && f.Name != name {
+	if f.Name != "" && f.Name != l.projectNameFor(name) {
 		out.ExternalName = f.Name
 	}
 	if f.Environment != "" {
+		// compose-go copies the variable's value into content; keep it
+		// out of the printable model.
+		out.Content = ""
 		v, ok := l.env[f.Environment]
 		if !ok && used {
 			return File{}, l.at(keyPath{kind, name, "environment"}, fmt.Sprintf("environment variable %q is not set", f.Environment))
@@ -170,6 +181,10 @@ func (l *load) convertFile(kind, name string, f types.FileObjectConfig, used boo
 	}
 	return out, nil
 }
+
+// projectNameFor is the name compose-go gives a resource that has no
+// name: of its own.
+func (l *load) projectNameFor(key string) string { return l.name + "_" + key }
 
 func nonEmptyMap[M ~map[string]string](m M) map[string]string {
 	if len(m) == 0 {

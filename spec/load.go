@@ -1,13 +1,13 @@
 package spec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,6 +95,7 @@ type load struct {
 	parsed     []*yamlFile // every file parsed, including includes/extends
 	byPath     map[string]*yamlFile
 	warnings   map[string]bool
+	name       string // project name, once known
 }
 
 func newLoad(o LoadOptions) (*load, error) {
@@ -291,15 +292,27 @@ func (l *load) readDotEnv(dir string) error {
 		}
 		files = []string{def}
 	}
+	// Later files override earlier ones; the OS environment overrides all.
+	merged := map[string]string{}
 	for _, f := range files {
-		vals, err := dotenv.GetEnvFromFile(l.env, []string{f})
+		lookup := map[string]string{}
+		for k, v := range merged {
+			lookup[k] = v
+		}
+		for k, v := range l.env {
+			lookup[k] = v
+		}
+		vals, err := dotenv.GetEnvFromFile(lookup, []string{f})
 		if err != nil {
 			return &Error{File: l.display(f), Msg: "env file: " + strings.TrimPrefix(err.Error(), "failed to read "+f+": ")}
 		}
 		for k, v := range vals {
-			if _, set := l.env[k]; !set {
-				l.env[k] = v
-			}
+			merged[k] = v
+		}
+	}
+	for k, v := range merged {
+		if _, set := l.env[k]; !set {
+			l.env[k] = v
 		}
 	}
 	return nil
@@ -359,7 +372,10 @@ func (l *load) readFile(f string) ([]byte, error) {
 }
 
 // parse guards and checks one file, then follows its include: and
-// extends.file references so that they are guarded too.
+// extends.file references so that they are guarded too. Top-level files
+// (depth 0) are checked after interpolation with the project environment;
+// included files have environments of their own, so their interpolated
+// values are left to compose-go.
 func (l *load) parse(f string, content []byte, depth int) (*yamlFile, error) {
 	if yf, ok := l.byPath[f]; ok {
 		return yf, nil
@@ -368,7 +384,11 @@ func (l *load) parse(f string, content []byte, depth int) (*yamlFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := validateFile(yf); err != nil {
+	var lookup func(string) (string, bool)
+	if depth == 0 {
+		lookup = func(k string) (string, bool) { v, ok := l.env[k]; return v, ok }
+	}
+	if err := validateFile(yf, lookup); err != nil {
 		return nil, err
 	}
 	l.byPath[f] = yf
@@ -378,7 +398,7 @@ func (l *load) parse(f string, content []byte, depth int) (*yamlFile, error) {
 	}
 	dir := filepath.Dir(f)
 	for _, ref := range fileRefs(yf) {
-		p, err := template.Substitute(ref, func(k string) (string, bool) { v, ok := l.env[k]; return v, ok })
+		p, err := template.Substitute(ref.value, func(k string) (string, bool) { v, ok := l.env[k]; return v, ok })
 		if err != nil || p == "" || strings.Contains(p, "://") {
 			continue // compose-go reports it
 		}
@@ -388,14 +408,18 @@ func (l *load) parse(f string, content []byte, depth int) (*yamlFile, error) {
 		p = filepath.Clean(p)
 		st, err := os.Stat(p)
 		if err != nil || !st.Mode().IsRegular() {
-			continue
+			msg := fmt.Sprintf("file %q not found", p)
+			if err == nil {
+				msg = fmt.Sprintf("%q is not a regular file", p)
+			}
+			return nil, &Error{File: yf.Display, Line: ref.node.Line, Column: ref.node.Column, Path: ref.path.String(), Msg: msg}
 		}
 		if st.Size() > maxFileSize {
 			return nil, &Error{File: l.display(p), Msg: fmt.Sprintf("file is larger than %d MiB", maxFileSize>>20)}
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
-			continue
+			return nil, &Error{File: yf.Display, Line: ref.node.Line, Column: ref.node.Column, Path: ref.path.String(), Msg: err.Error()}
 		}
 		if _, err := l.parse(p, b, depth+1); err != nil {
 			return nil, err
@@ -404,38 +428,47 @@ func (l *load) parse(f string, content []byte, depth int) (*yamlFile, error) {
 	return yf, nil
 }
 
+type fileRef struct {
+	value string
+	node  *yaml.Node
+	path  keyPath
+}
+
 // fileRefs lists the paths a file pulls in through include: and
 // services.*.extends.file.
-func fileRefs(f *yamlFile) []string {
-	var out []string
+func fileRefs(f *yamlFile) []fileRef {
+	var out []fileRef
+	add := func(n *yaml.Node, p keyPath) {
+		if r := resolve(n); r != nil && r.Kind == yaml.ScalarNode && r.Tag != "!!null" {
+			out = append(out, fileRef{value: r.Value, node: n, path: p})
+		}
+	}
 	for _, d := range f.Docs {
 		if _, inc := mapGet(d, "include"); inc != nil && resolve(inc).Kind == yaml.SequenceNode {
-			for _, it := range resolve(inc).Content {
-				it = resolve(it)
-				switch it.Kind {
+			for i, it := range resolve(inc).Content {
+				ip := keyPath{"include", i}
+				switch resolve(it).Kind {
 				case yaml.ScalarNode:
-					out = append(out, it.Value)
+					add(it, ip)
 				case yaml.MappingNode:
 					if _, pv := mapGet(it, "path"); pv != nil {
-						pv = resolve(pv)
-						if pv.Kind == yaml.ScalarNode {
-							out = append(out, pv.Value)
-						}
-						if pv.Kind == yaml.SequenceNode {
-							for _, x := range pv.Content {
-								out = append(out, resolve(x).Value)
+						if resolve(pv).Kind == yaml.SequenceNode {
+							for j, x := range resolve(pv).Content {
+								add(x, ip.key("path").index(j))
 							}
+						} else {
+							add(pv, ip.key("path"))
 						}
 					}
 				}
 			}
 		}
 		if _, svcs := mapGet(d, "services"); svcs != nil {
-			_, vals := mapEntries(svcs)
-			for _, s := range vals {
+			keys, vals := mapEntries(svcs)
+			for i, s := range vals {
 				if _, ext := mapGet(s, "extends"); ext != nil {
-					if _, fv := mapGet(ext, "file"); fv != nil && resolve(fv).Kind == yaml.ScalarNode {
-						out = append(out, resolve(fv).Value)
+					if _, fv := mapGet(ext, "file"); fv != nil {
+						add(fv, keyPath{"services", keys[i].Value, "extends", "file"})
 					}
 				}
 			}
@@ -590,11 +623,6 @@ func (l *load) checkReferences(cp *types.Project) error {
 		if s.NetworkMode != "" && len(s.Networks) > 0 && s.NetworkMode != "bridge" {
 			return l.at(sp.key("network_mode"), "network_mode cannot be combined with networks")
 		}
-		for _, dep := range sortedKeys(s.DependsOn) {
-			if err := l.checkServiceRef(cp, sp.key("depends_on"), dep, s.DependsOn[dep].Required, "depends on"); err != nil {
-				return err
-			}
-		}
 		if strings.HasPrefix(s.NetworkMode, types.NetworkModeServicePrefix) {
 			dep := strings.TrimPrefix(s.NetworkMode, types.NetworkModeServicePrefix)
 			if err := l.checkServiceRef(cp, sp.key("network_mode"), dep, true, "network_mode uses"); err != nil {
@@ -613,6 +641,11 @@ func (l *load) checkReferences(cp *types.Project) error {
 		for _, lk := range s.Links {
 			dep, _, _ := strings.Cut(lk, ":")
 			if err := l.checkServiceRef(cp, sp.key("links"), dep, true, "links to"); err != nil {
+				return err
+			}
+		}
+		for _, dep := range sortedKeys(s.DependsOn) {
+			if err := l.checkServiceRef(cp, sp.key("depends_on"), dep, s.DependsOn[dep].Required, "depends on"); err != nil {
 				return err
 			}
 		}
@@ -714,6 +747,12 @@ func (l *load) composeError(err error) error {
 		msg = msg[:i]
 	}
 	var path keyPath
+	if m := extendsErrRE.FindStringSubmatch(msg); m != nil {
+		return l.at(keyPath{"services", m[1], "extends"}, m[3])
+	}
+	if m := interpFormatRE.FindStringSubmatch(msg); m != nil {
+		return l.at(parseDotted(m[1]), "invalid interpolation format (write a literal $ as $$)")
+	}
 	switch {
 	case strings.HasPrefix(msg, "validating "):
 		rest := strings.TrimPrefix(msg, "validating ")
@@ -753,6 +792,11 @@ func (l *load) composeError(err error) error {
 	return e
 }
 
+var (
+	extendsErrRE   = regexp.MustCompile(`^cannot extend service "([^"]+)" in (.+?): (.*)$`)
+	interpFormatRE = regexp.MustCompile(`^invalid interpolation format for ([^\s]+?)\.?\n`)
+)
+
 // parseDotted turns "services.web.ports.0" into a keyPath. A "[]"
 // element (any item) ends the path.
 func parseDotted(s string) keyPath {
@@ -772,5 +816,3 @@ func parseDotted(s string) keyPath {
 	}
 	return p
 }
-
-var _ = bytes.NewReader

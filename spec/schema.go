@@ -1,12 +1,14 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/compose-spec/compose-go/v2/template"
 	str2duration "github.com/xhit/go-str2duration/v2"
 	"gopkg.in/yaml.v3"
 )
@@ -370,6 +372,9 @@ var (
 type validator struct {
 	file *yamlFile
 	errs []*Error
+	// lookup resolves variables for interpolation; nil leaves values
+	// with a '$' to compose-go.
+	lookup func(string) (string, bool)
 }
 
 const maxReportedErrors = 1 // the first error is reported; fixing it reveals the next
@@ -386,8 +391,8 @@ func (v *validator) fail(n *yaml.Node, p keyPath, msg string) {
 }
 
 // validateFile checks every document of f against rTop.
-func validateFile(f *yamlFile) error {
-	v := &validator{file: f}
+func validateFile(f *yamlFile, lookup func(string) (string, bool)) error {
+	v := &validator{file: f, lookup: lookup}
 	for _, d := range f.Docs {
 		if resolve(d).Kind != yaml.MappingNode {
 			if resolve(d).Kind == yaml.ScalarNode && resolve(d).Tag == "!!null" {
@@ -435,10 +440,24 @@ func (v *validator) check(n, at *yaml.Node, r *rule, p keyPath) {
 			v.fail(at, p, fmt.Sprintf("must be %s, not %s", r.want, kindName(n)))
 			return
 		}
-		if strings.Contains(n.Value, "$") {
-			return // checked by compose-go after interpolation
+		val := n.Value
+		if strings.Contains(val, "$") {
+			if v.lookup == nil {
+				return // checked by compose-go after interpolation
+			}
+			out, err := template.Substitute(val, v.lookup)
+			var missing *template.MissingRequiredError
+			switch {
+			case errors.As(err, &missing):
+				v.fail(n, p, err.Error())
+				return
+			case err != nil:
+				v.fail(n, p, fmt.Sprintf("invalid interpolation in %q (write a literal $ as $$)", val))
+				return
+			}
+			val = out
 		}
-		if msg := r.scalar(n.Value); msg != "" {
+		if msg := r.scalar(val); msg != "" {
 			v.fail(n, p, msg)
 		}
 	case yaml.SequenceNode:
@@ -453,6 +472,18 @@ func (v *validator) check(n, at *yaml.Node, r *rule, p keyPath) {
 		if r.keys == nil && r.values == nil {
 			v.fail(at, p, fmt.Sprintf("must be %s, not a mapping", r.want))
 			return
+		}
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Tag == "!!merge" {
+				continue
+			}
+			if line, dup := seen[k.Value]; dup {
+				v.fail(k, p.key(k.Value), fmt.Sprintf("key %q is already defined at line %d", k.Value, line))
+				return
+			}
+			seen[k.Value] = k.Line
 		}
 		keys, vals := mapEntries(n)
 		for i, k := range keys {
