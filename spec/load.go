@@ -750,6 +750,9 @@ func (l *load) composeError(err error) error {
 	if m := extendsErrRE.FindStringSubmatch(msg); m != nil {
 		return l.at(keyPath{"services", m[1], "extends"}, m[3])
 	}
+	if m := cannotOverrideRE.FindStringSubmatch(msg); m != nil {
+		return l.at(parseDotted(m[1]), "cannot be merged with the value in an earlier file (use !override or !reset)")
+	}
 	if m := interpFormatRE.FindStringSubmatch(msg); m != nil {
 		return l.at(parseDotted(m[1]), "invalid interpolation format (write a literal $ as $$)")
 	}
@@ -793,8 +796,9 @@ func (l *load) composeError(err error) error {
 }
 
 var (
-	extendsErrRE   = regexp.MustCompile(`^cannot extend service "([^"]+)" in (.+?): (.*)$`)
-	interpFormatRE = regexp.MustCompile(`^invalid interpolation format for ([^\s]+?)\.?\n`)
+	extendsErrRE     = regexp.MustCompile(`^cannot extend service "([^"]+)" in (.+?): (.*)$`)
+	cannotOverrideRE = regexp.MustCompile(`^cannot override (\S+)$`)
+	interpFormatRE   = regexp.MustCompile(`^invalid interpolation format for ([^\s]+?)\.?\n`)
 )
 
 // parseDotted turns "services.web.ports.0" into a keyPath. A "[]"
