@@ -51,6 +51,20 @@ func (l *load) convert(cp *types.Project) (*Project, error) {
 		p.Services = []Service{}
 	}
 
+	if _, ok := cp.Networks["default"]; ok && !l.declared("networks", "default") {
+		// compose-go adds the implicit default network when any service,
+		// even one disabled by profiles, would use it: keep it only when
+		// an active service does.
+		used := false
+		for _, s := range cp.Services {
+			if _, ok := s.Networks["default"]; ok {
+				used = true
+			}
+		}
+		if !used {
+			delete(cp.Networks, "default")
+		}
+	}
 	for _, name := range sortedKeys(cp.Networks) {
 		n := cp.Networks[name]
 		net := Network{
@@ -180,6 +194,16 @@ func (l *load) convertFile(kind, name string, f types.FileObjectConfig, used boo
 		return File{}, l.at(keyPath{kind, name}, "needs one of file, environment, content or external")
 	}
 	return out, nil
+}
+
+// declared reports whether any loaded file declares section.name.
+func (l *load) declared(section, name string) bool {
+	for _, f := range l.parsed {
+		if _, ok := f.lookup(keyPath{section, name}); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // projectNameFor is the name compose-go gives a resource that has no

@@ -385,10 +385,19 @@ func (l *load) parse(f string, content []byte, depth int) (*yamlFile, error) {
 		return nil, err
 	}
 	var lookup func(string) (string, bool)
+	var unset func(string)
 	if depth == 0 {
-		lookup = func(k string) (string, bool) { v, ok := l.env[k]; return v, ok }
+		lookup = func(k string) (string, bool) {
+			v, ok := l.env[k]
+			if !ok && k == "COMPOSE_PROJECT_NAME" {
+				// compose-go sets it once the name is known.
+				return "project", true
+			}
+			return v, ok
+		}
+		unset = func(k string) { l.warn("variable %q is not set: using an empty string", k) }
 	}
-	if err := validateFile(yf, lookup); err != nil {
+	if err := validateFile(yf, lookup, unset); err != nil {
 		return nil, err
 	}
 	l.byPath[f] = yf

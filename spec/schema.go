@@ -28,6 +28,7 @@ type rule struct {
 	values *rule               // non-nil: a mapping with any keys, values per this rule
 	items  *rule               // non-nil: a sequence, items per this rule
 	keyOK  func(string) string // optional check on keys of a values-mapping
+	needs  []string            // keys a mapping must have
 }
 
 func anyScalar(string) string { return "" }
@@ -243,7 +244,7 @@ var (
 		"working_dir": rString, "environment": rListOrMap,
 	})
 	rUlimits = &rule{want: "a mapping", values: &rule{want: "an integer or a mapping with soft and hard", scalar: checkInt,
-		keys: map[string]*rule{"soft": rInt, "hard": rInt}}}
+		keys: map[string]*rule{"soft": rInt, "hard": rInt}, needs: []string{"soft", "hard"}}}
 	rResource = obj(map[string]*rule{
 		"cpus": rNumber, "memory": rBytes, "pids": rInt, "devices": rAny, "generic_resources": rAny,
 	})
@@ -276,7 +277,7 @@ var (
 			return ""
 		}},
 		"protocol": {want: "a string", scalar: checkEnum("tcp", "udp", "sctp")}, "app_protocol": rString,
-	}}
+	}, needs: []string{"target"}}
 	rVolumeItem = &rule{want: "a volume string or a mapping", scalar: checkVolume, keys: map[string]*rule{
 		"type":   {want: "a string", scalar: checkEnum("bind", "volume", "tmpfs", "npipe", "cluster", "image")},
 		"source": rString, "target": rString, "read_only": rBool, "consistency": rString,
@@ -284,11 +285,11 @@ var (
 		"volume": obj(map[string]*rule{"labels": rListOrMap, "nocopy": rBool, "subpath": rString}),
 		"tmpfs":  obj(map[string]*rule{"size": rBytes, "mode": {want: "a file mode", scalar: checkOctal}}),
 		"image":  obj(map[string]*rule{"subpath": rString}),
-	}}
+	}, needs: []string{"type"}}
 	rFileRef = &rule{want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{
 		"source": rString, "target": rString, "uid": rString, "gid": rString,
 		"mode": {want: "a file mode", scalar: checkOctal},
-	}}
+	}, needs: []string{"source"}}
 	rServiceNetworks = &rule{want: "a list or a mapping of networks", items: rString, values: obj(map[string]*rule{
 		"aliases": rStringList, "interface_name": rString, "ipv4_address": rString, "ipv6_address": rString,
 		"link_local_ips": rStringList, "mac_address": rString, "driver_opts": rStringMap,
@@ -299,17 +300,17 @@ var (
 		"required":  rBool, "restart": rBool,
 	})}
 	rEnvFile = &rule{want: "a string or a list", scalar: anyScalar, items: &rule{want: "a string or a mapping", scalar: anyScalar,
-		keys: map[string]*rule{"path": rString, "format": rString, "required": rBool}}}
-	rDevelop = obj(map[string]*rule{"watch": {want: "a list", items: obj(map[string]*rule{
+		keys: map[string]*rule{"path": rString, "format": rString, "required": rBool}, needs: []string{"path"}}}
+	rDevelop = obj(map[string]*rule{"watch": {want: "a list", items: &rule{want: "a mapping", keys: map[string]*rule{
 		"path": rString, "action": {want: "a string", scalar: checkEnum("sync", "sync+restart", "sync+exec", "restart", "rebuild")},
 		"target": rString, "exec": rHook, "ignore": rStrOrList, "include": rStrOrList, "initial_sync": rBool,
-	})}})
+	}, needs: []string{"path", "action"}}}})
 	rBerth = obj(map[string]*rule{"restart_on_unhealthy": rBool, "unhealthy_restart_limit": rInt})
 
 	rService = obj(map[string]*rule{
 		// service
 		"attach": rBool, "container_name": rString, "deploy": rDeploy, "develop": rDevelop,
-		"extends":        {want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{"service": rString, "file": rString}},
+		"extends":        {want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{"service": rString, "file": rString}, needs: []string{"service"}},
 		"external_links": rStringList, "links": rStringList, "post_start": {want: "a list", items: rHook},
 		"pre_start": rAny, "pre_stop": {want: "a list", items: rHook}, "profiles": rStringList, "provider": rAny,
 		"restart": {want: "a string", scalar: checkRestart}, "scale": rInt,
@@ -375,6 +376,9 @@ type validator struct {
 	// lookup resolves variables for interpolation; nil leaves values
 	// with a '$' to compose-go.
 	lookup func(string) (string, bool)
+	// unset is told about variables used without a default that are not
+	// set (they become empty strings).
+	unset func(name string)
 }
 
 const maxReportedErrors = 1 // the first error is reported; fixing it reveals the next
@@ -391,8 +395,8 @@ func (v *validator) fail(n *yaml.Node, p keyPath, msg string) {
 }
 
 // validateFile checks every document of f against rTop.
-func validateFile(f *yamlFile, lookup func(string) (string, bool)) error {
-	v := &validator{file: f, lookup: lookup}
+func validateFile(f *yamlFile, lookup func(string) (string, bool), unset func(string)) error {
+	v := &validator{file: f, lookup: lookup, unset: unset}
 	for _, d := range f.Docs {
 		if resolve(d).Kind != yaml.MappingNode {
 			if resolve(d).Kind == yaml.ScalarNode && resolve(d).Tag == "!!null" {
@@ -456,6 +460,13 @@ func (v *validator) check(n, at *yaml.Node, r *rule, p keyPath) {
 				return
 			}
 			val = out
+			if v.unset != nil {
+				for name, vr := range template.ExtractVariables(map[string]any{"v": n.Value}, template.DefaultPattern) {
+					if _, ok := v.lookup(name); !ok && vr.DefaultValue == "" && vr.PresenceValue == "" && !vr.Required {
+						v.unset(name)
+					}
+				}
+			}
 		}
 		if msg := r.scalar(val); msg != "" {
 			v.fail(n, p, msg)
@@ -486,6 +497,12 @@ func (v *validator) check(n, at *yaml.Node, r *rule, p keyPath) {
 			seen[k.Value] = k.Line
 		}
 		keys, vals := mapEntries(n)
+		for _, need := range r.needs {
+			if k, _ := mapGet(n, need); k == nil {
+				v.fail(at, p, fmt.Sprintf("missing required key %q", need))
+				return
+			}
+		}
 		for i, k := range keys {
 			name := k.Value
 			kp := p.key(name)
