@@ -498,8 +498,13 @@ func (v *validator) check(n, at *yaml.Node, r *rule, p keyPath) {
 		}
 		keys, vals := mapEntries(n)
 		for _, need := range r.needs {
-			if k, _ := mapGet(n, need); k == nil {
+			k, val := mapGet(n, need)
+			if k == nil {
 				v.fail(at, p, fmt.Sprintf("missing required key %q", need))
+				return
+			}
+			if r := resolve(val); r == nil || (r.Kind == yaml.ScalarNode && (r.Tag == "!!null" || r.Value == "")) {
+				v.fail(k, p.key(need), "must not be empty")
 				return
 			}
 		}
