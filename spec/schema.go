@@ -29,6 +29,10 @@ type rule struct {
 	items  *rule               // non-nil: a sequence, items per this rule
 	keyOK  func(string) string // optional check on keys of a values-mapping
 	needs  []string            // keys a mapping must have
+	// nullOK lets a scalar rule accept null (an environment variable
+	// passed through, a label without value). Rules without a scalar form
+	// always accept null (an empty section).
+	nullOK bool
 }
 
 func anyScalar(string) string { return "" }
@@ -232,8 +236,11 @@ var (
 	rBytes      = &rule{want: "a byte size", scalar: checkBytes}
 	rStringList = &rule{want: "a list of strings", items: rString}
 	rStrOrList  = &rule{want: "a string or a list of strings", scalar: anyScalar, items: rString}
-	rStringMap  = &rule{want: "a mapping", values: rString}
-	rListOrMap  = &rule{want: "a mapping or a list of KEY=VALUE strings", values: rString, items: rString}
+	rNullString = &rule{want: "a string", scalar: anyScalar, nullOK: true}
+	rStringMap  = &rule{want: "a mapping", values: rNullString}
+	rListOrMap  = &rule{want: "a mapping or a list of KEY=VALUE strings", values: rNullString, items: rString}
+	// rStrictListOrMap is rListOrMap where every value must be given.
+	rStrictListOrMap = &rule{want: "a mapping or a list of KEY=VALUE strings", values: rString, items: rString}
 )
 
 func obj(keys map[string]*rule) *rule { return &rule{want: "a mapping", keys: keys} }
@@ -263,10 +270,10 @@ var (
 	rBuild = &rule{want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{
 		"context": rString, "dockerfile": rString, "dockerfile_inline": rString, "args": rListOrMap,
 		"target": rString, "labels": rListOrMap, "tags": rStringList, "no_cache": rBool, "pull": rBool,
-		"additional_contexts": rListOrMap, "shm_size": rBytes, "network": rString,
+		"additional_contexts": rStrictListOrMap, "shm_size": rBytes, "network": rString,
 		"cache_from": rStringList, "cache_to": rStringList, "entitlements": rStringList, "extra_hosts": rListOrMap,
 		"isolation": rString, "no_cache_filter": rStrOrList, "platforms": rStringList, "privileged": rBool,
-		"provenance": rAny, "sbom": rAny, "secrets": rAny, "ssh": rAny, "ulimits": rUlimits,
+		"provenance": rAny, "sbom": rAny, "secrets": rAny, "ssh": rStrictListOrMap, "ulimits": rUlimits,
 	}}
 	rPortItem = &rule{want: "a port string or a mapping", scalar: checkPort, keys: map[string]*rule{
 		"name": rString, "mode": {want: "a string", scalar: checkEnum("host", "ingress")}, "host_ip": rString,
@@ -435,7 +442,16 @@ func (v *validator) check(n, at *yaml.Node, r *rule, p keyPath) {
 	if n == nil {
 		return
 	}
-	if n.Tag == "!reset" || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+	if n.Tag == "!reset" {
+		return
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		// compose-go does not expect null where a value is due (it can
+		// crash on it), so only empty sections and the nullable values
+		// below may be null.
+		if r.scalar != nil && !r.nullOK {
+			v.fail(at, p, fmt.Sprintf("must be %s, not empty", r.want))
+		}
 		return
 	}
 	switch n.Kind {
