@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzLoad feeds arbitrary bytes as a single stack file (through stdin,
@@ -26,6 +27,12 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(aliasBomb(3)))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
+		start := time.Now()
+		defer func() {
+			if d := time.Since(start); d > 3*time.Second && os.Getenv("BERTH_FUZZ_SLOW") != "" {
+				t.Fatalf("slow input: %v", d)
+			}
+		}()
 		p, err := Load(context.Background(), LoadOptions{
 			Files: []string{"-"}, WorkingDir: dir, ProjectName: "fuzz",
 			Stdin:   strings.NewReader(string(data)),

@@ -756,6 +756,16 @@ func (l *load) composeError(err error) error {
 		msg = msg[:i]
 	}
 	var path keyPath
+	if m := parseErrRE.FindStringSubmatch(msg); m != nil {
+		// A YAML error from compose-go's own parser (yaml v4), for a
+		// file berth's parser accepted: report it like berth's.
+		e := &Error{File: l.displayFor(m[1]), Msg: "invalid YAML: " + m[2]}
+		if lm := yamlInnerLineRE.FindStringSubmatch(m[2]); lm != nil {
+			e.Line, _ = strconv.Atoi(lm[1])
+			e.Msg = "invalid YAML: " + strings.TrimPrefix(lm[2], "yaml: ")
+		}
+		return e
+	}
 	if m := extendsErrRE.FindStringSubmatch(msg); m != nil {
 		return l.at(keyPath{"services", m[1], "extends"}, m[3])
 	}
@@ -805,10 +815,20 @@ func (l *load) composeError(err error) error {
 }
 
 var (
+	parseErrRE       = regexp.MustCompile(`(?s)^failed to parse (.+?): yaml: (.*)$`)
+	yamlInnerLineRE  = regexp.MustCompile(`(?s)line (\d+): (.*)$`)
 	extendsErrRE     = regexp.MustCompile(`^cannot extend service "([^"]+)" in (.+?): (.*)$`)
 	cannotOverrideRE = regexp.MustCompile(`^cannot override (\S+)$`)
 	interpFormatRE   = regexp.MustCompile(`^invalid interpolation format for ([^\s]+?)\.?\n`)
 )
+
+// displayFor shows a file path compose-go reported as berth would.
+func (l *load) displayFor(p string) string {
+	if f, ok := l.byPath[p]; ok {
+		return f.Display
+	}
+	return l.display(p)
+}
 
 // parseDotted turns "services.web.ports.0" into a keyPath. A "[]"
 // element (any item) ends the path.

@@ -28,6 +28,7 @@ type rule struct {
 	values *rule               // non-nil: a mapping with any keys, values per this rule
 	items  *rule               // non-nil: a sequence, items per this rule
 	keyOK  func(string) string // optional check on keys of a values-mapping
+	str    bool                // the scalar must be a YAML string, not a number or boolean
 	needs  []string            // keys a mapping must have
 	// nullOK lets a scalar rule accept null (an environment variable
 	// passed through, a label without value). Rules without a scalar form
@@ -236,6 +237,8 @@ var (
 	rBytes      = &rule{want: "a byte size", scalar: checkBytes}
 	rStringList = &rule{want: "a list of strings", items: rString}
 	rStrOrList  = &rule{want: "a string or a list of strings", scalar: anyScalar, items: rString}
+	// rPath is for names and paths: compose-go needs a string there.
+	rPath       = &rule{want: "a string", scalar: anyScalar, str: true}
 	rNullString = &rule{want: "a string", scalar: anyScalar, nullOK: true}
 	rStringMap  = &rule{want: "a mapping", values: rNullString}
 	rListOrMap  = &rule{want: "a mapping or a list of KEY=VALUE strings", values: rNullString, items: rString}
@@ -268,7 +271,7 @@ var (
 		"start_interval": rDuration, "retries": rInt, "disable": rBool,
 	})
 	rBuild = &rule{want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{
-		"context": rString, "dockerfile": rString, "dockerfile_inline": rString, "args": rListOrMap,
+		"context": rPath, "dockerfile": rPath, "dockerfile_inline": rString, "args": rListOrMap,
 		"target": rString, "labels": rListOrMap, "tags": rStringList, "no_cache": rBool, "pull": rBool,
 		"additional_contexts": rStrictListOrMap, "shm_size": rBytes, "network": rString,
 		"cache_from": rStringList, "cache_to": rStringList, "entitlements": rStringList, "extra_hosts": rListOrMap,
@@ -287,14 +290,14 @@ var (
 	}, needs: []string{"target"}}
 	rVolumeItem = &rule{want: "a volume string or a mapping", scalar: checkVolume, keys: map[string]*rule{
 		"type":   {want: "a string", scalar: checkEnum("bind", "volume", "tmpfs", "npipe", "cluster", "image")},
-		"source": rString, "target": rString, "read_only": rBool, "consistency": rString,
+		"source": rPath, "target": rPath, "read_only": rBool, "consistency": rString,
 		"bind":   obj(map[string]*rule{"propagation": rString, "create_host_path": rBool, "recursive": rString, "selinux": {want: "a string", scalar: checkEnum("z", "Z")}}),
 		"volume": obj(map[string]*rule{"labels": rListOrMap, "nocopy": rBool, "subpath": rString}),
 		"tmpfs":  obj(map[string]*rule{"size": rBytes, "mode": {want: "a file mode", scalar: checkOctal}}),
 		"image":  obj(map[string]*rule{"subpath": rString}),
 	}, needs: []string{"type"}}
-	rFileRef = &rule{want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{
-		"source": rString, "target": rString, "uid": rString, "gid": rString,
+	rFileRef = &rule{want: "a string or a mapping", scalar: anyScalar, str: true, keys: map[string]*rule{
+		"source": rPath, "target": rPath, "uid": rString, "gid": rString,
 		"mode": {want: "a file mode", scalar: checkOctal},
 	}, needs: []string{"source"}}
 	rServiceNetworks = &rule{want: "a list or a mapping of networks", items: rString, values: obj(map[string]*rule{
@@ -306,10 +309,10 @@ var (
 		"condition": {want: "a string", scalar: checkEnum(ConditionStarted, ConditionHealthy, ConditionCompletedSuccessfully)},
 		"required":  rBool, "restart": rBool,
 	})}
-	rEnvFile = &rule{want: "a string or a list", scalar: anyScalar, items: &rule{want: "a string or a mapping", scalar: anyScalar,
-		keys: map[string]*rule{"path": rString, "format": rString, "required": rBool}, needs: []string{"path"}}}
+	rEnvFile = &rule{want: "a string or a list", scalar: anyScalar, items: &rule{want: "a string or a mapping", scalar: anyScalar, str: true,
+		keys: map[string]*rule{"path": rPath, "format": rString, "required": rBool}, needs: []string{"path"}}}
 	rDevelop = obj(map[string]*rule{"watch": {want: "a list", items: &rule{want: "a mapping", keys: map[string]*rule{
-		"path": rString, "action": {want: "a string", scalar: checkEnum("sync", "sync+restart", "sync+exec", "restart", "rebuild")},
+		"path": rPath, "action": {want: "a string", scalar: checkEnum("sync", "sync+restart", "sync+exec", "restart", "rebuild")},
 		"target": rString, "exec": rHook, "ignore": rStrOrList, "include": rStrOrList, "initial_sync": rBool,
 	}, needs: []string{"path", "action"}}}})
 	rBerth = obj(map[string]*rule{"restart_on_unhealthy": rBool, "unhealthy_restart_limit": rInt})
@@ -317,7 +320,7 @@ var (
 	rService = obj(map[string]*rule{
 		// service
 		"attach": rBool, "container_name": rString, "deploy": rDeploy, "develop": rDevelop,
-		"extends":        {want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{"service": rString, "file": rString}, needs: []string{"service"}},
+		"extends":        {want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{"service": rPath, "file": rPath}, needs: []string{"service"}},
 		"external_links": rStringList, "links": rStringList, "post_start": {want: "a list", items: rHook},
 		"pre_start": rAny, "pre_stop": {want: "a list", items: rHook}, "profiles": rStringList, "provider": rAny,
 		"restart": {want: "a string", scalar: checkRestart}, "scale": rInt,
@@ -329,7 +332,7 @@ var (
 		"cgroup": rString, "cgroup_parent": rString, "command": rStrOrList, "configs": {want: "a list", items: rFileRef},
 		"cpu_count": rInt, "cpu_percent": rNumber, "cpu_period": rInt, "cpu_quota": rInt,
 		"cpu_rt_period": rAny, "cpu_rt_runtime": rAny, "cpu_shares": rInt, "cpus": rNumber, "cpuset": rString,
-		"credential_spec": rAny, "device_cgroup_rules": rStringList, "devices": {want: "a list", items: &rule{want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{"source": rString, "target": rString, "permissions": rString}}},
+		"credential_spec": rAny, "device_cgroup_rules": rStringList, "devices": {want: "a list", items: &rule{want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{"source": rPath, "target": rPath, "permissions": rString}}},
 		"dns": rStrOrList, "dns_opt": rStringList, "dns_search": rStrOrList, "domainname": rString,
 		"entrypoint": rStrOrList, "env_file": rEnvFile, "environment": rListOrMap, "extra_hosts": rListOrMap,
 		"gpus": rAny, "group_add": {want: "a list", items: rString}, "hostname": rString, "image": rString,
@@ -483,6 +486,10 @@ func (v *validator) check(n, at *yaml.Node, r *rule, p keyPath) {
 					}
 				}
 			}
+		}
+		if r.str && n.Tag != "!!str" && !strings.Contains(n.Value, "$") {
+			v.fail(n, p, fmt.Sprintf("must be a string, not %s (quote it)", n.Value))
+			return
 		}
 		if msg := r.scalar(val); msg != "" {
 			v.fail(n, p, msg)

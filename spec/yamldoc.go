@@ -17,9 +17,9 @@ import (
 // without bound ("billion laughs"); these limits are far above any real
 // stack file.
 const (
-	maxFileSize      = 8 << 20   // bytes of YAML per file
-	maxDepth         = 128       // nesting of mappings and sequences, aliases followed
-	maxExpandedNodes = 1_000_000 // nodes once every alias is expanded
+	maxFileSize      = 8 << 20 // bytes of YAML per file
+	maxDepth         = 128     // nesting of mappings and sequences, aliases followed
+	maxExpandedNodes = 200_000 // nodes once every alias is expanded (a 200-service stack has ~10k)
 )
 
 // yamlFile is one parsed stack file: the documents as yaml.v3 node trees,
@@ -127,7 +127,8 @@ type guard struct {
 	file  string
 	size  map[*yaml.Node]int
 	depth map[*yaml.Node]int
-	total int
+	big   *yaml.Node // the alias with the largest expansion so far
+	bigN  int
 }
 
 func (g *guard) walk(n *yaml.Node, level int) (size, depth int, err error) {
@@ -167,9 +168,16 @@ func (g *guard) walk(n *yaml.Node, level int) (size, depth int, err error) {
 			depth = d + 1
 		}
 		if size > maxExpandedNodes {
-			return 0, 0, &Error{File: g.file, Line: n.Line, Column: n.Column,
+			at := n
+			if g.big != nil {
+				at = g.big
+			}
+			return 0, 0, &Error{File: g.file, Line: at.Line, Column: at.Column,
 				Msg: fmt.Sprintf("YAML aliases expand to more than %d nodes (alias bomb?)", maxExpandedNodes)}
 		}
+	}
+	if n.Kind == yaml.AliasNode && size > g.bigN {
+		g.big, g.bigN = n, size
 	}
 	g.size[n] = size
 	g.depth[n] = depth
