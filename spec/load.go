@@ -2,7 +2,6 @@ package spec
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -658,7 +657,7 @@ func (l *load) checkReferences(cp *types.Project) error {
 				return err
 			}
 		}
-		for i, v := range s.Volumes {
+		for _, v := range s.Volumes {
 			if v.Type == types.VolumeTypeVolume && v.Source != "" {
 				if _, ok := cp.Volumes[v.Source]; !ok {
 					src := v.Source
@@ -671,7 +670,6 @@ func (l *load) checkReferences(cp *types.Project) error {
 					}, fmt.Sprintf("undefined volume %q (declare it under the top-level volumes:)", src))
 				}
 			}
-			_ = i
 		}
 		for _, ref := range s.Secrets {
 			if _, ok := cp.Secrets[ref.Source]; !ok {
@@ -807,9 +805,6 @@ func (l *load) composeError(err error) error {
 	e := &Error{Msg: msg}
 	if len(l.parsed) == 1 {
 		e.File = l.parsed[0].Display
-	}
-	if errors.Is(err, ErrInvalid) {
-		return e
 	}
 	return e
 }
