@@ -105,15 +105,11 @@ func newLoad(o LoadOptions) (*load, error) {
 			l.env[k] = v
 		}
 	}
-	l.cwd = o.WorkingDir
-	if l.cwd == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return nil, err
-		}
-		l.cwd = wd
+	wd, err := filepath.Abs(o.WorkingDir) // "" is the current directory
+	if err != nil {
+		return nil, err
 	}
-	l.cwd = l.abs(l.cwd)
+	l.cwd = wd
 	return l, nil
 }
 
