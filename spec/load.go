@@ -619,6 +619,17 @@ func (l *load) checkReferences(cp *types.Project) error {
 		if s.Image == "" && s.Build == nil && s.Provider == nil {
 			return l.at(sp, "service has neither an image nor a build context")
 		}
+		if err := l.checkServiceFiles(sp, &s); err != nil {
+			return err
+		}
+		if s.Scale != nil && s.Deploy != nil && s.Deploy.Replicas != nil && *s.Scale != *s.Deploy.Replicas {
+			return l.at(sp.key("scale"), fmt.Sprintf("scale (%d) and deploy.replicas (%d) differ", *s.Scale, *s.Deploy.Replicas))
+		}
+		if s.ContainerName != "" {
+			if n := replicasOf(&s); n > 1 {
+				return l.at(sp.key("container_name"), fmt.Sprintf("container_name %q cannot be used with %d replicas (names must be unique)", s.ContainerName, n))
+			}
+		}
 		for _, n := range sortedKeys(s.Networks) {
 			if _, ok := cp.Networks[n]; !ok {
 				return l.atItem(sp.key("networks"), scalarIs(n), fmt.Sprintf("undefined network %q (declare it under the top-level networks:)", n))
@@ -693,6 +704,45 @@ func (l *load) checkReferences(cp *types.Project) error {
 	return nil
 }
 
+func replicasOf(s *types.ServiceConfig) int {
+	n := 1
+	if s.Scale != nil {
+		n = *s.Scale
+	}
+	if s.Deploy != nil && s.Deploy.Replicas != nil {
+		n = *s.Deploy.Replicas
+	}
+	return n
+}
+
+// checkServiceFiles reports a missing required env_file or label_file at
+// its entry (compose-go's message names neither service nor position).
+func (l *load) checkServiceFiles(sp keyPath, s *types.ServiceConfig) error {
+	baseIs := func(p string) func(*yaml.Node) bool {
+		return func(n *yaml.Node) bool {
+			v := n.Value
+			if n.Kind == yaml.MappingNode {
+				v = scalarValue(n, "path")
+			}
+			return v != "" && filepath.Base(v) == filepath.Base(p)
+		}
+	}
+	for _, ef := range s.EnvFiles {
+		if !bool(ef.Required) {
+			continue
+		}
+		if st, err := os.Stat(ef.Path); err != nil || st.IsDir() {
+			return l.atItem(sp.key("env_file"), baseIs(ef.Path), fmt.Sprintf("env file %q not found", ef.Path))
+		}
+	}
+	for _, lf := range s.LabelFiles {
+		if st, err := os.Stat(lf); err != nil || st.IsDir() {
+			return l.atItem(sp.key("label_file"), baseIs(lf), fmt.Sprintf("label file %q not found", lf))
+		}
+	}
+	return nil
+}
+
 func refMatch(name string) func(*yaml.Node) bool {
 	return func(n *yaml.Node) bool {
 		if n.Kind == yaml.ScalarNode {
@@ -760,11 +810,34 @@ func (l *load) composeError(err error) error {
 		}
 		return e
 	}
+	if strings.HasPrefix(msg, "Circular reference:\n") {
+		// "  a in FILE\n  extends b in FILE\n  extends a in FILE"
+		var chain []string
+		for _, ln := range strings.Split(msg, "\n")[1:] {
+			ln = strings.TrimPrefix(strings.TrimSpace(ln), "extends ")
+			if name, _, ok := strings.Cut(ln, " in "); ok {
+				chain = append(chain, name)
+			}
+		}
+		if len(chain) > 0 {
+			return l.at(keyPath{"services", chain[0], "extends"}, "extends cycle: "+strings.Join(chain, " -> "))
+		}
+	}
+	if strings.HasPrefix(msg, "include cycle detected:\n") {
+		var chain []string
+		for _, ln := range strings.Split(msg, "\n")[1:] {
+			chain = append(chain, l.displayFor(strings.TrimPrefix(strings.TrimSpace(ln), "include ")))
+		}
+		return l.at(keyPath{"include"}, "include cycle: "+strings.Join(chain, " -> "))
+	}
 	if m := extendsErrRE.FindStringSubmatch(msg); m != nil {
 		return l.at(keyPath{"services", m[1], "extends"}, m[3])
 	}
 	if m := cannotOverrideRE.FindStringSubmatch(msg); m != nil {
 		return l.at(parseDotted(m[1]), "cannot be merged with the value in an earlier file (use !override or !reset)")
+	}
+	if m := resourceErrRE.FindStringSubmatch(msg); m != nil {
+		return l.at(parseDotted(m[1]), m[2])
 	}
 	if m := interpFormatRE.FindStringSubmatch(msg); m != nil {
 		return l.at(parseDotted(m[1]), "invalid interpolation format (write a literal $ as $$)")
@@ -810,6 +883,7 @@ var (
 	yamlInnerLineRE  = regexp.MustCompile(`(?s)line (\d+): (.*)$`)
 	extendsErrRE     = regexp.MustCompile(`^cannot extend service "([^"]+)" in (.+?): (.*)$`)
 	cannotOverrideRE = regexp.MustCompile(`^cannot override (\S+)$`)
+	resourceErrRE    = regexp.MustCompile(`^((?:secrets|configs|volumes|networks)\.[a-zA-Z0-9._-]+): (.*)$`)
 	interpFormatRE   = regexp.MustCompile(`^invalid interpolation format for ([^\s]+?)\.?\n`)
 )
 
