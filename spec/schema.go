@@ -472,6 +472,10 @@ func (v *validator) fail(n *yaml.Node, p keyPath, msg string) {
 func validateFile(f *yamlFile, lookup func(string) (string, bool), unset func(string)) error {
 	v := &validator{file: f, lookup: lookup, unset: unset}
 	for _, d := range f.Docs {
+		if d.Tag == "!reset" || d.Tag == "!override" {
+			v.fail(d, nil, fmt.Sprintf("the whole document cannot be tagged %s", d.Tag))
+			continue
+		}
 		if resolve(d).Kind != yaml.MappingNode {
 			if resolve(d).Kind == yaml.ScalarNode && resolve(d).Tag == "!!null" {
 				continue
