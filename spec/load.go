@@ -819,6 +819,18 @@ func (l *load) composeError(err error) error {
 				chain = append(chain, name)
 			}
 		}
+		if len(chain) > 1 && chain[0] == chain[len(chain)-1] {
+			// compose-go starts the cycle at whichever service it met
+			// first (map order): start it at the smallest name instead.
+			ring := chain[:len(chain)-1]
+			min := 0
+			for i := range ring {
+				if ring[i] < ring[min] {
+					min = i
+				}
+			}
+			chain = append(append(append([]string{}, ring[min:]...), ring[:min]...), ring[min])
+		}
 		if len(chain) > 0 {
 			return l.at(keyPath{"services", chain[0], "extends"}, "extends cycle: "+strings.Join(chain, " -> "))
 		}
