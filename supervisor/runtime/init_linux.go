@@ -30,16 +30,16 @@ const (
 
 // initConfig is what the parent sends the init.
 type initConfig struct {
-	Mode       string        `json:"mode"`
-	ID         string        `json:"id"`
-	Spec       *specs.Spec   `json:"spec,omitempty"` // create
-	Process    *specs.Process `json:"process"`
-	Rootfs     string        `json:"rootfs,omitempty"` // absolute host path (create)
-	NewUserNS  bool          `json:"newUserNS,omitempty"`
-	NewNetNS   bool          `json:"newNetNS,omitempty"`
-	NewCgroupNS bool         `json:"newCgroupNS,omitempty"`
-	NumExtra   int           `json:"numExtra,omitempty"`
-	Reaper     bool          `json:"reaper,omitempty"`
+	Mode        string         `json:"mode"`
+	ID          string         `json:"id"`
+	Spec        *specs.Spec    `json:"spec,omitempty"` // create
+	Process     *specs.Process `json:"process"`
+	Rootfs      string         `json:"rootfs,omitempty"` // absolute host path (create)
+	NewUserNS   bool           `json:"newUserNS,omitempty"`
+	NewNetNS    bool           `json:"newNetNS,omitempty"`
+	NewCgroupNS bool           `json:"newCgroupNS,omitempty"`
+	NumExtra    int            `json:"numExtra,omitempty"`
+	Reaper      bool           `json:"reaper,omitempty"`
 	// Seccomp applies to exec'd processes too.
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
