@@ -1,9 +1,12 @@
 package runtime
 
 import (
+	"fmt"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/supervisor/runtime/cgroups"
+	"github.com/berth-dev/berth/supervisor/runtime/seccomp"
 )
 
 // newCgroupManager is the one call site into the cgroup drivers.
@@ -17,20 +20,17 @@ var newCgroupManager = func(path string) (cgroups.Manager, error) {
 	return nil, nil
 }
 
-// loadSeccomp installs the process's seccomp filter on the calling
-// thread, right before execve.
-//
-// MERGE(sconv): once branch sconv provides
-// github.com/berth-dev/berth/supervisor/runtime/seccomp, this becomes
-//
-//	if cfg == nil { return nil }
-//	return seccomp.Load(cfg)
-//
-// Until then a spec that asks for seccomp is refused at Create (see
-// validateSpec), so no container silently runs without its filter.
-var loadSeccomp = func(cfg *specs.LinuxSeccomp) error {
+// loadSeccomp installs the process's seccomp filter (nil: none) on the
+// calling process, as late before execve as the privileges allow.
+func loadSeccomp(cfg *specs.LinuxSeccomp) error {
+	if cfg == nil {
+		return nil
+	}
+	if err := seccomp.Load(cfg); err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
 	return nil
 }
 
 // seccompAvailable reports whether loadSeccomp really installs filters.
-var seccompAvailable = false
+const seccompAvailable = true

@@ -1,14 +1,10 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
 	goruntime "runtime"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -18,12 +14,12 @@ import (
 // container init. They never reach the user command: the init execs it
 // with the spec's environment only.
 const (
-	envInit = "_BERTH_INIT" // "create", "exec" or "finish"
+	envInit = "_BERTH_INIT" // "create" or "exec"
 )
 
 // Fixed fd numbers in the init.
 const (
-	initSyncFd  = 3 // create/exec: sync socket; finish: config pipe
+	initSyncFd  = 3 // sync socket
 	initFifoFd  = 4 // create: O_PATH fd of the exec fifo
 	initExtraFd = 5 // create: first of CreateOpts.ExtraFiles
 )
@@ -57,8 +53,6 @@ func init() {
 	switch mode {
 	case "create", "exec":
 		err = initMain(mode)
-	case "finish":
-		err = finishMain()
 	default:
 		err = fmt.Errorf("unknown init mode %q", mode)
 	}
@@ -112,14 +106,6 @@ func initMain(mode string) (retErr error) {
 			return os.NewSyscallError("setdomainname", err)
 		}
 	}
-	if spec.Linux != nil {
-		for k, v := range spec.Linux.Sysctl {
-			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-			if err := writeFileNoCreate(p, v); err != nil {
-				return fmt.Errorf("sysctl %s: %w", k, err)
-			}
-		}
-	}
 	if cfg.Process.Terminal {
 		if err := setupConsole(sync); err != nil {
 			return err
@@ -141,9 +127,6 @@ func initMain(mode string) (retErr error) {
 	}
 	fifo.Close()
 	sync.Close()
-	if cfg.Reaper {
-		return runReaper(&cfg)
-	}
 	return finishProcess(&cfg)
 }
 
@@ -190,85 +173,3 @@ func setupConsole(sync *os.File) error {
 	return nil
 }
 
-// finishMain is the child of the reaper: it reads its config from a pipe
-// and becomes the user command.
-func finishMain() error {
-	f := os.NewFile(initSyncFd, "config")
-	b, err := io.ReadAll(f)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	var cfg initConfig
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return err
-	}
-	return finishProcess(&cfg)
-}
-
-// runReaper stays pid 1: it starts the user command as its child (a
-// re-exec of this binary in "finish" mode, which drops privileges and
-// execs), forwards every signal to it, reaps all zombies, and exits with
-// the child's status.
-func runReaper(cfg *initConfig) error {
-	b, err := json.Marshal(cfg)
-	if err != nil {
-		return err
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs)
-	// fd 3 = config, fd 4 unused (the fifo slot), 5.. = extra files.
-	files := []*os.File{os.Stdin, os.Stdout, os.Stderr, r, nil}
-	for i := 0; i < cfg.NumExtra; i++ {
-		files = append(files, os.NewFile(uintptr(initExtraFd+i), "extra"))
-	}
-	pid, err := forkExecFinish(files)
-	r.Close()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(b); err != nil {
-		return err
-	}
-	w.Close()
-	go func() {
-		for s := range sigs {
-			sig := s.(unix.Signal)
-			if sig == unix.SIGCHLD || sig == unix.SIGURG {
-				continue
-			}
-			_ = unix.Kill(pid, sig)
-		}
-	}()
-	for {
-		var ws unix.WaitStatus
-		wpid, err := unix.Wait4(-1, &ws, 0, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("wait4", err)
-		}
-		if wpid != pid {
-			continue
-		}
-		if ws.Signaled() {
-			os.Exit(128 + int(ws.Signal()))
-		}
-		os.Exit(ws.ExitStatus())
-	}
-}
-
-func forkExecFinish(files []*os.File) (int, error) {
-	// /proc/self/exe is the sealed memfd we were started from.
-	attr := &os.ProcAttr{Env: []string{envInit + "=finish"}, Files: files}
-	p, err := os.StartProcess("/proc/self/exe", []string{"berth-init"}, attr)
-	if err != nil {
-		return 0, err
-	}
-	return p.Pid, nil
-}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -142,8 +143,57 @@ func finishProcess(cfg *initConfig) error {
 	if err := prepareFds(cfg.NumExtra); err != nil {
 		return err
 	}
+	if cfg.Reaper {
+		return runReaper(exe, p.Args, env, cfg.NumExtra)
+	}
 	err = unix.Exec(exe, p.Args, env)
 	return &os.PathError{Op: "exec", Path: exe, Err: err}
+}
+
+// runReaper keeps this process as pid 1 (compose `init: true`): it has
+// already dropped to the container's identity, capabilities, no_new_privs
+// and seccomp filter, so the command it forks inherits exactly those. It
+// forwards every signal to the command, reaps every zombie reparented to
+// it, and exits with the command's status.
+func runReaper(exe string, args, env []string, numExtra int) error {
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs)
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	for i := 0; i < numExtra; i++ {
+		files = append(files, os.NewFile(uintptr(3+i), "extra"))
+	}
+	wd, _ := os.Getwd()
+	proc, err := os.StartProcess(exe, args, &os.ProcAttr{Dir: wd, Env: env, Files: files})
+	if err != nil {
+		return err
+	}
+	pid := proc.Pid
+	go func() {
+		for s := range sigs {
+			sig := s.(unix.Signal)
+			if sig == unix.SIGCHLD || sig == unix.SIGURG { // SIGURG: Go's preemption
+				continue
+			}
+			_ = unix.Kill(pid, sig)
+		}
+	}()
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("wait4", err)
+		}
+		if wpid != pid {
+			continue
+		}
+		if ws.Signaled() {
+			os.Exit(128 + int(ws.Signal()))
+		}
+		os.Exit(ws.ExitStatus())
+	}
 }
 
 // processUser resolves the process identity. process.user.username, when

@@ -56,6 +56,13 @@ func setupRootfs(cfg *initConfig) error {
 		return err
 	}
 	if spec.Linux != nil {
+		// sysctls before the read-only /proc/sys
+		for k, v := range spec.Linux.Sysctl {
+			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+			if err := writeFileNoCreate(p, v); err != nil {
+				return fmt.Errorf("sysctl %s: %w", k, err)
+			}
+		}
 		for _, p := range spec.Linux.MaskedPaths {
 			if err := maskPath(p); err != nil {
 				return fmt.Errorf("masked path %s: %w", p, err)

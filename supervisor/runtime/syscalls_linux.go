@@ -67,7 +67,14 @@ func openInRoot(rootFd int, path string, flags int, resolve uint64) (int, error)
 // regular file (a bind-mount target for a file). resolve adds RESOLVE_*
 // flags (RESOLVE_NO_SYMLINKS for /proc and /sys).
 func mkdirAllInRoot(rootFd int, path string, file bool, resolve uint64) (int, error) {
-	clean := filepath.Clean("/" + path)
+	// Resolve symlinks (dangling ones included: /a -> /not/yet/made) inside
+	// the root first, so that what we create is where the kernel would
+	// later look. openInRoot below re-checks every step with
+	// RESOLVE_IN_ROOT, so a concurrent swap cannot escape either.
+	clean, err := resolveInRoot(rootFd, path, resolve&unix.RESOLVE_NO_SYMLINKS != 0)
+	if err != nil {
+		return -1, err
+	}
 	if clean == "/" {
 		return openInRoot(rootFd, "/", unix.O_PATH|unix.O_DIRECTORY, resolve)
 	}
@@ -141,4 +148,55 @@ func writeFileNoCreate(path, data string) error {
 		return &os.PathError{Op: "write", Path: path, Err: err}
 	}
 	return nil
+}
+
+// resolveInRoot returns path with every symlink resolved as if rootFd
+// were "/" (absolute links restart at the root, ".." stops at it). The
+// remaining components need not exist. With noSymlinks, any symlink is
+// an error (for /proc and /sys).
+func resolveInRoot(rootFd int, path string, noSymlinks bool) (string, error) {
+	rest := strings.Split(filepath.Clean("/"+path), "/")
+	cur := "/"
+	links := 0
+	for len(rest) > 0 {
+		comp := rest[0]
+		rest = rest[1:]
+		switch comp {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, comp)
+		var st unix.Stat_t
+		err := unix.Fstatat(rootFd, strings.TrimPrefix(next, "/"), &st, unix.AT_SYMLINK_NOFOLLOW)
+		if errors.Is(err, unix.ENOENT) {
+			return filepath.Join(append([]string{next}, rest...)...), nil
+		}
+		if err != nil {
+			return "", &os.PathError{Op: "lstat (in root)", Path: next, Err: err}
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			cur = next
+			continue
+		}
+		if noSymlinks {
+			return "", fmt.Errorf("refusing %s: %s is a symlink in the image", path, next)
+		}
+		if links++; links > 255 {
+			return "", &os.PathError{Op: "resolve (in root)", Path: path, Err: unix.ELOOP}
+		}
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(rootFd, strings.TrimPrefix(next, "/"), buf)
+		if err != nil {
+			return "", &os.PathError{Op: "readlink (in root)", Path: next, Err: err}
+		}
+		target := string(buf[:n])
+		if strings.HasPrefix(target, "/") {
+			cur = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return cur, nil
 }
