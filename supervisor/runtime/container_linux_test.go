@@ -92,7 +92,7 @@ func TestSeccompBlocks(t *testing.T) {
 	spec := shSpec(`mkdir /tmp/x && echo made; echo done`)
 	spec.Linux.Seccomp = &specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow,
-		Syscalls: []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}},
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}},
 	}
 	out := mustRun(t, spec, bundle)
 	if strings.Contains(out, "made") || !strings.Contains(out, "done") {
@@ -425,12 +425,16 @@ func TestBadSpecs(t *testing.T) {
 	r, _ := New(t.TempDir())
 	bundle := t.TempDir()
 	for name, mut := range map[string]func(*specs.Spec){
-		"version":  func(s *specs.Spec) { s.Version = "2.0.0" },
-		"noargs":   func(s *specs.Spec) { s.Process.Args = nil },
-		"relcwd":   func(s *specs.Spec) { s.Process.Cwd = "tmp" },
-		"nomntns":  func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:1] },
-		"badns":    func(s *specs.Spec) { s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "time2"}) },
-		"userns":   func(s *specs.Spec) { s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace}) },
+		"version": func(s *specs.Spec) { s.Version = "2.0.0" },
+		"noargs":  func(s *specs.Spec) { s.Process.Args = nil },
+		"relcwd":  func(s *specs.Spec) { s.Process.Cwd = "tmp" },
+		"nomntns": func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:1] },
+		"badns": func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "time2"})
+		},
+		"userns": func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		},
 		"sysctl":   func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"kernel.panic": "1"} },
 		"relmount": func(s *specs.Spec) { s.Mounts = append(s.Mounts, specs.Mount{Destination: "x"}) },
 	} {

@@ -172,4 +172,3 @@ func setupConsole(sync *os.File) error {
 	}
 	return nil
 }
-
