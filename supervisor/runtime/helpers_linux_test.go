@@ -148,3 +148,18 @@ func takeSnapshot(t testing.TB) snapshot {
 	}
 	return snapshot{mounts: bytes.Count(m, []byte("\n")), fds: len(fds)}
 }
+
+// waitFor polls a file until it contains s (containers write to it).
+func waitFor(t testing.TB, path, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), s) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(path)
+	t.Fatalf("timed out waiting for %q in output:\n%s", s, b)
+}

@@ -10,14 +10,8 @@ import (
 )
 
 // newCgroupManager is the one call site into the cgroup drivers.
-//
-// MERGE(cg): once branch cg provides cgroups.New, this becomes
-//
-//	return cgroups.New(path)
-//
-// Until then containers run without a cgroup of their own (nil manager).
-var newCgroupManager = func(path string) (cgroups.Manager, error) {
-	return nil, nil
+func newCgroupManager(path string) (cgroups.Manager, error) {
+	return cgroups.New(path)
 }
 
 // loadSeccomp installs the process's seccomp filter (nil: none) on the
