@@ -208,7 +208,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	}
 	defer parentSync.Close()
 	cmd := &exec.Cmd{
-		Path:        fdPath(int(self.Fd())),
+		Path:        selfExePath(self),
 		Args:        []string{"berth-init", id},
 		Env:         []string{envInit + "=create"},
 		Stdin:       opts.IO.Stdin,

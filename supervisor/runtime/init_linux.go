@@ -145,10 +145,11 @@ func setupConsole(sync *os.File) error {
 		return os.NewSyscallError("ioctl(TIOCSPTLCK)", err)
 	}
 	// TIOCGPTPEER opens the slave from the master, with no path lookup.
-	slave, err := unix.IoctlRetInt(master, unix.TIOCGPTPEER)
-	if err != nil {
-		return os.NewSyscallError("ioctl(TIOCGPTPEER)", err)
+	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		return os.NewSyscallError("ioctl(TIOCGPTPEER)", errno)
 	}
+	slave := int(r)
 	if err := sendPacket(sync, syncMsg{Type: msgConsole}, master); err != nil {
 		unix.Close(slave)
 		return err

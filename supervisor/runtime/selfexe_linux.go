@@ -57,3 +57,10 @@ func makeSealedSelf() (*os.File, error) {
 	}
 	return f, nil
 }
+
+// selfExePath names the sealed copy for execve in a child. It goes
+// through our own pid, not /proc/self: in the child, the low fd numbers
+// are being reused for ExtraFiles when execve resolves the path.
+func selfExePath(f *os.File) string {
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+}
