@@ -20,9 +20,8 @@ func checkNoLeaks(t *testing.T) {
 	t.Helper()
 	before := takeSnapshot(t)
 	t.Cleanup(func() {
-		after := takeSnapshot(t)
-		if after != before {
-			t.Errorf("leak: before %+v after %+v", before, after)
+		if l := before.leaks(takeSnapshot(t)); len(l) > 0 {
+			t.Errorf("leaked: %v", l)
 		}
 	})
 }

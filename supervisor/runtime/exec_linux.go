@@ -218,4 +218,3 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 	}
 	return &Process{Pid: xpid, proc: proc, console: console}, nil
 }
-

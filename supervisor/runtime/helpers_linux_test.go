@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -127,10 +126,12 @@ func shSpec(script string) *specs.Spec {
 	return DefaultSpec("rootfs", "/bin/sh", "-c", script)
 }
 
-// snapshot records what must be unchanged after a test: our mounts, our
-// fds and berth cgroup directories.
+// snapshot records what must be unchanged after a test: our fds, and
+// the mounts (other tests on this machine mount and unmount too, so the
+// comparison is by content: no new mount may name a path of ours).
 type snapshot struct {
-	mounts, fds int
+	mounts map[string]bool
+	fds    int
 }
 
 func takeSnapshot(t testing.TB) snapshot {
@@ -146,7 +147,27 @@ func takeSnapshot(t testing.TB) snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return snapshot{mounts: bytes.Count(m, []byte("\n")), fds: len(fds)}
+	s := snapshot{mounts: map[string]bool{}, fds: len(fds)}
+	for _, l := range strings.Split(string(m), "\n") {
+		if f := strings.Fields(l); len(f) > 4 {
+			s.mounts[f[4]] = true
+		}
+	}
+	return s
+}
+
+// leaks lists what after has that s had not.
+func (s snapshot) leaks(after snapshot) []string {
+	var out []string
+	for mp := range after.mounts {
+		if !s.mounts[mp] && (strings.Contains(mp, "rootfs") || strings.HasPrefix(mp, os.TempDir())) {
+			out = append(out, "mount "+mp)
+		}
+	}
+	if after.fds != s.fds {
+		out = append(out, fmt.Sprintf("fds: %d before, %d after", s.fds, after.fds))
+	}
+	return out
 }
 
 // waitFor polls a file until it contains s (containers write to it).
