@@ -139,6 +139,12 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
 		return nil, &os.PathError{Op: "mkfifo", Path: fifoPath, Err: err}
 	}
+	if uid, gid, ok := hostRoot(spec); ok {
+		// The init reopens the fifo as the container's root.
+		if err := os.Chown(fifoPath, uid, gid); err != nil {
+			return nil, err
+		}
+	}
 	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -160,8 +166,13 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		}
 	}
 
+	var cgPaths map[string]string
+	if c.cg != nil {
+		cgPaths = c.cg.Paths()
+	}
 	cfg := &initConfig{
-		Mode: "create", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
+		CgroupPaths: cgPaths,
+		Mode:        "create", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
 		NumExtra: len(opts.ExtraFiles), Seccomp: spec.Linux.Seccomp,
 		Reaper: spec.Annotations[AnnotationInit] == "true",
 	}
@@ -200,6 +211,9 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 			sysAttr.GidMappings = append(sysAttr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
 		sysAttr.GidMappingsEnableSetgroups = true
+		// Our host uid is not mapped in the new namespace: become its
+		// root, so that the exec keeps full capabilities there.
+		sysAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 
 	parentSync, childSync, err := newSyncPair()
@@ -208,7 +222,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	}
 	defer parentSync.Close()
 	cmd := &exec.Cmd{
-		Path:        selfExePath(self),
+		Path:        selfExePath(self, 5+len(opts.ExtraFiles)),
 		Args:        []string{"berth-init", id},
 		Env:         []string{envInit + "=create"},
 		Stdin:       opts.IO.Stdin,
@@ -380,4 +394,30 @@ func sendConsole(path string, master *os.File) error {
 		return fmt.Errorf("console socket: %w", err)
 	}
 	return nil
+}
+
+// hostRoot maps the container's uid/gid 0 to the host when the spec
+// creates a user namespace.
+func hostRoot(spec *specs.Spec) (uid, gid int, ok bool) {
+	userns := false
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace {
+			userns = true
+		}
+	}
+	if !userns {
+		return 0, 0, false
+	}
+	uid, gid = -1, -1
+	for _, m := range spec.Linux.UIDMappings {
+		if m.ContainerID == 0 {
+			uid = int(m.HostID)
+		}
+	}
+	for _, m := range spec.Linux.GIDMappings {
+		if m.ContainerID == 0 {
+			gid = int(m.HostID)
+		}
+	}
+	return uid, gid, uid >= 0 || gid >= 0
 }

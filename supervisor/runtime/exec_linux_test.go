@@ -18,7 +18,7 @@ import (
 func startSleeper(t *testing.T, mut func(*specs.Spec)) (*Container, string) {
 	t.Helper()
 	bundle := makeRootfs(t)
-	spec := DefaultSpec("rootfs", "/bin/sleep", "1000")
+	spec := DefaultSpec(filepath.Join(bundle, "rootfs"), "/bin/sleep", "1000")
 	spec.Hostname = "exec-host"
 	if mut != nil {
 		mut(spec)

@@ -35,7 +35,11 @@ type initConfig struct {
 	NewNetNS    bool           `json:"newNetNS,omitempty"`
 	NewCgroupNS bool           `json:"newCgroupNS,omitempty"`
 	NumExtra    int            `json:"numExtra,omitempty"`
-	Reaper      bool           `json:"reaper,omitempty"`
+	// CgroupPaths are the container's cgroup directories on the host
+	// (for /sys/fs/cgroup where the kernel does not let a user namespace
+	// mount cgroupfs).
+	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	Reaper      bool              `json:"reaper,omitempty"`
 	// Seccomp applies to exec'd processes too.
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
