@@ -157,3 +157,15 @@ func TestOOMKilledIs137(t *testing.T) {
 		t.Fatalf("state: %+v", st)
 	}
 }
+
+func TestDeviceRules(t *testing.T) {
+	requirePrivileged(t)
+	bundle := makeRootfs(t)
+	// CAP_MKNOD makes the node (/dev/net/tun, which root may open); the
+	// device cgroup refuses to open it. Without the rules it opens.
+	script := `mknod /tmp/tun c 10 200 && echo made; (exec 3</tmp/tun) 2>/dev/null && echo opened || echo denied; head -c1 /dev/zero | wc -c`
+	wantLines(t, mustRun(t, shSpec(script), bundle), "made", "denied", "1")
+	spec := shSpec(strings.ReplaceAll(script, "/tmp/tun", "/tmp/tun2"))
+	spec.Linux.Resources = nil
+	wantLines(t, mustRun(t, spec, bundle), "made", "opened", "1")
+}
