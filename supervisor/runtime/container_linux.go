@@ -247,6 +247,9 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		return nil, fmt.Errorf("start init: %w", err)
 	}
 	c.proc = cmd.Process
+	// A cancelled ctx aborts the setup: the init dies, recv sees EOF.
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	defer stop()
 	if c.cg != nil {
 		if err := c.cg.Apply(cmd.Process.Pid); err != nil {
 			return nil, fmt.Errorf("cgroup apply: %w", err)

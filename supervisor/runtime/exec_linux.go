@@ -197,6 +197,8 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 			_, _ = proc.Wait()
 		}
 	}()
+	stop := context.AfterFunc(ctx, func() { _ = proc.Kill() })
+	defer stop()
 	if c.cg != nil {
 		if err := c.cg.Apply(xpid); err != nil {
 			return nil, fmt.Errorf("exec: cgroup: %w", err)
