@@ -20,7 +20,7 @@ func checkNoLeaks(t *testing.T) {
 	t.Helper()
 	before := takeSnapshot(t)
 	t.Cleanup(func() {
-		if l := before.leaks(takeSnapshot(t)); len(l) > 0 {
+		if l := before.leaks(t, takeSnapshot(t)); len(l) > 0 {
 			t.Errorf("leaked: %v", l)
 		}
 	})
