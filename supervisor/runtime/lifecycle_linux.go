@@ -268,9 +268,11 @@ func (c *Container) reap() {
 	ws := ps.Sys().(syscall.WaitStatus)
 	c.exit = exitStatusOf(ws)
 	if c.cg != nil {
+		// Like Docker: OOMKilled says the OOM killer fired in the
+		// container; the exit code stays what the init returned (137
+		// when the kill hit the init itself).
 		if oom, err := c.cg.OOMKilled(); err == nil && oom {
 			c.exit.OOMKilled = true
-			c.exit.Code = 137
 		}
 	}
 	c.mu.Lock()
