@@ -447,3 +447,64 @@ func TestBadSpecs(t *testing.T) {
 		t.Error("bad id accepted")
 	}
 }
+
+func TestCreateWithTerminal(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	spec := shSpec(`tty; read x; echo got=$x`)
+	spec.Process.Terminal = true
+	r := newTestRuntime(t)
+	ctx := context.Background()
+	c, err := r.Create(ctx, testID(t), CreateOpts{Bundle: bundle, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), true) })
+	m := c.Console()
+	if m == nil {
+		t.Fatal("no console")
+	}
+	defer m.Close()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m.Write([]byte("xyz\n"))
+	var all []byte
+	buf := make([]byte, 256)
+	for !strings.Contains(string(all), "got=xyz") {
+		n, err := m.Read(buf)
+		if err != nil {
+			break
+		}
+		all = append(all, buf[:n]...)
+	}
+	if es, _ := c.Wait(ctx); es.Code != 0 || !strings.Contains(string(all), "/dev/pts/0") || !strings.Contains(string(all), "got=xyz") {
+		t.Fatalf("exit %+v, terminal output %q", es, all)
+	}
+}
+
+// With the reaper, a signal to the container reaches the command.
+func TestInitReaperForwardsSignals(t *testing.T) {
+	requirePrivileged(t)
+	bundle := makeRootfs(t)
+	spec := DefaultSpec("rootfs", "/bin/sleep", "1000")
+	spec.Annotations = map[string]string{AnnotationInit: "true"}
+	r := newTestRuntime(t)
+	ctx := context.Background()
+	c, err := r.Create(ctx, testID(t), CreateOpts{Bundle: bundle, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), true) })
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the reaper start sleep
+	if err := c.Kill(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if es, err := c.Wait(ctx); err != nil || es.Code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("exit %+v %v, want 143", es, err)
+	}
+}
