@@ -508,3 +508,27 @@ func TestInitReaperForwardsSignals(t *testing.T) {
 		t.Fatalf("exit %+v %v, want 143", es, err)
 	}
 }
+
+// A Create that fails half way leaves nothing: no state, no cgroup, no
+// process, no mount.
+func TestFailedCreateRollsBack(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	r := newTestRuntime(t)
+	spec := shSpec("true")
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/nonexistent-berth-source"})
+	id := testID(t)
+	_, err := r.Create(context.Background(), id, CreateOpts{Bundle: bundle, Spec: spec})
+	if err == nil || !strings.Contains(err.Error(), "nonexistent-berth-source") {
+		t.Fatalf("want a bind source error, got %v", err)
+	}
+	if ents, _ := os.ReadDir(r.Root()); len(ents) != 0 {
+		t.Errorf("state left: %v", ents)
+	}
+	matches, _ := filepath.Glob("/sys/fs/cgroup/*/berth/" + id)
+	more, _ := filepath.Glob("/sys/fs/cgroup/berth/" + id)
+	if len(matches)+len(more) != 0 {
+		t.Errorf("cgroups left: %v %v", matches, more)
+	}
+}
