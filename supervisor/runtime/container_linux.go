@@ -65,11 +65,13 @@ type Container struct {
 	st      State
 	console *os.File // pty master when the spec asks for a terminal and no socket was given
 
-	proc     *os.Process // non-nil if we are the init's parent
-	waitOnce sync.Once
-	waitDone chan struct{}
-	exit     ExitStatus
-	waitErr  error
+	proc      *os.Process  // non-nil if we are the init's parent
+	hooks     *specs.Hooks // during Create
+	hookState specs.State  // during Create
+	waitOnce  sync.Once
+	waitDone  chan struct{}
+	exit      ExitStatus
+	waitErr   error
 }
 
 // ID is the container id.
@@ -258,6 +260,8 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if err := sendPacket(parentSync, cfg, -1); err != nil {
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
+	c.hookState = specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Pid: cmd.Process.Pid, Bundle: bundle, Annotations: spec.Annotations}
+	c.hooks = hooksOf(spec)
 	console, err := c.awaitInit(parentSync, true, opts.ConsoleSocket)
 	c.console = console
 	if err != nil {
@@ -362,6 +366,22 @@ func (c *Container) awaitInit(sync *os.File, create bool, consoleSocket string) 
 			return console, fmt.Errorf("container init: %s", m.Error)
 		case msgReady:
 			return console, nil
+		case msgHooks:
+			h := c.hooks
+			err := runHooks("prestart", h.Prestart, c.hookState)
+			if err == nil {
+				err = runHooks("createRuntime", h.CreateRuntime, c.hookState)
+			}
+			reply := syncMsg{Type: msgResume}
+			if err != nil {
+				reply = syncMsg{Type: msgError, Error: err.Error()}
+			}
+			if serr := sendPacket(sync, reply, -1); serr != nil && err == nil {
+				err = serr
+			}
+			if err != nil {
+				return console, err
+			}
 		case msgConsole:
 			if fd < 0 {
 				return console, errors.New("console message without fd")

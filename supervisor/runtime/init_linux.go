@@ -44,6 +44,9 @@ type initConfig struct {
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
 
+// beforePivot runs in the init between the mounts and pivot_root (hooks).
+var beforePivot = func(*initConfig) error { return nil }
+
 func init() {
 	mode := os.Getenv(envInit)
 	if mode == "" {
@@ -95,11 +98,6 @@ func initMain(mode string) (retErr error) {
 			return os.NewSyscallError("unshare(CLONE_NEWCGROUP)", err)
 		}
 	}
-	unix.Umask(0)
-	if err := setupRootfs(&cfg); err != nil {
-		return fmt.Errorf("rootfs: %w", err)
-	}
-	unix.Umask(0o022)
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			return os.NewSyscallError("sethostname", err)
@@ -110,6 +108,32 @@ func initMain(mode string) (retErr error) {
 			return os.NewSyscallError("setdomainname", err)
 		}
 	}
+	unix.Umask(0)
+	beforePivot = func(cfg *initConfig) error {
+		// prestart and createRuntime hooks run in the runtime's
+		// namespaces (the parent runs them); createContainer hooks run
+		// here, in the container's namespaces, before pivot_root.
+		h := hooksOf(cfg.Spec)
+		if len(h.Prestart)+len(h.CreateRuntime) > 0 {
+			if err := sendPacket(sync, syncMsg{Type: msgHooks}, -1); err != nil {
+				return err
+			}
+			var m syncMsg
+			if _, err := recvPacket(sync, &m); err != nil {
+				return err
+			}
+			if m.Type != msgResume {
+				return fmt.Errorf("hooks: %s", m.Error)
+			}
+		}
+		return runHooks("createContainer", h.CreateContainer, specs.State{
+			Version: specs.Version, ID: cfg.ID, Status: specs.StateCreating, Pid: os.Getpid(),
+		})
+	}
+	if err := setupRootfs(&cfg); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	unix.Umask(0o022)
 	if cfg.Process.Terminal {
 		if err := setupConsole(sync); err != nil {
 			return err
@@ -131,6 +155,11 @@ func initMain(mode string) (retErr error) {
 	}
 	fifo.Close()
 	sync.Close()
+	if err := runHooks("startContainer", hooksOf(spec).StartContainer, specs.State{
+		Version: specs.Version, ID: cfg.ID, Status: specs.StateCreated, Pid: 1,
+	}); err != nil {
+		return err
+	}
 	return finishProcess(&cfg)
 }
 

@@ -171,7 +171,11 @@ func (c *Container) Start() error {
 	}
 	c.st.Started = time.Now().UTC()
 	c.st.Status = specs.StateRunning
-	return c.saveLocked()
+	if err := c.saveLocked(); err != nil {
+		return err
+	}
+	// poststart: failures are reported, the container keeps running.
+	return runHooks("poststart", hooksOf(c.st.Config).Poststart, c.st.State)
 }
 
 // Kill sends sig to the container's init (pid 1 of its pid namespace).
@@ -323,7 +327,15 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 			return err
 		}
 	}
-	return c.teardown()
+	st := c.st.State
+	st.Status = specs.StateStopped
+	st.Pid = 0
+	err := c.teardown()
+	// poststop: after the container is gone; a failure is reported only.
+	if herr := runHooks("poststop", hooksOf(c.st.Config).Poststop, st); herr != nil && err == nil {
+		err = herr
+	}
+	return err
 }
 
 // teardown removes the cgroup (killing anything left in it) and the

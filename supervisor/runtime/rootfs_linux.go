@@ -52,6 +52,9 @@ func setupRootfs(cfg *initConfig) error {
 			}
 		}
 	}
+	if err := beforePivot(cfg); err != nil {
+		return err
+	}
 	if err := pivotRoot(rootfs); err != nil {
 		return err
 	}
