@@ -30,7 +30,7 @@ func init() { register(newRuntimeCmd) }
 func newRuntimeCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "runtime",
-		Short: "OCI runtime command line (create, start, state, kill, delete, run, list, exec)",
+		Short: "OCI runtime command line (create, start, state, kill, delete, run, list, exec, pause, resume, update)",
 	}
 	rt := func() (*runtime.Runtime, error) { return runtime.New(filepath.Join(g.Root, "runtime")) }
 	load := func(id string) (*runtime.Container, error) {
@@ -293,7 +293,49 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 	}
 	specCmd.Flags().StringVarP(&bundle, "bundle", "b", ".", "bundle directory")
 
-	cmd.AddCommand(createCmd, startCmd, stateCmd, killCmd, deleteCmd, runCmd, listCmd, execCmd, specCmd)
+	simple := func(use, short string, f func(*runtime.Container) error) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
+				ct, err := load(args[0])
+				if err != nil {
+					return err
+				}
+				return f(ct)
+			},
+		}
+	}
+	pauseCmd := simple("pause", "freeze every process of a container", (*runtime.Container).Pause)
+	resumeCmd := simple("resume", "thaw a paused container", (*runtime.Container).Resume)
+	var resourcesFile string
+	updateCmd := &cobra.Command{
+		Use: "update -r FILE ID", Short: "change a container's resources (linux.resources JSON; - for stdin)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			var b []byte
+			var err error
+			if resourcesFile == "-" {
+				b, err = io.ReadAll(os.Stdin)
+			} else {
+				b, err = os.ReadFile(resourcesFile)
+			}
+			if err != nil {
+				return err
+			}
+			var r specs.LinuxResources
+			if err := json.Unmarshal(b, &r); err != nil {
+				return fmt.Errorf("resources: %w", err)
+			}
+			ct, err := load(args[0])
+			if err != nil {
+				return err
+			}
+			return ct.Update(&r)
+		},
+	}
+	updateCmd.Flags().StringVarP(&resourcesFile, "resources", "r", "", "linux.resources JSON file")
+	_ = updateCmd.MarkFlagRequired("resources")
+
+	cmd.AddCommand(createCmd, startCmd, stateCmd, killCmd, deleteCmd, runCmd, listCmd, execCmd, specCmd, pauseCmd, resumeCmd, updateCmd)
 	return cmd
 }
 

@@ -144,6 +144,11 @@ func TestRuntimeCLILifecycle(t *testing.T) {
 	if out, err := c.run("exec", id, "sh", "-c", "exit 5"); err == nil || !strings.Contains(err.Error(), "exit status 5") {
 		t.Fatalf("exec exit code: %v %s", err, out)
 	}
+	c.must("pause", id)
+	if st := c.status(id); st.Status != "paused" {
+		t.Fatalf("after pause: %+v", st)
+	}
+	c.must("resume", id)
 	if out := c.must("list"); !strings.Contains(out, id) || !strings.Contains(out, "running") {
 		t.Fatalf("list: %s", out)
 	}

@@ -169,3 +169,35 @@ func TestDeviceRules(t *testing.T) {
 	spec.Linux.Resources = nil
 	wantLines(t, mustRun(t, spec, bundle), "made", "opened", "1")
 }
+
+func TestPauseResumeUpdate(t *testing.T) {
+	requirePrivileged(t)
+	c, _ := startSleeper(t, nil)
+	if err := c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.State(); st.Status != specs.ContainerState(Paused) {
+		t.Fatalf("after pause: %s", st.Status)
+	}
+	if err := c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.State(); st.Status != specs.StateRunning {
+		t.Fatalf("after resume: %s", st.Status)
+	}
+	if err := c.Update(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(7)}}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := execOut(t, c, c.ExecProcess("/bin/sh", "-c", "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null"))
+	wantLines(t, out, "7")
+	// a paused container can be force-deleted
+	if err := c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(context.Background(), false); err == nil {
+		t.Fatal("delete of a paused container without force")
+	}
+	if err := c.Delete(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -119,6 +119,9 @@ func (c *Container) statusLocked() specs.ContainerState {
 	if _, err := os.Lstat(filepath.Join(c.dir, fifoName)); err == nil {
 		return specs.StateCreated
 	}
+	if c.pausedLocked() {
+		return specs.ContainerState(Paused)
+	}
 	return specs.StateRunning
 }
 
@@ -303,7 +306,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	c.mu.Lock()
 	status := c.statusLocked()
 	c.mu.Unlock()
-	if status == specs.StateRunning && !force {
+	if (status == specs.StateRunning || status == specs.ContainerState(Paused)) && !force {
 		return fmt.Errorf("container %q: %w (use force)", c.id, ErrRunning)
 	}
 	if status != specs.StateStopped {
@@ -312,6 +315,9 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 		pid, start := c.st.Pid, c.st.InitStartTime
 		if alive {
 			_ = unix.Kill(pid, unix.SIGKILL)
+			if c.cg != nil {
+				_ = c.cg.Thaw() // a frozen (v1) task dies only once thawed
+			}
 		}
 		c.mu.Unlock()
 		if c.proc != nil {

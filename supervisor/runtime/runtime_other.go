@@ -55,3 +55,7 @@ type Process struct{ Pid int }
 func (p *Process) Console() *os.File                            { return nil }
 func (p *Process) Signal(sig syscall.Signal) error              { return ErrNotSupported }
 func (p *Process) Wait(ctx context.Context) (ExitStatus, error) { return ExitStatus{}, ErrNotSupported }
+
+func (c *Container) Pause() error                         { return ErrNotSupported }
+func (c *Container) Resume() error                        { return ErrNotSupported }
+func (c *Container) Update(r *specs.LinuxResources) error { return ErrNotSupported }
