@@ -317,13 +317,20 @@ func TestInitReaper(t *testing.T) {
 	checkNoLeaks(t)
 	bundle := makeRootfs(t)
 	// An orphan is reparented to pid 1 and must be reaped there.
-	spec := shSpec(`(sh -c 'sleep 0.1' &); sleep 0.5; ps -o stat | grep -c Z; tr '\0' ' ' </proc/1/cmdline; echo; exit 3`)
+	spec := shSpec(`(sh -c 'sleep 0.1' &); sleep 0.5; ps -o stat | grep -c Z; tr '\0' ' ' </proc/1/cmdline; echo; grep Seccomp: /proc/1/status; exit 3`)
 	spec.Annotations = map[string]string{AnnotationInit: "true"}
+	// the reaper runs confined too (it forks the command after the drop)
+	spec.Process.NoNewPrivileges = true
+	prof, err := mobyseccomp.GetDefaultProfile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Linux.Seccomp = prof
 	res := runContainer(t, newTestRuntime(t), bundle, spec)
 	if res.exit.Code != 3 {
 		t.Fatalf("exit %d, want the child's 3; output:\n%s", res.exit.Code, res.out)
 	}
-	wantLines(t, res.out, "0")
+	wantLines(t, res.out, "0", "Seccomp:\t2")
 	if !strings.Contains(res.out, "\nberth-init ") {
 		t.Errorf("pid 1 is not the reaper:\n%s", res.out)
 	}
