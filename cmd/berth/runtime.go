@@ -228,6 +228,11 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 				p = ct.ExecProcess(args[1:]...)
 				p.Terminal = tty
 			}
+			if p.Terminal {
+				if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+					p.ConsoleSize = &specs.Box{Height: uint(ws.Row), Width: uint(ws.Col)}
+				}
+			}
 			if cwd != "" {
 				p.Cwd = cwd
 			}
@@ -372,6 +377,12 @@ func waitForeground(ctx context.Context, console *os.File, forward func(syscall.
 	defer signal.Stop(sigs)
 	go func() {
 		for s := range sigs {
+			if s == unix.SIGWINCH && console != nil {
+				if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+					_ = unix.IoctlSetWinsize(int(console.Fd()), unix.TIOCSWINSZ, ws)
+				}
+				continue
+			}
 			if s == unix.SIGCHLD || s == unix.SIGURG || s == unix.SIGWINCH || s == unix.SIGPIPE {
 				continue
 			}
@@ -379,6 +390,19 @@ func waitForeground(ctx context.Context, console *os.File, forward func(syscall.
 		}
 	}()
 	if console != nil {
+		// Our terminal goes raw while it feeds the container's pty.
+		if old, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
+			raw := *old
+			raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+			raw.Oflag &^= unix.OPOST
+			raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+			raw.Cflag &^= unix.CSIZE | unix.PARENB
+			raw.Cflag |= unix.CS8
+			raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+			if unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, &raw) == nil {
+				defer unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, old)
+			}
+		}
 		go func() { _, _ = io.Copy(console, os.Stdin) }()
 		go func() { _, _ = io.Copy(os.Stdout, console) }()
 	}

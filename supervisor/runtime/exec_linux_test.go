@@ -107,8 +107,9 @@ func TestExec(t *testing.T) {
 func TestExecTerminal(t *testing.T) {
 	requirePrivileged(t)
 	c, _ := startSleeper(t, nil)
-	p := c.ExecProcess("/bin/sh", "-c", `echo start; tty; echo cols-ok; read x; echo got=$x`)
+	p := c.ExecProcess("/bin/sh", "-c", `echo start; tty; stty size; read x; echo got=$x`)
 	p.Terminal = true
+	p.ConsoleSize = &specs.Box{Height: 33, Width: 111}
 	proc, err := c.Exec(context.Background(), p, ExecOpts{})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +132,7 @@ func TestExecTerminal(t *testing.T) {
 	}
 	es, _ := proc.Wait(context.Background())
 	all := strings.Join(got, "\n")
-	if es.Code != 0 || !strings.Contains(all, "/dev/pts/0") || !strings.Contains(all, "got=abc") {
+	if es.Code != 0 || !strings.Contains(all, "/dev/pts/0") || !strings.Contains(all, "33 111") || !strings.Contains(all, "got=abc") {
 		t.Fatalf("terminal exec: %+v\n%s", es, all)
 	}
 }

@@ -28,7 +28,7 @@ func requirePrivileged(t testing.TB) {
 
 var busyboxApplets = []string{
 	"sh", "cat", "echo", "sleep", "true", "false", "hostname", "id", "ls", "grep",
-	"mount", "readlink", "touch", "mkdir", "ps", "kill", "wc", "head", "dd", "sed", "stat", "test", "env",
+	"mount", "readlink", "stty", "touch", "mkdir", "ps", "kill", "wc", "head", "dd", "sed", "stat", "test", "env",
 }
 
 // makeRootfs builds a tiny rootfs from /bin/busybox (Debian's

@@ -84,7 +84,7 @@ func initMain(mode string) (retErr error) {
 	}
 	if mode == "exec" {
 		if cfg.Process.Terminal {
-			if err := setupConsole(sync); err != nil {
+			if err := setupConsole(sync, cfg.Process.ConsoleSize); err != nil {
 				return err
 			}
 		}
@@ -135,7 +135,7 @@ func initMain(mode string) (retErr error) {
 	}
 	unix.Umask(0o022)
 	if cfg.Process.Terminal {
-		if err := setupConsole(sync); err != nil {
+		if err := setupConsole(sync, cfg.Process.ConsoleSize); err != nil {
 			return err
 		}
 	}
@@ -165,7 +165,7 @@ func initMain(mode string) (retErr error) {
 
 // setupConsole makes a pty in the container's devpts, sends the master
 // to the parent and makes the slave our controlling terminal and stdio.
-func setupConsole(sync *os.File) error {
+func setupConsole(sync *os.File, size *specs.Box) error {
 	master, err := unix.Open("/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		master, err = unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
@@ -176,6 +176,12 @@ func setupConsole(sync *os.File) error {
 	defer unix.Close(master)
 	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
 		return os.NewSyscallError("ioctl(TIOCSPTLCK)", err)
+	}
+	if size != nil && size.Height > 0 && size.Width > 0 {
+		ws := &unix.Winsize{Row: uint16(size.Height), Col: uint16(size.Width)}
+		if err := unix.IoctlSetWinsize(master, unix.TIOCSWINSZ, ws); err != nil {
+			return os.NewSyscallError("ioctl(TIOCSWINSZ)", err)
+		}
 	}
 	// TIOCGPTPEER opens the slave from the master, with no path lookup.
 	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
