@@ -539,3 +539,14 @@ func TestFailedCreateRollsBack(t *testing.T) {
 		t.Errorf("cgroups left: %v %v", matches, more)
 	}
 }
+
+// Ambient capabilities reach a non-root command.
+func TestAmbientCapabilitiesForNonRoot(t *testing.T) {
+	requirePrivileged(t)
+	bundle := makeRootfs(t)
+	spec := shSpec(`grep -E '^(CapEff|CapAmb):' /proc/self/status; id -u`)
+	spec.Process.User = specs.User{Username: "app"}
+	nb := []string{"CAP_NET_BIND_SERVICE"}
+	spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: nb, Effective: nb, Permitted: nb, Inheritable: nb, Ambient: nb}
+	wantLines(t, mustRun(t, spec, bundle), "CapEff:\t0000000000000400", "CapAmb:\t0000000000000400", "1000")
+}

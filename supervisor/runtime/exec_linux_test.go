@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -64,13 +65,20 @@ func execOut(t *testing.T, c *Container, p *specs.Process) (string, ExitStatus) 
 func TestExec(t *testing.T) {
 	requirePrivileged(t)
 	checkNoLeaks(t)
-	c, _ := startSleeper(t, func(s *specs.Spec) { s.Process.NoNewPrivileges = true })
-	out, es := execOut(t, c, c.ExecProcess("/bin/sh", "-c", `echo pid=$$; tr '\0' ' ' </proc/1/cmdline; echo; hostname; grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; cat /proc/self/cgroup | grep -c ':/$'; exit 7`))
+	c, _ := startSleeper(t, func(s *specs.Spec) {
+		s.Process.NoNewPrivileges = true
+		prof, err := mobyseccomp.GetDefaultProfile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Linux.Seccomp = prof
+	})
+	out, es := execOut(t, c, c.ExecProcess("/bin/sh", "-c", `echo pid=$$; tr '\0' ' ' </proc/1/cmdline; echo; hostname; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/self/cgroup | grep -c ':/$'; exit 7`))
 	if es.Code != 7 {
 		t.Fatalf("exit %+v output:\n%s", es, out)
 	}
 	mask, _ := capMask(DefaultCapabilities, lastCapability())
-	wantLines(t, out, "/bin/sleep 1000", "exec-host", fmt.Sprintf("CapEff:\t%016x", mask), "NoNewPrivs:\t1")
+	wantLines(t, out, "/bin/sleep 1000", "exec-host", fmt.Sprintf("CapEff:\t%016x", mask), "NoNewPrivs:\t1", "Seccomp:\t2")
 	if strings.Contains(out, "pid=1\n") || !strings.Contains(out, "pid=") {
 		t.Errorf("exec'd shell is pid 1 or missing:\n%s", out)
 	}
