@@ -8,8 +8,17 @@
 // Lifecycle (runtime-spec states):
 //
 //	Create ──► created ──Start──► running ──(exit / Kill)──► stopped ──Delete──► (gone)
-//	   │          │                                                ▲
-//	   └─(error: rolled back)     └────────── Kill / Delete(force) ─┘
+//	   │          │                 │  ▲                          ▲
+//	   │          │           Pause │  │ Resume                   │
+//	   │          │                 ▼  │                          │
+//	   │          │                paused ── Delete(force) ───────┤
+//	   └─(error: rolled back)     └────────── Kill / Delete(force) ┘
+//
+// OCI hooks run where the runtime spec says: prestart and createRuntime
+// in the runtime's namespaces while the init waits after its mounts,
+// createContainer in the container's namespaces before pivot_root,
+// startContainer in the container after Start, poststart after Start and
+// poststop after Delete.
 //
 // Create re-executes the berth binary (from a sealed memfd copy, so the
 // container can never overwrite the host binary) as the container's init
