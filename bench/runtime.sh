@@ -33,51 +33,71 @@ for net in off on; do
 	jq '.process.args=["/bin/sleep","1000"]' "$WORK/b-$net/config.json" > "$WORK/b-$net/sleep.json"
 done
 
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 now() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
 
-# bench RUNTIME-NAME CMD...: prints a row
-bench() {
-	local name=$1; shift
-	local rt=("$@")
-	local root=$WORK/root-$name
-	mkdir -p "$root"
-	local row="$name"
-	for net in off on; do
-		local b=$WORK/b-$net
-		cp "$b/config.json" "$b/true.json"
-		# true: run = create+start+wait+delete
-		local ts=()
-		for i in $(seq "$N"); do
-			cp "$b/true.json" "$b/config.json"
-			local t0; t0=$(now)
-			"${rt[@]}" --root "$root" run --bundle "$b" "bt-$$-$i" >/dev/null 2>&1 </dev/null || { echo "$name run failed" >&2; row="$row\tFAIL"; break; }
-			ts+=($(( $(now) - t0 )))
-		done
-		[ ${#ts[@]} -gt 0 ] && row="$row\t$(printf '%s\n' "${ts[@]}" | median)"
-		# sleep then kill: create, start, delete --force
-		ts=()
-		for i in $(seq "$N"); do
-			cp "$b/sleep.json" "$b/config.json"
-			local t0; t0=$(now)
-			if ! { "${rt[@]}" --root "$root" create --bundle "$b" "bs-$$-$i" >/dev/null 2>&1 </dev/null &&
-				"${rt[@]}" --root "$root" start "bs-$$-$i" &&
-				"${rt[@]}" --root "$root" delete --force "bs-$$-$i"; }; then
-				echo "$name sleep/kill failed" >&2
-				"${rt[@]}" --root "$root" delete --force "bs-$$-$i" >/dev/null 2>&1 || true
-				row="$row\tFAIL"; break
-			fi
-			ts+=($(( $(now) - t0 )))
-		done
-		[ ${#ts[@]} -gt 0 ] && row="$row\t$(printf '%s\n' "${ts[@]}" | median)"
-		cp "$b/true.json" "$b/config.json"
-	done
-	echo -e "$row"
+# one_true RT ROOT BUNDLE ID / one_sleep ...: one timed lifecycle, prints ns
+one_true() {
+	local rt=$1 root=$2 b=$3 id=$4 t0
+	cp "$b/true.json" "$b/config.json"
+	t0=$(now)
+	$rt --root "$root" run --bundle "$b" "$id" >/dev/null 2>&1 </dev/null || return 1
+	echo $(( $(now) - t0 ))
+}
+one_sleep() {
+	local rt=$1 root=$2 b=$3 id=$4 t0
+	cp "$b/sleep.json" "$b/config.json"
+	t0=$(now)
+	if ! { $rt --root "$root" create --bundle "$b" "$id" >/dev/null 2>&1 </dev/null &&
+		$rt --root "$root" start "$id" && $rt --root "$root" delete --force "$id"; }; then
+		$rt --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+		return 1
+	fi
+	echo $(( $(now) - t0 ))
 }
 
-echo "median of $N runs, ms (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+# The runtimes take turns within each iteration, so that load from
+# elsewhere on the machine hits them alike.
+names=(berth)
+cmds=("$BERTH runtime")
+for peer in crun runc; do
+	if command -v $peer >/dev/null; then
+		names+=($peer)
+		cmds+=($peer)
+	fi
+done
+declare -A res
+for net in off on; do
+	b=$WORK/b-$net
+	cp "$b/config.json" "$b/true.json"
+	for kind in true sleep; do
+		for i in $(seq "$N"); do
+			for k in "${!names[@]}"; do
+				n=${names[$k]}
+				[ "${res[$n,$kind,$net]:-}" = FAIL ] && continue
+				root=$WORK/root-$n
+				mkdir -p "$root"
+				if t=$(one_$kind "${cmds[$k]}" "$root" "$b" "b$kind-$net-$$-$i"); then
+					res[$n,$kind,$net]="${res[$n,$kind,$net]:-} $t"
+				else
+					echo "$n $kind netns=$net failed" >&2
+					res[$n,$kind,$net]=FAIL
+				fi
+			done
+		done
+	done
+done
+
+echo "median of $N runs, ms (load before: $LOAD; after: $(cut -d' ' -f1-3 /proc/loadavg))"
 echo -e "runtime\ttrue/netns-off\tsleep-kill/netns-off\ttrue/netns-on\tsleep-kill/netns-on"
-bench berth "$BERTH" runtime
-command -v crun >/dev/null && bench crun crun
-command -v runc >/dev/null && bench runc runc
-exit 0
+for n in "${names[@]}"; do
+	row=$n
+	for net in off on; do
+		for kind in true sleep; do
+			v=${res[$n,$kind,$net]:-FAIL}
+			if [ "$v" = FAIL ]; then row="$row\tFAIL"; else row="$row\t$(printf '%s\n' $v | median)"; fi
+		done
+	done
+	echo -e "$row"
+done
