@@ -167,6 +167,9 @@ func (s snapshot) leaks(t testing.TB, after snapshot) []string {
 			out = append(out, "mount "+mp)
 		}
 	}
+	for _, d := range ourCgroups() {
+		out = append(out, "cgroup "+d)
+	}
 	for _, pid := range childPids() {
 		out = append(out, fmt.Sprintf("child process %d", pid))
 	}
@@ -212,5 +215,28 @@ func childPids() []int {
 			out = append(out, pid)
 		}
 	}
+	return out
+}
+
+// ourCgroups lists cgroup directories of this test process's containers
+// (testID names them t<pid>-...) anywhere in the first levels of every
+// hierarchy.
+func ourCgroups() []string {
+	prefix := fmt.Sprintf("t%d-", os.Getpid())
+	var out []string
+	root := "/sys/fs/cgroup"
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Count(strings.TrimPrefix(p, root), "/") > 5 {
+			return filepath.SkipDir
+		}
+		if strings.HasPrefix(d.Name(), prefix) {
+			out = append(out, p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
 	return out
 }
