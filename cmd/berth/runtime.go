@@ -202,7 +202,9 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 		cwd, user, processFile, xPidFile string
 		envs                             []string
 		xConsole                         string
-		xDetach                          bool
+		xDetach, noNewPrivs              bool
+		addCaps                          []string
+		addGids                          []uint
 	)
 	execCmd := &cobra.Command{
 		Use: "exec [flags] ID [COMMAND [ARG...]]", Short: "run a process in a running container", Args: cobra.MinimumNArgs(1),
@@ -240,6 +242,28 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 			if user != "" {
 				p.User = specs.User{Username: user}
 			}
+			for _, g := range addGids {
+				p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(g))
+			}
+			if noNewPrivs {
+				p.NoNewPrivileges = true
+			}
+			if len(addCaps) > 0 {
+				var caps specs.LinuxCapabilities
+				if p.Capabilities != nil {
+					caps = *p.Capabilities
+				}
+				for _, c := range addCaps {
+					c = strings.ToUpper(c)
+					if !strings.HasPrefix(c, "CAP_") {
+						c = "CAP_" + c
+					}
+					caps.Bounding = append(caps.Bounding, c)
+					caps.Effective = append(caps.Effective, c)
+					caps.Permitted = append(caps.Permitted, c)
+				}
+				p.Capabilities = &caps
+			}
 			if p.Terminal && xDetach && xConsole == "" {
 				return errors.New("exec --detach with a terminal needs --console-socket")
 			}
@@ -274,6 +298,9 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 	execCmd.Flags().StringVar(&xPidFile, "pid-file", "", "file to write the process pid to")
 	execCmd.Flags().StringVar(&xConsole, "console-socket", "", "unix socket that receives the pty master")
 	execCmd.Flags().BoolVarP(&xDetach, "detach", "d", false, "do not wait for the process")
+	execCmd.Flags().BoolVar(&noNewPrivs, "no-new-privs", false, "set no_new_privs for the process")
+	execCmd.Flags().StringArrayVarP(&addCaps, "cap", "c", nil, "add a capability (bounding, effective, permitted)")
+	execCmd.Flags().UintSliceVarP(&addGids, "additional-gids", "g", nil, "additional gids")
 
 	specCmd := &cobra.Command{
 		Use: "spec", Short: "write a default config.json (rootfs ./rootfs, running sh) to the bundle", Args: cobra.NoArgs,

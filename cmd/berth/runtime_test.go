@@ -141,6 +141,10 @@ func TestRuntimeCLILifecycle(t *testing.T) {
 	if out := c.must("exec", id, "sh", "-c", "tr '\\0' ' ' </proc/1/cmdline"); strings.TrimSpace(out) != "sleep 1000" {
 		t.Fatalf("exec: %q", out)
 	}
+	if out := c.must("exec", "--cap", "NET_ADMIN", "--no-new-privs", "-g", "4242", "-u", "1:1", id, "sh", "-c", "grep -E '^(CapEff|NoNewPrivs|Groups):' /proc/self/status"); !strings.Contains(out, "NoNewPrivs:\t1") || !strings.Contains(out, "Groups:\t4242") || !strings.Contains(out, "CapEff:\t0000000000000000") {
+		// uid 1 without ambient caps: effective is empty, the rest applies
+		t.Fatalf("exec flags: %s", out)
+	}
 	if out, err := c.run("exec", id, "sh", "-c", "exit 5"); err == nil || !strings.Contains(err.Error(), "exit status 5") {
 		t.Fatalf("exec exit code: %v %s", err, out)
 	}

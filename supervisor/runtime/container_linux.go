@@ -172,6 +172,14 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if c.cg != nil {
 		cgPaths = c.cg.Paths()
 	}
+	// Relative bind sources are relative to the bundle (runtime spec).
+	initSpec := *spec
+	initSpec.Mounts = append([]specs.Mount(nil), spec.Mounts...)
+	for i, m := range initSpec.Mounts {
+		if (m.Type == "bind" || parseMountOptions(m.Options).bind) && m.Source != "" && !filepath.IsAbs(m.Source) {
+			initSpec.Mounts[i].Source = filepath.Join(bundle, m.Source)
+		}
+	}
 	cfg := &initConfig{
 		CgroupPaths: cgPaths,
 		Mode:        "create", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,

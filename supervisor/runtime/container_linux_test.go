@@ -550,3 +550,14 @@ func TestAmbientCapabilitiesForNonRoot(t *testing.T) {
 	spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: nb, Effective: nb, Permitted: nb, Inheritable: nb, Ambient: nb}
 	wantLines(t, mustRun(t, spec, bundle), "CapEff:\t0000000000000400", "CapAmb:\t0000000000000400", "1000")
 }
+
+// A relative bind source is relative to the bundle, as the runtime spec says.
+func TestRelativeBindSource(t *testing.T) {
+	requirePrivileged(t)
+	bundle := makeRootfs(t)
+	os.MkdirAll(filepath.Join(bundle, "conf"), 0o755)
+	os.WriteFile(filepath.Join(bundle, "conf/app.ini"), []byte("rel-ok\n"), 0o644)
+	spec := shSpec(`cat /etc/conf/app.ini`)
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/conf", Type: "bind", Source: "conf", Options: []string{"rbind", "ro"}})
+	wantLines(t, mustRun(t, spec, bundle), "rel-ok")
+}
