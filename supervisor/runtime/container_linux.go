@@ -181,10 +181,15 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		}
 	}
 	cfg := &initConfig{
+		Mode:        "create",
+		ID:          id,
+		Spec:        &initSpec,
+		Process:     spec.Process,
+		Rootfs:      rootfs,
+		NumExtra:    len(opts.ExtraFiles),
+		Seccomp:     spec.Linux.Seccomp,
+		Reaper:      spec.Annotations[AnnotationInit] == "true",
 		CgroupPaths: cgPaths,
-		Mode:        "create", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
-		NumExtra: len(opts.ExtraFiles), Seccomp: spec.Linux.Seccomp,
-		Reaper: spec.Annotations[AnnotationInit] == "true",
 	}
 	sysAttr := &syscall.SysProcAttr{}
 	var joins []specs.LinuxNamespace
