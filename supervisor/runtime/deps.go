@@ -1,3 +1,4 @@
+// The runtime's two call sites into sibling packages: cgroups and seccomp.
 package runtime
 
 import (
