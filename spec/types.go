@@ -213,13 +213,17 @@ type FileRef struct {
 
 // File is a top-level secret or config definition.
 type File struct {
-	Name         string            `json:"name" yaml:"name"`                                       // key
-	ExternalName string            `json:"external_name,omitempty" yaml:"external_name,omitempty"` // name:
-	File         string            `json:"file,omitempty" yaml:"file,omitempty"`                   // absolute path
-	Environment  string            `json:"environment,omitempty" yaml:"environment,omitempty"`     // variable name
-	Content      string            `json:"content,omitempty" yaml:"content,omitempty"`
-	External     bool              `json:"external,omitempty" yaml:"external,omitempty"`
-	Labels       map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	Name         string `json:"name" yaml:"name"`                                       // key
+	ExternalName string `json:"external_name,omitempty" yaml:"external_name,omitempty"` // name:
+	File         string `json:"file,omitempty" yaml:"file,omitempty"`                   // absolute path
+	Environment  string `json:"environment,omitempty" yaml:"environment,omitempty"`     // variable name
+	Content      string `json:"content,omitempty" yaml:"content,omitempty"`
+	// EnvironmentValue is the value of Environment when the stack was
+	// loaded (the secret itself): never printed, but part of the config
+	// hash and what the container gets.
+	EnvironmentValue string            `json:"-" yaml:"-"`
+	External         bool              `json:"external,omitempty" yaml:"external,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
 }
 
 // Network is a top-level network definition (the implicit "default"
