@@ -1,0 +1,159 @@
+package runtime
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func i64(v int64) *int64   { return &v }
+func u64(v uint64) *uint64 { return &v }
+
+// cgroupFile reads a controller file of a running container from the host.
+func cgroupFile(t *testing.T, c *Container, controller, v1file, v2file string) string {
+	t.Helper()
+	paths := c.Cgroup().Paths()
+	if d, ok := paths[controller]; ok && v1file != "" {
+		b, err := os.ReadFile(filepath.Join(d, v1file))
+		if err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	if d, ok := paths[""]; ok {
+		b, err := os.ReadFile(filepath.Join(d, v2file))
+		if err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	t.Fatalf("no %s file for %s in %v", v1file, controller, paths)
+	return ""
+}
+
+func TestCgroupLimitsInsideAndOnHost(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	r := newTestRuntime(t)
+	ctx := context.Background()
+	// Inside: the container's own cgroup is the root of its cgroup
+	// namespace, so the limits are in the top files of /sys/fs/cgroup.
+	spec := shSpec(`cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null;
+cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null;
+cat /proc/self/cgroup | grep -c ':/$'; echo ready; sleep 100`)
+	spec.Linux.Resources = &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: i64(64 << 20)},
+		Pids:   &specs.LinuxPids{Limit: i64(42)},
+		CPU:    &specs.LinuxCPU{Shares: u64(512), Quota: i64(50000), Period: u64(100000)},
+	}
+	outPath := filepath.Join(t.TempDir(), "out")
+	out, _ := os.Create(outPath)
+	defer out.Close()
+	c, err := r.Create(ctx, testID(t), CreateOpts{Bundle: bundle, Spec: spec, IO: IO{Stdout: out, Stderr: out}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), true) })
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, outPath, "ready")
+	b, _ := os.ReadFile(outPath)
+	wantLines(t, string(b), "67108864", "42")
+	if got := cgroupFile(t, c, "memory", "memory.limit_in_bytes", "memory.max"); got != "67108864" {
+		t.Errorf("host memory limit %q", got)
+	}
+	if got := cgroupFile(t, c, "pids", "pids.max", "pids.max"); got != "42" {
+		t.Errorf("host pids limit %q", got)
+	}
+	if got := cgroupFile(t, c, "cpu", "cpu.cfs_quota_us", "cpu.max"); got != "50000" && got != "50000 100000" {
+		t.Errorf("host cpu quota %q", got)
+	}
+	st, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pids < 1 || st.MemoryUsage == 0 {
+		t.Errorf("stats: %+v", st)
+	}
+	paths := c.Cgroup().Paths()
+	if err := c.Delete(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range paths {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("cgroup %s left after delete", d)
+		}
+		// the intermediate "berth" directory is ours too when we made it
+	}
+}
+
+func TestPidsLimitHoldsAgainstForkLoop(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	// The loop's shell dies when fork fails; pid 1 survives it (echo is a
+	// builtin) and reports, then holds the cgroup for the host to count.
+	spec := shSpec(`sh -c 'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done; echo all-forked' 2>/dev/null; echo loop-ended; exec sleep 100`)
+	spec.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(10)}}
+	r := newTestRuntime(t)
+	outPath := filepath.Join(t.TempDir(), "out")
+	out, _ := os.Create(outPath)
+	defer out.Close()
+	c, err := r.Create(context.Background(), testID(t), CreateOpts{Bundle: bundle, Spec: spec, IO: IO{Stdout: out, Stderr: out}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), true) })
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, outPath, "loop-ended")
+	b, _ := os.ReadFile(outPath)
+	if strings.Contains(string(b), "all-forked") {
+		t.Fatalf("60 forks succeeded under pids.max=10")
+	}
+	procs, err := c.Cgroup().Procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(procs) > 10 || len(procs) < 2 {
+		t.Fatalf("%d processes in the cgroup, want 2..10", len(procs))
+	}
+	t.Logf("processes under pids.max=10: %d", len(procs))
+	if err := c.Delete(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOOMKilledIs137(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	spec := DefaultSpec("rootfs", "/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=128M", "count=4")
+	spec.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(32 << 20), Swap: i64(32 << 20)}}
+	r := newTestRuntime(t)
+	ctx := context.Background()
+	c, err := r.Create(ctx, testID(t), CreateOpts{Bundle: bundle, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), true) })
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	es, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es.Code != 137 || !es.OOMKilled {
+		t.Fatalf("exit %+v, want 137 and OOMKilled", es)
+	}
+	other, _ := r.Load(c.ID())
+	if st, _ := other.State(); !st.OOMKilled || st.ExitCode == nil || *st.ExitCode != 137 {
+		t.Fatalf("state: %+v", st)
+	}
+}

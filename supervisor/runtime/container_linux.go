@@ -1,0 +1,383 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/supervisor/runtime/cgroups"
+)
+
+const (
+	stateFile = "state.json"
+	fifoName  = "exec.fifo"
+)
+
+// Runtime manages the containers whose state lives below one root
+// directory (e.g. $BERTH_ROOT/runtime).
+type Runtime struct {
+	root string
+}
+
+// New returns a Runtime keeping state below root, creating root if
+// needed. It starts nothing.
+func New(root string) (*Runtime, error) {
+	if root == "" {
+		return nil, errors.New("runtime: empty state root")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o711); err != nil {
+		return nil, err
+	}
+	return &Runtime{root: abs}, nil
+}
+
+// Root is the state root directory.
+func (r *Runtime) Root() string { return r.root }
+
+// Container is a handle on one container. A handle from Create is the
+// container init's parent and can reap it (Wait reports the exit code); a
+// handle from Load can do everything else, and its Wait reports the exit
+// code only if the parent recorded it.
+type Container struct {
+	rt  *Runtime
+	id  string
+	dir string
+	cg  cgroups.Manager // nil when the host gives us no cgroups
+
+	mu      sync.Mutex // guards st
+	st      State
+	console *os.File // pty master when the spec asks for a terminal and no socket was given
+
+	proc     *os.Process // non-nil if we are the init's parent
+	waitOnce sync.Once
+	waitDone chan struct{}
+	exit     ExitStatus
+	waitErr  error
+}
+
+// ID is the container id.
+func (c *Container) ID() string { return c.id }
+
+// Console is the pty master of the init when the spec asks for a
+// terminal and CreateOpts.ConsoleSocket was empty; otherwise nil. The
+// caller owns it.
+func (c *Container) Console() *os.File { return c.console }
+
+// Create creates container id from opts: its state directory, cgroup and
+// namespaces, and its init, which builds the root filesystem and then
+// waits for Start. On error everything made so far is undone.
+func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Container, retErr error) {
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	if opts.Bundle == "" {
+		return nil, fmt.Errorf("%w: bundle directory is required", ErrInvalidSpec)
+	}
+	bundle, err := filepath.Abs(opts.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	spec := opts.Spec
+	if spec == nil {
+		if spec, err = LoadSpec(bundle); err != nil {
+			return nil, err
+		}
+	}
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if rootfs, err = filepath.EvalSymlinks(rootfs); err != nil {
+		return nil, fmt.Errorf("rootfs: %w", err)
+	}
+	if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("rootfs %s is not a directory", rootfs)
+	}
+	self, err := sealedSelfExe()
+	if err != nil {
+		return nil, err
+	}
+
+	dir := filepath.Join(r.root, id)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %q: %w", id, ErrExist)
+		}
+		return nil, err
+	}
+	c := &Container{rt: r, id: id, dir: dir, waitDone: make(chan struct{})}
+	defer func() {
+		if retErr != nil {
+			if c.console != nil {
+				c.console.Close()
+			}
+			c.teardown()
+		}
+	}()
+
+	fifoPath := filepath.Join(dir, fifoName)
+	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
+		return nil, &os.PathError{Op: "mkfifo", Path: fifoPath, Err: err}
+	}
+	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fifo.Close()
+
+	cgPath := ""
+	if spec.Linux.CgroupsPath != "" {
+		cgPath = spec.Linux.CgroupsPath
+	} else {
+		cgPath = "/berth/" + id
+	}
+	if c.cg, err = newCgroupManager(cgPath); err != nil {
+		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
+	}
+	if c.cg != nil {
+		if err := c.cg.Create(spec.Linux.Resources); err != nil {
+			return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
+		}
+	}
+
+	cfg := &initConfig{
+		Mode: "create", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
+		NumExtra: len(opts.ExtraFiles), Seccomp: spec.Linux.Seccomp,
+		Reaper: spec.Annotations[AnnotationInit] == "true",
+	}
+	sysAttr := &syscall.SysProcAttr{}
+	var joins []specs.LinuxNamespace
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Path != "" {
+			joins = append(joins, ns)
+			continue
+		}
+		switch ns.Type {
+		case specs.PIDNamespace:
+			sysAttr.Cloneflags |= unix.CLONE_NEWPID
+		case specs.MountNamespace:
+			sysAttr.Cloneflags |= unix.CLONE_NEWNS
+		case specs.UTSNamespace:
+			sysAttr.Cloneflags |= unix.CLONE_NEWUTS
+		case specs.IPCNamespace:
+			sysAttr.Cloneflags |= unix.CLONE_NEWIPC
+		case specs.NetworkNamespace:
+			sysAttr.Cloneflags |= unix.CLONE_NEWNET
+			cfg.NewNetNS = true
+		case specs.UserNamespace:
+			sysAttr.Cloneflags |= unix.CLONE_NEWUSER
+			cfg.NewUserNS = true
+		case specs.CgroupNamespace:
+			// unshared by the init once it is in its cgroup
+			cfg.NewCgroupNS = true
+		}
+	}
+	if cfg.NewUserNS {
+		for _, m := range spec.Linux.UIDMappings {
+			sysAttr.UidMappings = append(sysAttr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		for _, m := range spec.Linux.GIDMappings {
+			sysAttr.GidMappings = append(sysAttr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		sysAttr.GidMappingsEnableSetgroups = true
+	}
+
+	parentSync, childSync, err := newSyncPair()
+	if err != nil {
+		return nil, err
+	}
+	defer parentSync.Close()
+	cmd := &exec.Cmd{
+		Path:        selfExePath(self),
+		Args:        []string{"berth-init", id},
+		Env:         []string{envInit + "=create"},
+		Stdin:       opts.IO.Stdin,
+		Stdout:      opts.IO.Stdout,
+		Stderr:      opts.IO.Stderr,
+		ExtraFiles:  append([]*os.File{childSync, fifo}, opts.ExtraFiles...),
+		SysProcAttr: sysAttr,
+	}
+	// exec.Cmd wants an io.Reader/Writer; a nil *os.File must stay nil.
+	if opts.IO.Stdin == nil {
+		cmd.Stdin = nil
+	}
+	if opts.IO.Stdout == nil {
+		cmd.Stdout = nil
+	}
+	if opts.IO.Stderr == nil {
+		cmd.Stderr = nil
+	}
+	err = startInNamespaces(cmd, joins)
+	childSync.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start init: %w", err)
+	}
+	c.proc = cmd.Process
+	if c.cg != nil {
+		if err := c.cg.Apply(cmd.Process.Pid); err != nil {
+			return nil, fmt.Errorf("cgroup apply: %w", err)
+		}
+	}
+	if err := sendPacket(parentSync, cfg, -1); err != nil {
+		return nil, fmt.Errorf("send init config: %w", err)
+	}
+	console, err := c.awaitInit(parentSync, true, opts.ConsoleSocket)
+	c.console = console
+	if err != nil {
+		return nil, err
+	}
+
+	ps, err := readProcStat(cmd.Process.Pid)
+	if err != nil {
+		return nil, fmt.Errorf("init vanished: %w", err)
+	}
+	c.st = State{
+		State: specs.State{
+			Version: specs.Version, ID: id, Status: specs.StateCreated,
+			Pid: cmd.Process.Pid, Bundle: bundle, Annotations: spec.Annotations,
+		},
+		InitStartTime: ps.StartTime,
+		Created:       time.Now().UTC(),
+		CgroupPath:    cgPath,
+		Rootfs:        rootfs,
+		Config:        spec,
+	}
+	if c.cg != nil {
+		c.st.CgroupPaths = c.cg.Paths()
+	}
+	if err := c.saveLocked(); err != nil {
+		return nil, err
+	}
+	if opts.PidFile != "" {
+		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(cmd.Process.Pid))); err != nil {
+			return nil, fmt.Errorf("pid file: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// startInNamespaces starts cmd. Namespaces to join (a netns from
+// netstack, say) are entered on a locked thread of a goroutine we throw
+// away: the child is forked from that thread and inherits them, and the
+// thread dies with the goroutine instead of going back to the pool.
+func startInNamespaces(cmd *exec.Cmd, joins []specs.LinuxNamespace) error {
+	if len(joins) == 0 {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread() // never unlocked: the thread exits with us
+		for _, ns := range joins {
+			fd, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				errc <- &os.PathError{Op: "open namespace", Path: ns.Path, Err: err}
+				return
+			}
+			err = unix.Setns(fd, nsFlag(ns.Type))
+			unix.Close(fd)
+			if err != nil {
+				errc <- &os.PathError{Op: "setns", Path: ns.Path, Err: err}
+				return
+			}
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
+}
+
+func nsFlag(t specs.LinuxNamespaceType) int {
+	switch t {
+	case specs.PIDNamespace:
+		return unix.CLONE_NEWPID
+	case specs.NetworkNamespace:
+		return unix.CLONE_NEWNET
+	case specs.MountNamespace:
+		return unix.CLONE_NEWNS
+	case specs.UTSNamespace:
+		return unix.CLONE_NEWUTS
+	case specs.IPCNamespace:
+		return unix.CLONE_NEWIPC
+	case specs.UserNamespace:
+		return unix.CLONE_NEWUSER
+	case specs.CgroupNamespace:
+		return unix.CLONE_NEWCGROUP
+	}
+	return 0
+}
+
+// awaitInit reads the init's messages until ready (create), or EOF
+// (exec: the socket closed at execve) or an error.
+func (c *Container) awaitInit(sync *os.File, create bool, consoleSocket string) (console *os.File, err error) {
+	for {
+		var m syncMsg
+		fd, err := recvPacket(sync, &m)
+		if errors.Is(err, io.EOF) {
+			if create {
+				return console, errors.New("container init exited during setup")
+			}
+			return console, nil
+		}
+		if err != nil {
+			return console, err
+		}
+		switch m.Type {
+		case msgError:
+			return console, fmt.Errorf("container init: %s", m.Error)
+		case msgReady:
+			return console, nil
+		case msgConsole:
+			if fd < 0 {
+				return console, errors.New("console message without fd")
+			}
+			master := os.NewFile(uintptr(fd), "pty-master")
+			if consoleSocket != "" {
+				err := sendConsole(consoleSocket, master)
+				master.Close()
+				if err != nil {
+					return console, err
+				}
+			} else {
+				console = master
+			}
+		}
+	}
+}
+
+// sendConsole passes the pty master to the unix socket at path, as runc's
+// --console-socket does.
+func sendConsole(path string, master *os.File) error {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return fmt.Errorf("console socket: %w", err)
+	}
+	defer conn.Close()
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return errors.New("console socket is not a unix socket")
+	}
+	_, _, err = uc.WriteMsgUnix([]byte(master.Name()), unix.UnixRights(int(master.Fd())), nil)
+	if err != nil {
+		return fmt.Errorf("console socket: %w", err)
+	}
+	return nil
+}

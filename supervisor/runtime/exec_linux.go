@@ -1,0 +1,220 @@
+package runtime
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/supervisor/runtime/nsenter"
+)
+
+// ExecOpts describe the stdio of an exec'd process.
+type ExecOpts struct {
+	IO IO
+	// ConsoleSocket: as CreateOpts.ConsoleSocket, for process.terminal.
+	ConsoleSocket string
+}
+
+// Process is a process exec'd into a running container. It is a child of
+// the caller, who reaps it with Wait.
+type Process struct {
+	Pid     int
+	proc    *os.Process
+	console *os.File
+}
+
+// Console is the pty master when the process asked for a terminal and no
+// console socket was given. The caller owns it.
+func (p *Process) Console() *os.File { return p.console }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig syscall.Signal) error { return p.proc.Signal(sig) }
+
+// Wait waits for the process to exit (once; later calls fail).
+func (p *Process) Wait(ctx context.Context) (ExitStatus, error) {
+	type res struct {
+		ps  *os.ProcessState
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		ps, err := p.proc.Wait()
+		ch <- res{ps, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return ExitStatus{}, r.err
+		}
+		return exitStatusOf(r.ps.Sys().(syscall.WaitStatus)), nil
+	case <-ctx.Done():
+		return ExitStatus{}, ctx.Err()
+	}
+}
+
+// ExecProcess returns a copy of the container's process with args
+// replaced and no terminal: the usual starting point for Exec.
+func (c *Container) ExecProcess(args ...string) *specs.Process {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var p specs.Process
+	if c.st.Config != nil && c.st.Config.Process != nil {
+		p = *c.st.Config.Process
+	}
+	p.Args = args
+	p.Terminal = false
+	return &p
+}
+
+// nsOrder is the order in which an exec joins namespaces: the user
+// namespace first (it owns the others), the mount namespace last (after
+// it, /proc paths are the container's).
+var nsOrder = []struct {
+	typ  specs.LinuxNamespaceType
+	proc string
+}{
+	{specs.UserNamespace, "user"}, {specs.IPCNamespace, "ipc"}, {specs.UTSNamespace, "uts"},
+	{specs.NetworkNamespace, "net"}, {specs.PIDNamespace, "pid"}, {specs.CgroupNamespace, "cgroup"},
+	{specs.MountNamespace, "mnt"},
+}
+
+// Exec starts p inside the container's namespaces and cgroup, with the
+// same identity, capability, no_new_privs and seccomp handling as the
+// init (p's own settings; see ExecProcess). The container must be
+// created or running.
+func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (_ *Process, retErr error) {
+	if !nsenter.Available {
+		return nil, fmt.Errorf("exec needs the cgo nsenter constructor: %w", ErrNotSupported)
+	}
+	if p == nil || len(p.Args) == 0 {
+		return nil, fmt.Errorf("%w: exec: process.args is empty", ErrInvalidSpec)
+	}
+	if p.Cwd != "" && !strings.HasPrefix(p.Cwd, "/") {
+		return nil, fmt.Errorf("%w: exec: cwd %q is not absolute", ErrInvalidSpec, p.Cwd)
+	}
+	self, err := sealedSelfExe()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if !c.initAliveLocked() {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("container %q: %w", c.id, ErrNotRunning)
+	}
+	pid, start, cfgSpec := c.st.Pid, c.st.InitStartTime, c.st.Config
+	c.mu.Unlock()
+
+	var nsFiles []*os.File
+	defer func() {
+		for _, f := range nsFiles {
+			f.Close()
+		}
+	}()
+	have := map[specs.LinuxNamespaceType]bool{}
+	if cfgSpec != nil && cfgSpec.Linux != nil {
+		for _, ns := range cfgSpec.Linux.Namespaces {
+			have[ns.Type] = true
+		}
+	}
+	for _, ns := range nsOrder {
+		if !have[ns.typ] {
+			continue
+		}
+		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/" + ns.proc)
+		if err != nil {
+			return nil, fmt.Errorf("container %q: %w", c.id, err)
+		}
+		nsFiles = append(nsFiles, f)
+	}
+	// The fds are only ours if the pid still is the init we recorded.
+	if ps, err := readProcStat(pid); err != nil || ps.StartTime != start {
+		return nil, fmt.Errorf("container %q: %w", c.id, ErrNotRunning)
+	}
+
+	parentSync, childSync, err := newSyncPair()
+	if err != nil {
+		return nil, err
+	}
+	defer parentSync.Close()
+	pidR, pidW, err := os.Pipe()
+	if err != nil {
+		childSync.Close()
+		return nil, err
+	}
+	defer pidR.Close()
+	var fdList []string
+	for i := range nsFiles {
+		fdList = append(fdList, strconv.Itoa(5+i))
+	}
+	cmd := &exec.Cmd{
+		Path: selfExePath(self),
+		Args: []string{"berth-exec", c.id},
+		Env: []string{
+			envInit + "=exec",
+			"_BERTH_NSENTER=" + strings.Join(fdList, ","),
+			"_BERTH_NSENTER_PIPE=4",
+		},
+		ExtraFiles: append([]*os.File{childSync, pidW}, nsFiles...),
+	}
+	if opts.IO.Stdin != nil {
+		cmd.Stdin = opts.IO.Stdin
+	}
+	if opts.IO.Stdout != nil {
+		cmd.Stdout = opts.IO.Stdout
+	}
+	if opts.IO.Stderr != nil {
+		cmd.Stderr = opts.IO.Stderr
+	}
+	err = cmd.Start()
+	childSync.Close()
+	pidW.Close()
+	if err != nil {
+		return nil, fmt.Errorf("exec: start: %w", err)
+	}
+	var buf [4]byte
+	_, rerr := io.ReadFull(pidR, buf[:])
+	werr := cmd.Wait()
+	if rerr != nil || werr != nil {
+		return nil, fmt.Errorf("exec: joining the container's namespaces failed: %v", errors.Join(rerr, werr))
+	}
+	xpid := int(int32(binary.NativeEndian.Uint32(buf[:])))
+	proc, err := os.FindProcess(xpid)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			_ = proc.Kill()
+			_, _ = proc.Wait()
+		}
+	}()
+	if c.cg != nil {
+		if err := c.cg.Apply(xpid); err != nil {
+			return nil, fmt.Errorf("exec: cgroup: %w", err)
+		}
+	}
+	cfg := &initConfig{Mode: "exec", ID: c.id, Process: p}
+	if cfgSpec != nil && cfgSpec.Linux != nil {
+		cfg.Seccomp = cfgSpec.Linux.Seccomp
+	}
+	if err := sendPacket(parentSync, cfg, -1); err != nil {
+		return nil, fmt.Errorf("exec: send config: %w", err)
+	}
+	console, err := c.awaitInit(parentSync, false, opts.ConsoleSocket)
+	if err != nil {
+		if console != nil {
+			console.Close()
+		}
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	return &Process{Pid: xpid, proc: proc, console: console}, nil
+}

@@ -1,0 +1,175 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	goruntime "runtime"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Environment variables that turn the re-executed berth binary into a
+// container init. They never reach the user command: the init execs it
+// with the spec's environment only.
+const (
+	envInit = "_BERTH_INIT" // "create" or "exec"
+)
+
+// Fixed fd numbers in the init.
+const (
+	initSyncFd  = 3 // sync socket
+	initFifoFd  = 4 // create: O_PATH fd of the exec fifo
+	initExtraFd = 5 // create: first of CreateOpts.ExtraFiles
+)
+
+// initConfig is what the parent sends the init.
+type initConfig struct {
+	Mode        string         `json:"mode"`
+	ID          string         `json:"id"`
+	Spec        *specs.Spec    `json:"spec,omitempty"` // create
+	Process     *specs.Process `json:"process"`
+	Rootfs      string         `json:"rootfs,omitempty"` // absolute host path (create)
+	NewUserNS   bool           `json:"newUserNS,omitempty"`
+	NewNetNS    bool           `json:"newNetNS,omitempty"`
+	NewCgroupNS bool           `json:"newCgroupNS,omitempty"`
+	NumExtra    int            `json:"numExtra,omitempty"`
+	Reaper      bool           `json:"reaper,omitempty"`
+	// Seccomp applies to exec'd processes too.
+	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+}
+
+func init() {
+	mode := os.Getenv(envInit)
+	if mode == "" {
+		return
+	}
+	// Capabilities, no_new_privs and seccomp are per thread, and execve
+	// keeps only the calling thread: everything runs on this one.
+	goruntime.LockOSThread()
+	os.Unsetenv(envInit)
+	var err error
+	switch mode {
+	case "create", "exec":
+		err = initMain(mode)
+	default:
+		err = fmt.Errorf("unknown init mode %q", mode)
+	}
+	// Only failures get here: success ends in execve.
+	fmt.Fprintln(os.Stderr, "berth init:", err)
+	os.Exit(127)
+}
+
+func initMain(mode string) (retErr error) {
+	sync := os.NewFile(initSyncFd, "sync")
+	defer func() {
+		if retErr != nil {
+			_ = sendPacket(sync, syncMsg{Type: msgError, Error: retErr.Error()}, -1)
+		}
+	}()
+	var cfg initConfig
+	if _, err := recvPacket(sync, &cfg); err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	if cfg.Process == nil {
+		return errors.New("config without process")
+	}
+	if mode == "exec" {
+		if cfg.Process.Terminal {
+			if err := setupConsole(sync); err != nil {
+				return err
+			}
+		}
+		return finishProcess(&cfg)
+	}
+	spec := cfg.Spec
+	if cfg.NewCgroupNS {
+		// After the parent moved us into the container's cgroup, so that
+		// it becomes the root of the new cgroup namespace.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return os.NewSyscallError("unshare(CLONE_NEWCGROUP)", err)
+		}
+	}
+	unix.Umask(0)
+	if err := setupRootfs(&cfg); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	unix.Umask(0o022)
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return os.NewSyscallError("sethostname", err)
+		}
+	}
+	if spec.Domainname != "" {
+		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+			return os.NewSyscallError("setdomainname", err)
+		}
+	}
+	if cfg.Process.Terminal {
+		if err := setupConsole(sync); err != nil {
+			return err
+		}
+	}
+	if err := sendPacket(sync, syncMsg{Type: msgReady}, -1); err != nil {
+		return err
+	}
+	// Block until Start opens the fifo. The fd is O_PATH and the fifo
+	// lives in the host state directory, outside our root: reopen it
+	// through /proc/self/fd.
+	fifo, err := os.OpenFile(fdPath(initFifoFd), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	unix.Close(initFifoFd)
+	if _, err := fifo.Write([]byte{'0'}); err != nil {
+		return fmt.Errorf("write exec fifo: %w", err)
+	}
+	fifo.Close()
+	sync.Close()
+	return finishProcess(&cfg)
+}
+
+// setupConsole makes a pty in the container's devpts, sends the master
+// to the parent and makes the slave our controlling terminal and stdio.
+func setupConsole(sync *os.File) error {
+	master, err := unix.Open("/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		master, err = unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: "/dev/ptmx", Err: err}
+		}
+	}
+	defer unix.Close(master)
+	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
+		return os.NewSyscallError("ioctl(TIOCSPTLCK)", err)
+	}
+	// TIOCGPTPEER opens the slave from the master, with no path lookup.
+	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		return os.NewSyscallError("ioctl(TIOCGPTPEER)", errno)
+	}
+	slave := int(r)
+	if err := sendPacket(sync, syncMsg{Type: msgConsole}, master); err != nil {
+		unix.Close(slave)
+		return err
+	}
+	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
+		unix.Close(slave)
+		return os.NewSyscallError("setsid", err)
+	}
+	if err := unix.IoctlSetInt(slave, unix.TIOCSCTTY, 0); err != nil {
+		unix.Close(slave)
+		return os.NewSyscallError("ioctl(TIOCSCTTY)", err)
+	}
+	for fd := 0; fd <= 2; fd++ {
+		if err := unix.Dup3(slave, fd, 0); err != nil {
+			unix.Close(slave)
+			return os.NewSyscallError("dup3", err)
+		}
+	}
+	if slave > 2 {
+		unix.Close(slave)
+	}
+	return nil
+}

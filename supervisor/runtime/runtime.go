@@ -1,0 +1,103 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Sentinel errors; branch on them with errors.Is.
+var (
+	ErrNotExist     = errors.New("container does not exist")
+	ErrExist        = errors.New("container already exists")
+	ErrNotRunning   = errors.New("container is not running")
+	ErrRunning      = errors.New("container is running")
+	ErrNotCreated   = errors.New("container is not in the created state")
+	ErrInvalidSpec  = errors.New("invalid runtime spec")
+	ErrNotSupported = errors.New("not supported on this platform or build")
+	ErrNotParent    = errors.New("exit status unknown: this process is not the container's parent")
+)
+
+// Status is a runtime-spec container status.
+type Status string
+
+// The runtime-spec statuses.
+const (
+	Creating Status = "creating"
+	Created  Status = "created"
+	Running  Status = "running"
+	Stopped  Status = "stopped"
+)
+
+// AnnotationInit, set to "true" on a spec, runs a minimal reaper as pid 1
+// in front of the user command (compose `init: true`).
+const AnnotationInit = "berth.init"
+
+// IO names the files a container process gets as stdin, stdout and
+// stderr. A nil entry means /dev/null. With process.terminal set, IO is
+// ignored and the process gets a pty instead.
+type IO struct {
+	Stdin, Stdout, Stderr *os.File
+}
+
+// CreateOpts describe a container to create.
+type CreateOpts struct {
+	// Bundle is the OCI bundle directory; root.path of the spec is
+	// relative to it. Required.
+	Bundle string
+	// Spec is the runtime spec; nil loads Bundle/config.json.
+	Spec *specs.Spec
+	// IO is the init process's stdio.
+	IO IO
+	// ConsoleSocket, with process.terminal, is a unix socket path that
+	// receives the pty master (SCM_RIGHTS), as runc's --console-socket.
+	// Empty keeps the master in Container.Console.
+	ConsoleSocket string
+	// PidFile, if set, receives the init pid once the container is created.
+	PidFile string
+	// ExtraFiles are passed to the container process as fds 3, 4, ...
+	ExtraFiles []*os.File
+}
+
+// ExitStatus is how a container process ended.
+type ExitStatus struct {
+	Code      int            // exit code; 128+signal when killed by a signal
+	Signal    syscall.Signal // the signal that killed it, or 0
+	OOMKilled bool           // the cgroup's OOM killer fired (Code is then 137)
+}
+
+// State is the persisted and reported state of a container. It embeds
+// the runtime-spec state (what `berth runtime state` prints).
+type State struct {
+	specs.State
+	// InitStartTime is field 22 of /proc/<pid>/stat of the init: with Pid
+	// it identifies the process even if the pid is reused.
+	InitStartTime uint64            `json:"initStartTime,omitempty"`
+	Created       time.Time         `json:"created"`
+	Started       time.Time         `json:"started,omitzero"`
+	Finished      time.Time         `json:"finished,omitzero"`
+	ExitCode      *int              `json:"exitCode,omitempty"`
+	OOMKilled     bool              `json:"oomKilled,omitempty"`
+	CgroupPath    string            `json:"cgroupPath,omitempty"`
+	CgroupPaths   map[string]string `json:"cgroupPaths,omitempty"`
+	Rootfs        string            `json:"rootfs"`
+	// Config is the spec the container was created from (exec uses its
+	// defaults; delete uses its cgroup path and hooks).
+	Config *specs.Spec `json:"config,omitempty"`
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// ValidateID reports whether id can name a container (it becomes a
+// directory name and part of a cgroup path).
+func ValidateID(id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("invalid container id %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id)
+	}
+	return nil
+}

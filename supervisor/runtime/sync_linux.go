@@ -1,0 +1,99 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// The parent and the container init talk over a SOCK_SEQPACKET
+// socketpair (the init's fd 3): one message per packet, so no framing is
+// needed, and SCM_RIGHTS carries the pty master. The parent sends the
+// initConfig once, after the init's cgroup is set up; the init answers
+// with msgConsole (with an fd), then msgReady (create) or msgError. An
+// exec init answers nothing on success: the socket is close-on-exec, so
+// the parent reads EOF once execve succeeded.
+
+const (
+	msgReady   = "ready"
+	msgError   = "error"
+	msgConsole = "console"
+)
+
+type syncMsg struct {
+	Type  string `json:"type"`
+	Error string `json:"error,omitempty"`
+}
+
+const maxSyncMsg = 4 << 20
+
+func newSyncPair() (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "sync-parent"), os.NewFile(uintptr(fds[1]), "sync-child"), nil
+}
+
+func sendPacket(f *os.File, v any, fd int) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if fd >= 0 {
+		oob = unix.UnixRights(fd)
+	}
+	err = retryEINTR(func() error { return unix.Sendmsg(int(f.Fd()), b, oob, nil, 0) })
+	if err != nil {
+		return os.NewSyscallError("sendmsg", err)
+	}
+	return nil
+}
+
+// recvPacket reads one packet into v and returns a passed fd (or -1).
+// io.EOF means the peer closed its end.
+func recvPacket(f *os.File, v any) (int, error) {
+	buf := make([]byte, maxSyncMsg)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	var n, oobn int
+	err := retryEINTR(func() error {
+		var e error
+		n, oobn, _, _, e = unix.Recvmsg(int(f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return e
+	})
+	if err != nil {
+		return -1, os.NewSyscallError("recvmsg", err)
+	}
+	if n == 0 && oobn == 0 {
+		return -1, io.EOF
+	}
+	fd := -1
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err == nil {
+			for _, m := range msgs {
+				fds, err := unix.ParseUnixRights(&m)
+				if err == nil {
+					for _, x := range fds {
+						if fd < 0 {
+							fd = x
+						} else {
+							unix.Close(x)
+						}
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(buf[:n], v); err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return -1, fmt.Errorf("sync message: %w", err)
+	}
+	return fd, nil
+}
