@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -23,14 +24,24 @@ func New(path string) (Manager, error) {
 	return newWithPrefix("", path)
 }
 
-// newWithPrefix is New with every mountpoint prefixed by prefix, for
-// tests on a fake tree.
+// newWithPrefix is New with every mountpoint prefixed by prefix.
 func newWithPrefix(prefix, path string) (Manager, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	defer f.Close()
+	return newFromMountinfo(f, prefix, path)
+}
+
+// newFromMountinfo builds the Manager from a mountinfo text; tests use
+// it with a prefix to run the file-writing code on a fake tree.
+func newFromMountinfo(mountinfo io.Reader, prefix, path string) (Manager, error) {
 	clean, err := validatePath(path)
 	if err != nil {
 		return nil, err
 	}
-	l, err := readLayout(prefix)
+	l, err := parseMountinfo(mountinfo, prefix)
 	if err != nil {
 		return nil, err
 	}

@@ -609,8 +609,6 @@ func diskOf(t testing.TB, dir string) (major, minor int64, ok bool) {
 	return major, minor, true
 }
 
-type freezer interface{ Frozen() (bool, error) }
-
 func TestFreezeThaw(t *testing.T) {
 	m, _ := newTestManager(t, nil)
 	c := startChild(t, m, `/bin/busybox sleep 60`)
@@ -618,7 +616,7 @@ func TestFreezeThaw(t *testing.T) {
 	if err := m.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	if f, err := m.(freezer).Frozen(); err != nil || !f {
+	if f, err := IsFrozen(m); err != nil || !f {
 		t.Fatalf("Frozen after Freeze = %v, %v", f, err)
 	}
 	// A frozen task sits in the freezer: the kernel shows it in the
@@ -627,7 +625,7 @@ func TestFreezeThaw(t *testing.T) {
 	if err := m.Thaw(); err != nil {
 		t.Fatal(err)
 	}
-	if f, err := m.(freezer).Frozen(); err != nil || f {
+	if f, err := IsFrozen(m); err != nil || f {
 		t.Fatalf("Frozen after Thaw = %v, %v", f, err)
 	}
 	// Destroy works on a frozen cgroup too.
@@ -758,5 +756,163 @@ func TestDestroyKeepsPreexistingParent(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(d, "mine")); err == nil {
 			t.Errorf("berth-made %s/mine left behind", d)
 		}
+	}
+}
+
+func TestForeignParentUntouched(t *testing.T) {
+	requirePrivileged(t)
+	top, _ := testPath(t)
+	probe, err := New(top + "/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A parent berth did not make, with no controllers enabled for its
+	// children (on v2); berth must not change it.
+	var made []string
+	for d := range uniqueValues(probe.Paths()) {
+		d = filepath.Dir(d)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, d)
+		if strings.Contains(d, "cpuset") {
+			if err := copyCpuset(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range made {
+			_ = removeTree(d)
+		}
+		assertGone(t, top)
+	})
+	m, err := New(top + "/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Create(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(5)}})
+	if version(t) == V2 {
+		if err == nil || !strings.Contains(err.Error(), `controller "pids" is not enabled`) {
+			t.Errorf("Create below a parent without the pids controller: err = %v", err)
+		}
+		if got := readFileT(t, filepath.Join(made[0], "cgroup.subtree_control")); got != "" {
+			t.Errorf("foreign parent's cgroup.subtree_control changed to %q", got)
+		}
+	} else if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range made {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("foreign parent %s removed", d)
+		}
+		if _, err := os.Stat(filepath.Join(d, "c")); err == nil {
+			t.Errorf("%s/c left behind", d)
+		}
+	}
+}
+
+func readFileT(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Containers of one project share a berth-made parent; creating and
+// destroying them concurrently must neither fail nor leave the parent.
+func TestConcurrentSiblings(t *testing.T) {
+	requirePrivileged(t)
+	top, _ := testPath(t)
+	t.Cleanup(func() { assertGone(t, top) })
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				m, err := New(fmt.Sprintf("%s/shared/c%d-%d", top, g, i))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := m.Create(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(10)}}); err != nil {
+					errs <- fmt.Errorf("Create: %w", err)
+					_ = m.Destroy()
+					return
+				}
+				if err := m.Destroy(); err != nil {
+					errs <- fmt.Errorf("Destroy: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// Docker's default device list: everything denied, then a few character
+// devices allowed, and mknod of any device allowed.
+func TestDeviceDefaultDenyList(t *testing.T) {
+	c := func(maj, min int64, access string) specs.LinuxDeviceCgroup {
+		return specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: majmin(maj), Minor: majmin(min), Access: access}
+	}
+	r := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: majmin(-1), Minor: majmin(-1), Access: "m"},
+		{Allow: true, Type: "b", Major: majmin(-1), Minor: majmin(-1), Access: "m"},
+		c(1, 3, "rwm"), c(1, 5, "rwm"), c(1, 7, "rwm"), c(1, 8, "rwm"), c(1, 9, "rwm"),
+		c(5, 0, "rwm"), c(5, 1, "rwm"), c(5, 2, "rwm"), c(136, -1, "rwm"),
+		// a later deny narrows an allow: urandom becomes read-only
+		{Allow: false, Type: "c", Major: majmin(1), Minor: majmin(9), Access: "w"},
+	}}
+	m, _ := newTestManager(t, r)
+	dir := t.TempDir()
+	bb := "/bin/busybox"
+	script := strings.Join([]string{
+		bb + ` dd if=/dev/zero of=/dev/null count=1 2>/dev/null && ` + bb + ` echo null-ok`,
+		bb + ` dd if=/dev/kmsg of=/dev/null count=0 2>/dev/null || ` + bb + ` echo kmsg-denied`,
+		bb + ` dd if=/dev/urandom of=/dev/null count=1 2>/dev/null && ` + bb + ` echo urandom-read-ok`,
+		bb + ` dd if=/dev/zero of=/dev/urandom count=1 2>/dev/null || ` + bb + ` echo urandom-write-denied`,
+		bb + ` mknod ` + dir + `/n c 1 11 && ` + bb + ` echo mknod-ok`,
+		bb + ` dd if=` + dir + `/n of=/dev/null count=0 2>/dev/null || ` + bb + ` echo node-denied`,
+	}, "; ")
+	ch := startChild(t, m, script)
+	ch.release(t)
+	ch.wait(t, time.Minute)
+	out := ch.out.String()
+	for _, want := range []string{"null-ok", "kmsg-denied", "urandom-read-ok", "urandom-write-denied", "mknod-ok", "node-denied"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in output %q", want, out)
+		}
+	}
+}
+
+// A Create that fails on a cgroup already in use (a repeated Create with
+// a bad value) reports the error and leaves the running container alone.
+func TestFailedCreateKeepsProcesses(t *testing.T) {
+	m, _ := newTestManager(t, nil)
+	c := startChild(t, m, `/bin/busybox sleep 60`)
+	c.release(t)
+	err := m.Create(&specs.LinuxResources{CPU: &specs.LinuxCPU{Cpus: "9999"}})
+	if err == nil {
+		t.Fatal("cpuset 9999 accepted")
+	}
+	pids, err := m.Procs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pids) != 1 || pids[0] != c.cmd.Process.Pid {
+		t.Errorf("Procs after failed Create = %v, want [%d]", pids, c.cmd.Process.Pid)
 	}
 }

@@ -49,7 +49,11 @@ func deviceFilter(rules []specs.LinuxDeviceCgroup) (asm.Instructions, error) {
 		asm.LoadMem(asm.R4, asm.R1, 4, asm.Word),
 		asm.LoadMem(asm.R5, asm.R1, 8, asm.Word),
 	}
-	// Walk the rules from the last: the first match found decides.
+	// Walk the rules from the last: the first match found decides. Each
+	// rule's failed checks jump to the label on the next block's first
+	// instruction. A rule without checks always matches, so the rules
+	// before it are dead code, which the verifier refuses: stop there.
+	label := ""
 	for i := len(rules) - 1; i >= 0; i-- {
 		r := rules[i]
 		next := fmt.Sprintf("rule%d", i)
@@ -95,17 +99,26 @@ func deviceFilter(rules []specs.LinuxDeviceCgroup) (asm.Instructions, error) {
 		if r.Minor != nil && *r.Minor >= 0 {
 			block = append(block, asm.JNE.Imm(asm.R5, int32(*r.Minor), next))
 		}
+		unconditional := len(block) == 0
 		verdict := int32(0)
 		if r.Allow {
 			verdict = 1
 		}
 		block = append(block, asm.Mov.Imm(asm.R0, verdict), asm.Return())
+		if label != "" {
+			block[0] = block[0].WithSymbol(label)
+		}
 		insns = append(insns, block...)
-		// The next rule's first instruction carries this rule's label.
-		insns = append(insns, asm.Instruction{OpCode: asm.Ja.Op(asm.ImmSource), Offset: 0}.WithSymbol(next))
+		if unconditional {
+			return insns, nil
+		}
+		label = next
 	}
-	insns = append(insns, asm.Mov.Imm(asm.R0, 1), asm.Return())
-	return insns, nil
+	tail := asm.Instructions{asm.Mov.Imm(asm.R0, 1), asm.Return()}
+	if label != "" {
+		tail[0] = tail[0].WithSymbol(label)
+	}
+	return append(insns, tail...), nil
 }
 
 // setDeviceFilter loads the program for rules and attaches it to the

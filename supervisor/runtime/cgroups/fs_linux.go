@@ -298,3 +298,60 @@ func validatePath(path string) (string, error) {
 	}
 	return clean, nil
 }
+
+// subtreeProcs lists the processes in dir and every cgroup below it.
+func subtreeProcs(dir string) ([]int, error) {
+	var all []int
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if p == dir {
+				return err
+			}
+			return nil // a child cgroup went away meanwhile
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		pids, err := readPids(p)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		all = append(all, pids...)
+		return nil
+	})
+	return sortedUnique(all), err
+}
+
+// withTreeLock runs fn holding an exclusive flock(2) on the hierarchy's
+// root directory. Every berth process takes it while it makes or removes
+// directories of a hierarchy, so that one container's Create never sees
+// a shared parent that another is still setting up (controllers not yet
+// enabled, cpuset empty) or removing. flock only takes a lock on the open
+// directory; it changes nothing in the cgroup.
+func withTreeLock(base string, fn func() error) error {
+	fd, err := unix.Open(base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("cgroup: open %s: %w", base, err)
+	}
+	defer unix.Close(fd)
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cgroup: flock %s: %w", base, err)
+	}
+	return fn() // closing fd releases the lock
+}
+
+// rollbackDirs removes, deepest first, the directories a failed Create
+// made. It kills nothing: a failed Create (even a repeated one on a
+// running container) must not take down processes; directories that
+// hold any are left for Destroy.
+func rollbackDirs(made []string) {
+	for i := len(made) - 1; i >= 0; i-- {
+		_ = unix.Rmdir(made[i])
+	}
+}

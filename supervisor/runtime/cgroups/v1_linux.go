@@ -82,9 +82,10 @@ func (m *v1Manager) Create(r *specs.LinuxResources) (retErr error) {
 		return err
 	}
 	dirs, bases := m.uniqueDirs()
+	var madeNow []string
 	defer func() {
 		if retErr != nil {
-			_ = m.Destroy()
+			m.rollback(madeNow)
 		}
 	}()
 	for _, d := range dirs {
@@ -98,12 +99,16 @@ func (m *v1Manager) Create(r *specs.LinuxResources) (retErr error) {
 			// refuses tasks until they are filled: copy the parent's.
 			visit = copyCpuset
 		}
-		created, err := mkdirChain(bases[d], rel, visit)
-		m.mu.Lock()
-		for _, c := range created {
-			m.created[c] = true
-		}
-		m.mu.Unlock()
+		err = withTreeLock(bases[d], func() error {
+			created, err := mkdirChain(bases[d], rel, visit)
+			m.mu.Lock()
+			for _, c := range created {
+				m.created[c] = true
+			}
+			madeNow = append(madeNow, created...)
+			m.mu.Unlock()
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -518,6 +523,29 @@ func (m *v1Manager) Procs() ([]int, error) {
 	return sortedUnique(all), nil
 }
 
+// subtreeProcs lists the processes below the container's directories in
+// every hierarchy, child cgroups included.
+func (m *v1Manager) subtreeProcs() ([]int, error) {
+	dirs, _ := m.uniqueDirs()
+	var all []int
+	found := false
+	for _, d := range dirs {
+		pids, err := subtreeProcs(d)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		found = true
+		all = append(all, pids...)
+	}
+	if !found {
+		return nil, fmt.Errorf("cgroup %s: %w", m.path, os.ErrNotExist)
+	}
+	return sortedUnique(all), nil
+}
+
 func (m *v1Manager) Freeze() error { return m.setFreezer("FROZEN") }
 func (m *v1Manager) Thaw() error   { return m.setFreezer("THAWED") }
 
@@ -569,21 +597,35 @@ func (m *v1Manager) Destroy() error {
 		freeze, thaw = m.Freeze, m.Thaw
 	}
 	var result *multierror.Error
-	if err := killAll(m.Procs, freeze, thaw); err != nil {
+	if err := killAll(m.subtreeProcs, freeze, thaw); err != nil {
 		result = multierror.Append(result, err)
 	}
 	dirs, bases := m.uniqueDirs()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, d := range dirs {
-		if err := removeTree(d); err != nil {
-			result = multierror.Append(result, err)
+		if !exists(d) && !exists(filepath.Dir(d)) {
 			continue
 		}
-		if err := removeParents(bases[d], d, m.created); err != nil {
+		err := withTreeLock(bases[d], func() error {
+			if err := removeTree(d); err != nil {
+				return err
+			}
+			return removeParents(bases[d], d, m.created)
+		})
+		if err != nil {
 			result = multierror.Append(result, err)
 		}
 	}
 	m.created = map[string]bool{}
 	return result.ErrorOrNil()
+}
+
+func (m *v1Manager) rollback(made []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rollbackDirs(made)
+	for _, d := range made {
+		delete(m.created, d)
+	}
 }

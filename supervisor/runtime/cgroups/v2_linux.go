@@ -51,32 +51,37 @@ func (m *v2Manager) Create(r *specs.LinuxResources) (retErr error) {
 	if err != nil {
 		return err
 	}
+	var madeNow []string
 	defer func() {
 		if retErr != nil {
-			_ = m.Destroy()
+			m.rollback(madeNow)
 		}
 	}()
-	// Controllers must be enabled in a parent before its child can be
-	// made with them, so enable as we go down: first the root.
-	if err := enableControllers(m.base); err != nil {
-		return err
-	}
-	created, err := mkdirChain(m.base, rel, func(dir string) error {
-		if dir == m.dir {
-			return nil
+	err = withTreeLock(m.base, func() error {
+		// Controllers must be enabled in a parent before its child can
+		// be made with them, so enable as we go down: first the root.
+		if err := enableControllers(m.base); err != nil {
+			return err
 		}
-		return enableControllers(dir)
+		created, err := mkdirChain(m.base, rel, func(dir string) error {
+			if dir == m.dir {
+				return nil
+			}
+			return enableControllers(dir)
+		})
+		m.mu.Lock()
+		for _, c := range created {
+			m.created[c] = true
+		}
+		madeNow = append(madeNow, created...)
+		m.mu.Unlock()
+		return err
 	})
-	m.mu.Lock()
-	for _, c := range created {
-		m.created[c] = true
-	}
-	m.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	// Parents berth made earlier (for another container) carry the mark
-	// and already have their controllers; nothing to do for them.
+	// Parents berth made earlier (for another container) were set up
+	// under the same lock and already have their controllers.
 	return m.Set(r)
 }
 
@@ -475,36 +480,30 @@ func (m *v2Manager) Destroy() error {
 	if err != nil {
 		return err
 	}
+	if !exists(m.dir) && !exists(filepath.Dir(m.dir)) {
+		return nil // nothing left, not even a parent: already destroyed
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := removeTree(m.dir); err != nil {
+	return withTreeLock(m.base, func() error {
+		if err := removeTree(m.dir); err != nil {
+			return err
+		}
+		err := removeParents(m.base, m.dir, m.created)
+		m.created = map[string]bool{}
 		return err
-	}
-	err = removeParents(m.base, m.dir, m.created)
-	m.created = map[string]bool{}
-	return err
+	})
 }
 
 // populatedProcs lists the processes of the container's whole subtree
 // (the container may have made child cgroups).
-func (m *v2Manager) populatedProcs() ([]int, error) {
-	var all []int
-	err := filepath.WalkDir(m.dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			if p == m.dir {
-				return err
-			}
-			return nil
-		}
-		if !d.IsDir() {
-			return nil
-		}
-		pids, err := readPids(p)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		all = append(all, pids...)
-		return nil
-	})
-	return sortedUnique(all), err
+func (m *v2Manager) populatedProcs() ([]int, error) { return subtreeProcs(m.dir) }
+
+func (m *v2Manager) rollback(made []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_ = withTreeLock(m.base, func() error { rollbackDirs(made); return nil })
+	for _, d := range made {
+		delete(m.created, d)
+	}
 }
