@@ -1,0 +1,769 @@
+package netstack
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/berth-dev/berth/spec"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Driver options berth honours (Docker's names).
+const (
+	OptBridgeName = "com.docker.network.bridge.name"
+	OptMTU        = "com.docker.network.driver.mtu"
+	OptMasquerade = "com.docker.network.bridge.enable_ip_masquerade"
+)
+
+// allocMu serializes subnet choice and bridge creation of every Manager
+// in the process, so two roots do not pick the same free subnet at once.
+var allocMu sync.Mutex
+
+// Manager owns the networks, attachments, DNS servers, port reservations
+// and nftables table of one berth root. It must live in the long-running
+// process (the supervisor): the DNS servers and port reservations live
+// as long as it does.
+//
+// Lifecycle: New loads the saved state and starts nothing; Restore
+// brings back DNS servers, port reservations and the nftables table after
+// a restart; Close stops the DNS servers and releases reservations but
+// leaves networks in place. Every method is safe for concurrent use.
+type Manager struct {
+	cfg   Config
+	table string
+
+	mu       sync.Mutex // guards everything below
+	st       *netState
+	dns      map[string]*DNSServer // network ID -> its server
+	reserved map[string]int        // binding key -> held socket fd
+	closed   bool
+}
+
+// New returns a Manager for cfg.Root with its saved state loaded.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Root == "" {
+		return nil, errors.New("netstack: Config.Root is required")
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join(cfg.Root, "network")
+	}
+	if !cfg.Pool.IsValid() {
+		cfg.Pool = DefaultPool
+	}
+	if cfg.SubnetBits == 0 {
+		cfg.SubnetBits = DefaultSubnetBits
+	}
+	if cfg.Upstreams == nil {
+		ups, err := HostUpstreams(HostResolvConf, systemdResolvConf)
+		if err == nil {
+			cfg.Upstreams = ups
+		}
+	}
+	st, err := loadState(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{cfg: cfg, table: TableName(cfg.Root), st: st, dns: map[string]*DNSServer{}, reserved: map[string]int{}}, nil
+}
+
+// Table is the name of the root's nftables table (family ip).
+func (m *Manager) Table() string { return m.table }
+
+// Restore re-creates what lives in memory after a restart: the DNS
+// server of every saved network whose bridge exists, the port
+// reservations, and the nftables table. Records must be registered again
+// (Register) for the containers that are running.
+func (m *Manager) Restore() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, id := range sortedKeys(m.st.Networks) {
+		if err := m.ensureKernelLocked(m.st.Networks[id]); err != nil {
+			errs = append(errs, fmt.Errorf("network %s: %w", id, err))
+		}
+	}
+	for _, b := range m.st.Ports {
+		if _, ok := m.reserved[bindingKey(b)]; !ok {
+			if fd, _, err := reservePort(b.HostIP, b.HostPort, b.Protocol); err == nil {
+				m.reserved[bindingKey(b)] = fd
+			}
+		}
+	}
+	if err := applyTable(m.table, m.st); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the DNS servers and releases port reservations. Networks,
+// veths and rules stay. It is idempotent.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	for id, s := range m.dns {
+		s.Close()
+		delete(m.dns, id)
+	}
+	for k, fd := range m.reserved {
+		unix.Close(fd)
+		delete(m.reserved, k)
+	}
+	return nil
+}
+
+// NetworkID is the ID of a project's network key.
+func NetworkID(project, network string) string { return project + "/" + network }
+
+// EnsureNetwork creates the network n of project, or checks and repairs
+// it when it exists: a bridge with the gateway address, berth's rules,
+// the embedded DNS server. An external network is looked up among the
+// networks of this root by its actual name and returned, not created.
+// EnsureNetwork is idempotent.
+func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, retErr error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errors.New("netstack: manager closed")
+	}
+	if n.External {
+		name := n.ActualName
+		if name == "" {
+			name = n.Name
+		}
+		for _, id := range sortedKeys(m.st.Networks) {
+			ns := m.st.Networks[id]
+			if ns.ActualName == name {
+				out := ns.Network
+				out.External = true
+				return &out, nil
+			}
+		}
+		return nil, fmt.Errorf("external network %q: %w (create it first)", name, ErrNotFound)
+	}
+	if n.Driver != "" && n.Driver != "bridge" {
+		return nil, fmt.Errorf("network %q: driver %q is not supported (only bridge)", n.Name, n.Driver)
+	}
+	id := NetworkID(project, n.Name)
+	if ns, ok := m.st.Networks[id]; ok {
+		if err := m.ensureKernelLocked(ns); err != nil {
+			return nil, fmt.Errorf("network %s: %w", id, err)
+		}
+		out := ns.Network
+		return &out, nil
+	}
+
+	ns, err := m.planNetwork(project, n)
+	if err != nil {
+		return nil, err
+	}
+	allocMu.Lock()
+	defer allocMu.Unlock()
+	routes, err := hostRoutes()
+	if err != nil {
+		return nil, err
+	}
+	for _, other := range m.st.Networks {
+		routes = append(routes, hostRoute{Dst: other.Subnet, Desc: other.Subnet.String() + " (berth network " + other.ID + ")"})
+	}
+	if ns.Subnet.IsValid() {
+		if r, bad := overlapping(ns.Subnet, routes); bad {
+			return nil, fmt.Errorf("network %s: %w", id, &SubnetOverlapError{Subnet: ns.Subnet, Route: r.Desc})
+		}
+	} else {
+		sub, err := chooseSubnet(m.cfg.Pool, m.cfg.SubnetBits, routes)
+		if err != nil {
+			return nil, fmt.Errorf("network %s: %w", id, err)
+		}
+		ns.Subnet = sub
+	}
+	if !ns.Gateway.IsValid() {
+		ns.Gateway = ns.Subnet.Addr().Next()
+	}
+	if _, err := netlink.LinkByName(ns.Bridge); err == nil {
+		return nil, fmt.Errorf("network %s: interface %s already exists", id, ns.Bridge)
+	}
+	// Save first: a crash from here on leaves a record teardown can use.
+	m.st.Networks[id] = ns
+	defer func() {
+		if retErr != nil {
+			m.removeNetworkLocked(id)
+		}
+	}()
+	if err := m.saveLocked(); err != nil {
+		return nil, err
+	}
+	if err := m.ensureKernelLocked(ns); err != nil {
+		return nil, fmt.Errorf("network %s: %w", id, err)
+	}
+	out := ns.Network
+	return &out, nil
+}
+
+// EnsureNetworks ensures every network of a project: networks with an
+// explicit ipam subnet first, so that automatic subnets never take a
+// subnet the stack file asks for, then the others, each in name order.
+// The result is in the order of nets.
+func (m *Manager) EnsureNetworks(project string, nets []spec.Network) ([]*Network, error) {
+	order := make([]int, len(nets))
+	for i := range order {
+		order[i] = i
+	}
+	explicit := func(n spec.Network) bool {
+		req, err := parseIPAM(n.IPAM)
+		return err == nil && req.Subnet.IsValid()
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		a, b := nets[order[i]], nets[order[j]]
+		if explicit(a) != explicit(b) {
+			return explicit(a)
+		}
+		return a.Name < b.Name
+	})
+	out := make([]*Network, len(nets))
+	for _, i := range order {
+		n, err := m.EnsureNetwork(project, nets[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// planNetwork turns the spec into a network record without a subnet
+// when none is given.
+func (m *Manager) planNetwork(project string, n spec.Network) (*networkState, error) {
+	id := NetworkID(project, n.Name)
+	req, err := parseIPAM(n.IPAM)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", id, err)
+	}
+	ns := &networkState{Network: Network{
+		ID: id, Project: project, Name: n.Name, ActualName: n.ActualName,
+		Bridge: BridgeName(m.cfg.Root, project, n.Name),
+		Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway,
+		Internal: n.Internal, Masquerade: !n.Internal,
+	}, Used: map[netip.Addr]string{}}
+	if ns.ActualName == "" {
+		ns.ActualName = project + "_" + n.Name
+	}
+	for k, v := range n.DriverOpts {
+		switch k {
+		case OptBridgeName:
+			if err := validIfName(v); err != nil {
+				return nil, fmt.Errorf("network %s: %s: %w", id, k, err)
+			}
+			ns.Bridge = v
+		case OptMTU:
+			mtu, err := strconv.Atoi(v)
+			if err != nil || mtu < 68 || mtu > 65535 {
+				return nil, fmt.Errorf("network %s: %s: %q is not an MTU (68-65535)", id, k, v)
+			}
+			ns.MTU = mtu
+		case OptMasquerade:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("network %s: %s: %q is not a boolean", id, k, v)
+			}
+			ns.Masquerade = b && !n.Internal
+		}
+	}
+	return ns, nil
+}
+
+// ensureKernelLocked makes the bridge, its address, IP forwarding, the
+// nftables table and the DNS server match ns.
+func (m *Manager) ensureKernelLocked(ns *networkState) error {
+	link, err := netlink.LinkByName(ns.Bridge)
+	if err != nil {
+		if !isNotFound(err) {
+			return err
+		}
+		// A bridge without a MAC of its own takes the lowest MAC of its
+		// ports and changes it as veths come and go, which leaves the
+		// containers' ARP entry for the gateway stale and drops packets
+		// (DNS queries among them) until it is refreshed. A fixed,
+		// locally administered MAC made of the gateway address avoids it.
+		gw := ns.Gateway.As4()
+		hw := net.HardwareAddr{0x02, 0x42, gw[0], gw[1], gw[2], gw[3]}
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: ns.Bridge, MTU: ns.MTU, HardwareAddr: hw}}
+		if err := netlink.LinkAdd(br); err != nil {
+			return fmt.Errorf("create bridge %s: %w", ns.Bridge, err)
+		}
+		if link, err = netlink.LinkByName(ns.Bridge); err != nil {
+			return err
+		}
+	} else if link.Type() != "bridge" {
+		return fmt.Errorf("interface %s exists and is not a bridge", ns.Bridge)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ns.Gateway.AsSlice(), Mask: net.CIDRMask(ns.Subnet.Bits(), 32)}}
+	if err := netlink.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("bridge %s: add address %s: %w", ns.Bridge, addr, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bridge %s: up: %w", ns.Bridge, err)
+	}
+	// Host connections to a published port on 127.0.0.1 are DNATed to
+	// a container: the kernel only routes a 127.0.0.0/8 source out of a
+	// non-loopback device with route_localnet on that device. It is set
+	// on berth's bridge only, and goes away with it.
+	if err := writeSysctl("net/ipv4/conf/"+ns.Bridge+"/route_localnet", "1"); err != nil {
+		return err
+	}
+	if !ns.Internal {
+		old, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(old)) != "1" {
+			if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
+				return err
+			}
+			m.st.IPForwardChanged = true
+			if err := m.saveLocked(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := applyTable(m.table, m.st); err != nil {
+		return err
+	}
+	if s, ok := m.dns[ns.ID]; ok {
+		return s.Start()
+	}
+	s := NewDNSServer(netip.AddrPortFrom(ns.Gateway, 53), ns.Subnet, m.cfg.Upstreams)
+	if err := s.Start(); err != nil {
+		return err
+	}
+	m.dns[ns.ID] = s
+	return nil
+}
+
+// RemoveNetwork removes a network of project: its attachments, DNS
+// server, bridge, published ports and rules. It is idempotent and needs
+// only the saved state.
+func (m *Manager) RemoveNetwork(project, network string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.removeNetworkLocked(NetworkID(project, network))
+}
+
+// RemoveProject removes every network of project.
+func (m *Manager) RemoveProject(project string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, id := range sortedKeys(m.st.Networks) {
+		if m.st.Networks[id].Project == project {
+			errs = append(errs, m.removeNetworkLocked(id))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveAll removes every network of the root and its nftables table.
+func (m *Manager) RemoveAll() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, id := range sortedKeys(m.st.Networks) {
+		errs = append(errs, m.removeNetworkLocked(id))
+	}
+	errs = append(errs, deleteTable(m.table))
+	return errors.Join(errs...)
+}
+
+func (m *Manager) removeNetworkLocked(id string) error {
+	var errs []error
+	for _, k := range sortedKeys(m.st.Attachments) {
+		if a := m.st.Attachments[k]; a.Network == id {
+			errs = append(errs, m.detachLocked(a))
+		}
+	}
+	if s, ok := m.dns[id]; ok {
+		s.Close()
+		delete(m.dns, id)
+	}
+	ns, ok := m.st.Networks[id]
+	if !ok {
+		return errors.Join(errs...)
+	}
+	if link, err := netlink.LinkByName(ns.Bridge); err == nil {
+		if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete bridge %s: %w", ns.Bridge, err))
+		}
+	} else if !isNotFound(err) {
+		errs = append(errs, err)
+	}
+	m.dropPortsLocked(func(b PortBinding) bool { return b.Network == id })
+	delete(m.st.Networks, id)
+	errs = append(errs, applyTable(m.table, m.st), m.saveLocked())
+	return errors.Join(errs...)
+}
+
+// Networks returns the networks of the root, sorted by ID.
+func (m *Manager) Networks() []Network {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Network
+	for _, id := range sortedKeys(m.st.Networks) {
+		out = append(out, m.st.Networks[id].Network)
+	}
+	return out
+}
+
+// Attach connects a container to a network: a veth pair whose host end
+// joins the bridge and whose other end is moved into the container's
+// namespace, named o.IfName, with its address and MAC, a default route
+// via the gateway (not on internal networks) and lo up. The DNS names
+// are stored but only answered after Register. Attaching the same
+// container to the same network again returns the existing attachment.
+func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retErr error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o.Container == "" || o.NetNSPath == "" {
+		return nil, errors.New("attach: Container and NetNSPath are required")
+	}
+	ns, ok := m.st.Networks[networkID]
+	if !ok {
+		return nil, fmt.Errorf("attach %s: network %s: %w", o.Container, networkID, ErrNotFound)
+	}
+	key := attachKey(networkID, o.Container)
+	if a, ok := m.st.Attachments[key]; ok {
+		if _, err := netlink.LinkByName(a.HostIf); err == nil && a.NetNS == o.NetNSPath {
+			out := a.Attachment
+			return &out, nil
+		}
+		// A restarted container has a new namespace, or a crash left
+		// the record without its veth: start over.
+		if err := m.detachLocked(a); err != nil {
+			return nil, err
+		}
+	}
+	if o.IfName == "" {
+		o.IfName = "eth0"
+	}
+	if err := validIfName(o.IfName); err != nil {
+		return nil, fmt.Errorf("attach %s: %w", o.Container, err)
+	}
+	var mac net.HardwareAddr
+	if o.MAC != "" {
+		var err error
+		if mac, err = net.ParseMAC(o.MAC); err != nil || len(mac) != 6 {
+			return nil, fmt.Errorf("attach %s: mac_address %q is not a MAC-48 address", o.Container, o.MAC)
+		}
+		if mac[0]&1 != 0 {
+			return nil, fmt.Errorf("attach %s: mac_address %s is a multicast address", o.Container, mac)
+		}
+	}
+	pool := &addrPool{Subnet: ns.Subnet, IPRange: ns.IPRange, Gateway: ns.Gateway, Used: ns.Used}
+	var ip netip.Addr
+	if o.IPv4.IsValid() {
+		if err := pool.reserve(o.IPv4.Unmap(), o.Container); err != nil {
+			return nil, fmt.Errorf("attach %s to %s: ipv4_address: %w", o.Container, networkID, err)
+		}
+		ip = o.IPv4.Unmap()
+	} else {
+		var err error
+		if ip, err = pool.allocate(o.Container); err != nil {
+			return nil, fmt.Errorf("attach %s to %s: %w", o.Container, networkID, err)
+		}
+	}
+	a := &attachmentState{Attachment: Attachment{
+		Network: networkID, Container: o.Container, IfName: o.IfName,
+		HostIf:  vethName(m.cfg.Root, networkID, o.Container),
+		Address: netip.PrefixFrom(ip, ns.Subnet.Bits()), DNS: ns.Gateway,
+		Names: dnsNames(o),
+	}, Service: o.Service, Hostname: o.Hostname, Aliases: o.Aliases, NetNS: o.NetNSPath}
+	if !ns.Internal {
+		a.Gateway = ns.Gateway
+	}
+	if mac == nil {
+		// Like Docker: a locally administered MAC made of the address,
+		// unique on the bridge and known before anything is created.
+		ip4 := ip.As4()
+		mac = net.HardwareAddr{0x02, 0x42, ip4[0], ip4[1], ip4[2], ip4[3]}
+	}
+	a.MAC = mac.String()
+	m.st.Attachments[key] = a
+	defer func() {
+		if retErr != nil {
+			m.detachLocked(a)
+			m.saveLocked()
+		}
+	}()
+	if err := m.saveLocked(); err != nil {
+		return nil, err
+	}
+	// The record is complete and saved before the kernel is touched: a
+	// crash from here on leaves what teardown needs.
+	if err := m.plugVeth(ns, a, mac, o.GwPriority); err != nil {
+		return nil, fmt.Errorf("attach %s to %s: %w", o.Container, networkID, err)
+	}
+	out := a.Attachment
+	return &out, nil
+}
+
+func dnsNames(o AttachOptions) []string {
+	var names []string
+	for _, n := range append([]string{o.Container, o.Service, o.Hostname}, o.Aliases...) {
+		if n != "" && !contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// defaultRouteMetric maps gw_priority (higher wins) onto a route metric
+// (lower wins).
+func defaultRouteMetric(gwPriority int) int {
+	const base = 1 << 20
+	return min(max(base-gwPriority, 1), 1<<30)
+}
+
+func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.HardwareAddr, gwPriority int) error {
+	br, err := netlink.LinkByName(ns.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", ns.Bridge, err)
+	}
+	nsh, err := netns.GetFromPath(a.NetNS)
+	if err != nil {
+		return fmt.Errorf("open network namespace %s: %w", a.NetNS, err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", a.NetNS, err)
+	}
+	defer h.Close()
+	if _, err := h.LinkByName(a.IfName); err == nil {
+		return fmt.Errorf("interface %s already exists in %s", a.IfName, a.NetNS)
+	}
+	// The peer is created straight inside the container's namespace,
+	// so it can take its final name (eth0) and MAC at once: names only
+	// need to be unique per namespace.
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: br.Attrs().Index},
+		PeerName:         a.IfName,
+		PeerHardwareAddr: mac,
+		PeerNamespace:    netlink.NsFd(nsh),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s: %w", a.HostIf, err)
+	}
+	host, err := netlink.LinkByName(a.HostIf)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return fmt.Errorf("up %s: %w", a.HostIf, err)
+	}
+	c, err := h.LinkByName(a.IfName)
+	if err != nil {
+		return fmt.Errorf("find %s in %s: %w", a.IfName, a.NetNS, err)
+	}
+	ip := a.Address.Addr().As4()
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(ip[:]), Mask: net.CIDRMask(a.Address.Bits(), 32)}}
+	if err := h.AddrAdd(c, addr); err != nil {
+		return fmt.Errorf("add address %s: %w", a.Address, err)
+	}
+	if err := h.LinkSetUp(c); err != nil {
+		return fmt.Errorf("up %s: %w", a.IfName, err)
+	}
+	if err := loUp(h); err != nil {
+		return err
+	}
+	if a.Gateway.IsValid() {
+		r := &netlink.Route{LinkIndex: c.Attrs().Index, Gw: a.Gateway.AsSlice(), Priority: defaultRouteMetric(gwPriority)}
+		if err := h.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("default route via %s: %w", a.Gateway, err)
+		}
+	}
+	return nil
+}
+
+func loUp(h *netlink.Handle) error {
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("up lo: %w", err)
+	}
+	return nil
+}
+
+// LoopbackUp brings up lo in a network namespace; it is all
+// network_mode: none needs. (host, service: and container: need nothing
+// from netstack: the runtime shares the host's or another container's
+// namespace.)
+func LoopbackUp(netnsPath string) error {
+	nsh, err := netns.GetFromPath(netnsPath)
+	if err != nil {
+		return fmt.Errorf("open network namespace %s: %w", netnsPath, err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return loUp(h)
+}
+
+// Detach removes a container from a network: DNS records, veth, address
+// and its published ports on that network. It is idempotent.
+func (m *Manager) Detach(networkID, container string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.st.Attachments[attachKey(networkID, container)]
+	if !ok {
+		return nil
+	}
+	return m.detachLocked(a)
+}
+
+// DetachAll removes a container from every network and unpublishes its
+// ports. It is idempotent.
+func (m *Manager) DetachAll(container string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for _, k := range sortedKeys(m.st.Attachments) {
+		if a := m.st.Attachments[k]; a.Container == container {
+			errs = append(errs, m.detachLocked(a))
+		}
+	}
+	if m.dropPortsLocked(func(b PortBinding) bool { return b.Container == container }) {
+		errs = append(errs, applyTable(m.table, m.st), m.saveLocked())
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) detachLocked(a *attachmentState) error {
+	var errs []error
+	if s, ok := m.dns[a.Network]; ok {
+		s.Unregister(a.Container)
+	}
+	if link, err := netlink.LinkByName(a.HostIf); err == nil {
+		if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete veth %s: %w", a.HostIf, err))
+		}
+	} else if !isNotFound(err) {
+		errs = append(errs, err)
+	}
+	if ns, ok := m.st.Networks[a.Network]; ok {
+		(&addrPool{Used: ns.Used}).release(a.Container)
+	}
+	changed := m.dropPortsLocked(func(b PortBinding) bool { return b.Container == a.Container && b.Network == a.Network })
+	delete(m.st.Attachments, attachKey(a.Network, a.Container))
+	if changed {
+		errs = append(errs, applyTable(m.table, m.st))
+	}
+	errs = append(errs, m.saveLocked())
+	return errors.Join(errs...)
+}
+
+// Register makes a container's names resolve on every network it is
+// attached to; call it when the container starts. The names resolve when
+// Register returns.
+func (m *Manager) Register(container string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	found := false
+	for _, a := range m.st.Attachments {
+		if a.Container != container {
+			continue
+		}
+		found = true
+		if s, ok := m.dns[a.Network]; ok {
+			s.Register(container, a.Address.Addr(), a.Names...)
+		}
+	}
+	if !found {
+		return fmt.Errorf("register %s: no attachment: %w", container, ErrNotFound)
+	}
+	return nil
+}
+
+// Unregister stops a container's names resolving; call it when the
+// container stops. It is idempotent.
+func (m *Manager) Unregister(container string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.dns {
+		s.Unregister(container)
+	}
+}
+
+// DNSServer returns the embedded DNS server of a network, or nil.
+func (m *Manager) DNSServer(networkID string) *DNSServer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dns[networkID]
+}
+
+// Attachments returns a container's attachments, sorted by network.
+func (m *Manager) Attachments(container string) []Attachment {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Attachment
+	for _, k := range sortedKeys(m.st.Attachments) {
+		if a := m.st.Attachments[k]; a.Container == container {
+			out = append(out, a.Attachment)
+		}
+	}
+	return out
+}
+
+func (m *Manager) saveLocked() error { return m.st.save(m.cfg.StateDir) }
+
+// hostRoutes lists the IPv4 routes of the main table.
+func hostRoutes() ([]hostRoute, error) {
+	rs, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	var out []hostRoute
+	for _, r := range rs {
+		if r.Dst == nil {
+			continue
+		}
+		p, ok := netip.AddrFromSlice(r.Dst.IP)
+		if !ok {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		desc := r.Dst.String()
+		if l, err := netlink.LinkByIndex(r.LinkIndex); err == nil {
+			desc += " dev " + l.Attrs().Name
+		}
+		out = append(out, hostRoute{Dst: netip.PrefixFrom(p.Unmap(), ones), Desc: desc})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Desc < out[j].Desc })
+	return out, nil
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT)
+}
+
+func writeSysctl(key, value string) error {
+	p := filepath.Join("/proc/sys", key)
+	if err := os.WriteFile(p, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("sysctl %s=%s: %w", strings.ReplaceAll(key, "/", "."), value, err)
+	}
+	return nil
+}

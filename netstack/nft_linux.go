@@ -1,0 +1,216 @@
+package netstack
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// The nftables table of a root is derived from the saved state as a
+// whole and replaced in one netlink transaction (add table, delete it,
+// add it again with every chain and rule), so it is always exactly what
+// the state says, also after a crash. No other table is read or changed.
+//
+//	table ip berth_<hash> {
+//	  chain prerouting  { type nat hook prerouting priority dstnat;  fib daddr type local jump ports }
+//	  chain output      { type nat hook output priority dstnat;      fib daddr type local jump ports }
+//	  chain ports       { [ip daddr H] meta l4proto P th dport N dnat to C:M ... }
+//	  chain postrouting { type nat hook postrouting priority srcnat;
+//	                      oifname BR ip saddr 127.0.0.0/8 masquerade      # host -> 127.0.0.1:port
+//	                      oifname BR ip saddr SUBNET ct status dnat masquerade  # hairpin
+//	                      ip saddr SUBNET oifname != BR masquerade }      # outbound, not internal
+//	  chain forward     { type filter hook forward priority filter;  internal: iifname BR oifname != BR drop ... }
+//	  chain input       { type filter hook input priority filter;    internal: iifname BR ip daddr != GW drop }
+//	}
+func applyTable(table string, st *netState) error {
+	c, err := nftables.New()
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
+	c.AddTable(t)
+	c.DelTable(t)
+	if len(st.Networks) == 0 {
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("nftables: delete table %s: %w", table, err)
+		}
+		return nil
+	}
+	c.AddTable(t)
+	accept := nftables.ChainPolicyAccept
+	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
+	out := c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
+	ports := c.AddChain(&nftables.Chain{Name: "ports", Table: t})
+	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
+	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	in := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+
+	for _, ch := range []*nftables.Chain{pre, out} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: cat(
+			[]expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true}},
+			cmpEq(binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)),
+			verdict(expr.VerdictJump, "ports"),
+		)})
+	}
+	for _, b := range st.Ports {
+		var ex []expr.Any
+		if b.HostIP.IsValid() && !b.HostIP.IsUnspecified() {
+			ex = append(ex, matchAddr(16, netip.PrefixFrom(b.HostIP, 32))...)
+		}
+		proto := byte(unix.IPPROTO_TCP)
+		if b.Protocol == "udp" {
+			proto = unix.IPPROTO_UDP
+		}
+		ex = append(ex, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1})
+		ex = append(ex, cmpEq([]byte{proto})...)
+		ex = append(ex, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+		ex = append(ex, cmpEq(binaryutil.BigEndian.PutUint16(b.HostPort))...)
+		ip4 := b.ContainerIP.As4()
+		ex = append(ex,
+			&expr.Immediate{Register: 1, Data: ip4[:]},
+			&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(b.ContainerPort)},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+		)
+		c.AddRule(&nftables.Rule{Table: t, Chain: ports, Exprs: ex})
+	}
+	for _, id := range sortedKeys(st.Networks) {
+		n := st.Networks[id]
+		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
+			matchIf(expr.MetaKeyOIFNAME, n.Bridge, true),
+			matchAddr(12, netip.MustParsePrefix("127.0.0.0/8")),
+			[]expr.Any{&expr.Masq{}},
+		)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
+			matchIf(expr.MetaKeyOIFNAME, n.Bridge, true),
+			matchAddr(12, n.Subnet),
+			[]expr.Any{
+				&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+					Mask: binaryutil.NativeEndian.PutUint32(0x20 /* IPS_DST_NAT */), Xor: []byte{0, 0, 0, 0}},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+				&expr.Masq{},
+			},
+		)})
+		if n.Masquerade && !n.Internal {
+			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
+				matchAddr(12, n.Subnet),
+				matchIf(expr.MetaKeyOIFNAME, n.Bridge, false),
+				[]expr.Any{&expr.Masq{}},
+			)})
+		}
+		if n.Internal {
+			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
+				matchIf(expr.MetaKeyIIFNAME, n.Bridge, true),
+				matchIf(expr.MetaKeyOIFNAME, n.Bridge, false),
+				verdict(expr.VerdictDrop, ""),
+			)})
+			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
+				matchIf(expr.MetaKeyOIFNAME, n.Bridge, true),
+				matchIf(expr.MetaKeyIIFNAME, n.Bridge, false),
+				verdict(expr.VerdictDrop, ""),
+			)})
+			gw := n.Gateway.As4()
+			c.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: cat(
+				matchIf(expr.MetaKeyIIFNAME, n.Bridge, true),
+				[]expr.Any{
+					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+					&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: gw[:]},
+				},
+				verdict(expr.VerdictDrop, ""),
+			)})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables: write table %s: %w", table, err)
+	}
+	return nil
+}
+
+// deleteTable removes the table if it exists.
+func deleteTable(table string) error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	t := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
+	c.DelTable(t)
+	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// tableExists reports whether the table is in the ruleset.
+func tableExists(table string) (bool, error) {
+	c, err := nftables.New()
+	if err != nil {
+		return false, err
+	}
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return false, err
+	}
+	for _, t := range ts {
+		if t.Name == table {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func cat(parts ...[]expr.Any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+func cmpEq(data []byte) []expr.Any {
+	return []expr.Any{&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data}}
+}
+
+func verdict(k expr.VerdictKind, chain string) []expr.Any {
+	return []expr.Any{&expr.Verdict{Kind: k, Chain: chain}}
+}
+
+// ifname pads an interface name as the kernel stores it (IFNAMSIZ).
+func ifname(n string) []byte {
+	b := make([]byte, 16)
+	copy(b, n)
+	return b
+}
+
+func matchIf(key expr.MetaKey, name string, eq bool) []expr.Any {
+	op := expr.CmpOpEq
+	if !eq {
+		op = expr.CmpOpNeq
+	}
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: op, Register: 1, Data: ifname(name)},
+	}
+}
+
+// matchAddr matches the IPv4 source (offset 12) or destination (16)
+// address against p.
+func matchAddr(offset uint32, p netip.Prefix) []expr.Any {
+	mask := make([]byte, 4)
+	binary.BigEndian.PutUint32(mask, ^uint32(0)<<(32-p.Bits()))
+	if p.Bits() == 0 {
+		mask = []byte{0, 0, 0, 0}
+	}
+	a := p.Masked().Addr().As4()
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: a[:]},
+	}
+}
