@@ -1,12 +1,16 @@
 package build
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/spec"
 )
 
 const multiStage = `# syntax=docker/dockerfile:1
@@ -245,3 +249,61 @@ func TestAddURLNotSupported(t *testing.T) {
 }
 
 var _ = regexp.MustCompile
+
+func TestBuildServiceComposeFields(t *testing.T) {
+	e := newTestEnv(t)
+	proj := t.TempDir()
+	writeFiles(t, proj, map[string]string{"extra/data.txt": "from a named context"})
+	p := &spec.Project{Name: "shop", WorkingDir: proj}
+	svc := &spec.Service{Name: "api", Build: &spec.Build{
+		Context: ".",
+		DockerfileInline: `FROM busybox AS one
+RUN echo one > /one
+FROM busybox AS two
+RUN echo two > /two
+FROM busybox AS final
+COPY --from=one /one /r/
+COPY --from=two /two /r/
+COPY --from=extra data.txt /r/
+COPY --from=busybox /etc/passwd /r/passwd
+RUN tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > /r/ifaces
+EXPOSE 8080
+HEALTHCHECK --interval=3s CMD true
+STOPSIGNAL SIGINT
+FROM busybox AS unused
+RUN exit 1
+`,
+		Target:             "final",
+		Labels:             map[string]string{"tier": "backend"},
+		Tags:               []string{"shop/api:v2"},
+		AdditionalContexts: map[string]string{"extra": filepath.Join(proj, "extra")},
+		Network:            "none",
+		ShmSize:            8 << 20,
+	}}
+	var out strings.Builder
+	ref, err := e.b.BuildService(context.Background(), p, svc, ServiceOptions{Progress: &out})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if ref != "docker.io/library/shop-api:latest" {
+		t.Errorf("ref = %s", ref)
+	}
+	if strings.Contains(out.String(), "exit 1") {
+		t.Errorf("the unused stage was built:\n%s", out.String())
+	}
+	got := e.runImage(t, "shop/api:v2", "sh", "-c", "cat /r/one /r/two /r/data.txt; echo; head -1 /r/passwd; cat /r/ifaces")
+	if got != "one\ntwo\nfrom a named context\nroot:x:0:0:root:/root:/bin/sh\nlo" {
+		t.Errorf("image content:\n%s", got)
+	}
+	img, err := e.store.Get(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := e.store.Config(img)
+	if cfg.Labels["tier"] != "backend" || cfg.StopSignal != "SIGINT" || len(cfg.ExposedPorts) != 1 || cfg.Healthcheck == nil || cfg.Healthcheck.Interval != 3*time.Second {
+		t.Errorf("config: %+v", cfg)
+	}
+	if _, err := e.b.BuildService(context.Background(), p, &spec.Service{Name: "x"}, ServiceOptions{}); err == nil {
+		t.Error("a service without build: was built")
+	}
+}
