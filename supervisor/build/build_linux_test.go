@@ -307,3 +307,47 @@ RUN exit 1
 		t.Error("a service without build: was built")
 	}
 }
+
+func TestEnsureServiceAndStaleCleanup(t *testing.T) {
+	e := newTestEnv(t)
+	proj := t.TempDir()
+	p := &spec.Project{Name: "p", WorkingDir: proj}
+	svc := &spec.Service{Name: "web", Image: "web:dev", Build: &spec.Build{Context: proj, DockerfileInline: "FROM busybox\nRUN echo hi > /hi\n"}}
+	ctx := context.Background()
+	ref, built, err := e.b.EnsureService(ctx, p, svc, ServiceOptions{}, false)
+	if err != nil || !built || ref != "docker.io/library/web:dev" {
+		t.Fatalf("first ensure: %s %v %v", ref, built, err)
+	}
+	if _, built, err := e.b.EnsureService(ctx, p, svc, ServiceOptions{}, false); err != nil || built {
+		t.Errorf("second ensure rebuilt (%v) or failed: %v", built, err)
+	}
+	if _, built, err := e.b.EnsureService(ctx, p, svc, ServiceOptions{}, true); err != nil || !built {
+		t.Errorf("forced ensure did not build (%v): %v", built, err)
+	}
+	svc.PullPolicy = "build"
+	if _, built, err := e.b.EnsureService(ctx, p, svc, ServiceOptions{}, false); err != nil || !built {
+		t.Errorf("pull_policy build did not build (%v): %v", built, err)
+	}
+
+	// A rootfs left by a build process that died is released by the next
+	// Builder; one of a live process is kept.
+	img, _ := e.store.Get("busybox")
+	deadID := "build-fs-999999999-0123abcd"
+	liveID := newID("fs")
+	for _, id := range []string{deadID, liveID} {
+		if _, cleanup, err := e.store.Prepare(id, img); err != nil {
+			t.Fatal(err)
+		} else {
+			t.Cleanup(func() { cleanup() })
+		}
+	}
+	if _, err := New(e.root, e.store, e.rt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "images", "containers", deadID)); !os.IsNotExist(err) {
+		t.Errorf("stale rootfs of a dead build kept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "images", "containers", liveID)); err != nil {
+		t.Errorf("rootfs of a live build removed: %v", err)
+	}
+}

@@ -12,12 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/image"
@@ -61,7 +63,53 @@ func New(root string, store *image.Store, rt *runtime.Runtime) (*Builder, error)
 		return nil, err
 	}
 	b.cache = c
+	b.cleanStale()
 	return b, nil
+}
+
+// cleanStale removes what builds of dead processes left behind (a build
+// killed with SIGKILL): their rootfs mounts in the image store, their
+// containers and their temp files. Ids carry the builder's pid, so builds
+// of live processes are never touched.
+func (b *Builder) cleanStale() {
+	dead := func(name string) bool {
+		parts := strings.Split(name, "-") // build-KIND-PID-RAND[-...]
+		if len(parts) < 4 || parts[0] != "build" {
+			return false
+		}
+		pid, err := strconv.Atoi(parts[2])
+		if err != nil || pid <= 0 || pid == os.Getpid() {
+			return false
+		}
+		err = unix.Kill(pid, 0)
+		return errors.Is(err, unix.ESRCH)
+	}
+	if states, err := b.rt.List(); err == nil {
+		for _, st := range states {
+			if dead(st.ID) {
+				if c, err := b.rt.Load(st.ID); err == nil {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					c.Delete(ctx, true)
+					cancel()
+				}
+			}
+		}
+	}
+	containers := filepath.Dir(filepath.Dir(b.store.UpperDir("x")))
+	if ents, err := os.ReadDir(containers); err == nil {
+		for _, e := range ents {
+			if dead(e.Name()) {
+				b.store.Release(e.Name())
+			}
+		}
+	}
+	if ents, err := os.ReadDir(b.tmp); err == nil {
+		for _, e := range ents {
+			if dead(e.Name()) {
+				os.RemoveAll(filepath.Join(b.tmp, e.Name()))
+			}
+		}
+	}
 }
 
 // Options describe one build.
@@ -167,6 +215,26 @@ func (b *Builder) BuildService(ctx context.Context, p *spec.Project, svc *spec.S
 		return "", fmt.Errorf("service %q: %w", svc.Name, err)
 	}
 	return image.NormalizeName(name)
+}
+
+// EnsureService returns the image reference svc runs, building it first
+// when `up` would: always when force (up --build) or when its pull_policy is
+// build, otherwise only when no image named ImageName(p, svc) is stored.
+// built says whether a build ran.
+func (b *Builder) EnsureService(ctx context.Context, p *spec.Project, svc *spec.Service, so ServiceOptions, force bool) (ref string, built bool, err error) {
+	if svc.Build == nil {
+		return "", false, fmt.Errorf("service %q has no build section", svc.Name)
+	}
+	if !force && svc.PullPolicy != image.PullBuild {
+		if _, err := b.store.Get(ImageName(p, svc)); err == nil {
+			ref, err := image.NormalizeName(ImageName(p, svc))
+			return ref, false, err
+		} else if !errors.Is(err, image.ErrNotFound) {
+			return "", false, err
+		}
+	}
+	ref, err = b.BuildService(ctx, p, svc, so)
+	return ref, err == nil, err
 }
 
 // Build builds an image. Nothing is tagged unless every needed step
@@ -277,7 +345,7 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 // stages FROM scratch.
 func (b *Builder) empty(ctx context.Context) (image.Layer, error) {
 	b.emptyOnce.Do(func() {
-		f, err := os.CreateTemp(b.tmp, "empty-")
+		f, err := os.CreateTemp(b.tmp, newID("empty")+"-*")
 		if err != nil {
 			b.emptyErr = err
 			return
@@ -432,7 +500,7 @@ func (c *cache) put(key string, e cacheEntry) error {
 		return err
 	}
 	p := filepath.Join(c.dir, "index", key+".json")
-	tmp := fmt.Sprintf("%s.%d.tmp", p, os.Getpid())
+	tmp := p + "." + newID("c") + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}

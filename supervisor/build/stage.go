@@ -398,7 +398,7 @@ func (b *Builder) runFS(ctx context.Context, layers []image.Layer, do func(rootf
 	if err := b.store.Unmount(id); err != nil {
 		return cacheEntry{}, err
 	}
-	f, err := os.CreateTemp(b.tmp, "diff-*.tar")
+	f, err := os.CreateTemp(b.tmp, newID("diff")+"-*.tar")
 	if err != nil {
 		return cacheEntry{}, err
 	}
