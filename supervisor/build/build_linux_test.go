@@ -351,3 +351,50 @@ func TestEnsureServiceAndStaleCleanup(t *testing.T) {
 		t.Errorf("rootfs of a live build removed: %v", err)
 	}
 }
+
+func TestBuiltImageChecksSavesAndPrunes(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo saved > /s && rm /bin/vi\n"})
+	if _, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"saved:1"}}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if problems, err := e.store.Check(); err != nil || len(problems) != 0 {
+		t.Fatalf("store check: %v %v", problems, err)
+	}
+	tarPath := filepath.Join(t.TempDir(), "saved.tar")
+	f, err := os.Create(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Save(f, []string{"saved:1"}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	other := newTestEnv(t)
+	imgs, err := other.store.Load(context.Background(), tarPath, "", nil)
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("load: %v %v", imgs, err)
+	}
+	if got := other.runImage(t, "saved:1", "sh", "-c", "cat /s; test -e /bin/vi || echo no-vi"); got != "saved\nno-vi" {
+		t.Errorf("loaded image: %q", got)
+	}
+	// Prune keeps the tagged image's layers; the cache then still hits.
+	if _, err := e.store.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"saved:1"}}); err != nil || !strings.Contains(out, "CACHED") {
+		t.Errorf("rebuild after prune: %v\n%s", err, out)
+	}
+	// Once the image is removed and pruned, its layers are gone: the
+	// cache entry no longer counts and the step runs again.
+	if _, err := e.store.Remove("saved:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"saved:1"}}); err != nil || strings.Contains(out, "CACHED") {
+		t.Errorf("rebuild after removing the layers: %v\n%s", err, out)
+	}
+}
