@@ -398,3 +398,29 @@ func TestBuiltImageChecksSavesAndPrunes(t *testing.T) {
 		t.Errorf("rebuild after removing the layers: %v\n%s", err, out)
 	}
 }
+
+func TestRunMountPointsStayOutOfLayers(t *testing.T) {
+	if _, err := os.Stat("/etc/hosts"); err != nil {
+		t.Skip("host has no /etc/hosts")
+	}
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM scratch\nCOPY --from=busybox /bin /bin\nRUN [\"/bin/sh\", \"-c\", \"test -s /etc/hosts && test -d /proc/self && echo ok > /ok\"]\nRUN --mount=type=cache,target=/var/cache/x [\"/bin/sh\", \"-c\", \"touch /var/cache/x/f\"]\n"})
+	if _, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"mp:1"}}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	img, _ := e.store.Get("mp:1")
+	rootfs, cleanup, err := e.store.Prepare(newID("test"), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	ents, _ := os.ReadDir(rootfs)
+	var names []string
+	for _, en := range ents {
+		names = append(names, en.Name())
+	}
+	if strings.Join(names, " ") != "bin ok" {
+		t.Errorf("image root holds %v, want only bin and ok", names)
+	}
+}

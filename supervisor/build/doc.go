@@ -29,8 +29,12 @@
 //
 // Network: RUN steps use the host's network namespace unless the build
 // network (compose build.network, or RUN --network) is "none", which gives
-// them an empty namespace. The host's network namespace is a first-version
-// shortcut: builds do not join a project network.
+// them an empty namespace; with the host's, the host's /etc/resolv.conf and
+// /etc/hosts are bind-mounted read-only, as Docker does. The host's network
+// namespace is a first-version shortcut: builds do not join a project
+// network or the default bridge. Mount points a RUN needed that the image
+// lacked (/proc, /dev, /sys, those files, cache mount targets) are removed
+// again before the layer is taken.
 //
 // Not supported (a clear error): ADD from URLs or git, RUN --mount types
 // other than cache and tmpfs, RUN heredocs, ONBUILD triggers of a base image

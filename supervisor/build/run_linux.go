@@ -158,11 +158,19 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 			}
 		}
 	}
-	made := []string{}
+	// Mount points the runtime or we create are recorded (parents first)
+	// and removed after the run, so they stay out of the layer.
+	var made []string
 	for _, d := range []string{"/proc", "/dev", "/sys"} {
-		if p, err := secureJoin(rootfs, d); err == nil {
-			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-				made = append(made, d)
+		made = append(made, missingChain(rootfs, d)...)
+	}
+	if rs.network != "none" {
+		// The host's network namespace needs the host's resolver and
+		// hosts files, as in Docker builds.
+		for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+			if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+				made = append(made, missingChain(rootfs, f)...)
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: f, Type: "bind", Source: f, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 			}
 		}
 	}
@@ -171,13 +179,9 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 		if !path.IsAbs(target) {
 			target = path.Join(rs.cwd, target)
 		}
-		if p, err := secureJoin(rootfs, target); err == nil {
-			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-				made = append(made, target)
-				if err := mkdirAllIn(rootfs, target, nil); err != nil {
-					return 0, err
-				}
-			}
+		made = append(made, missingChain(rootfs, target)...)
+		if err := mkdirAllIn(rootfs, target, nil); err != nil {
+			return 0, err
 		}
 		switch m.Type {
 		case instructions.MountTypeCache:
@@ -269,4 +273,21 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 		return 0, ctx.Err()
 	}
 	return st.Code, nil
+}
+
+// missingChain lists p and those of its parents that do not exist in
+// rootfs, outermost first.
+func missingChain(rootfs, p string) []string {
+	var out []string
+	for d := path.Clean(p); d != "/" && d != "."; d = path.Dir(d) {
+		full, err := secureJoin(rootfs, d)
+		if err != nil {
+			break
+		}
+		if _, err := os.Lstat(full); err == nil {
+			break
+		}
+		out = append([]string{d}, out...)
+	}
+	return out
 }
