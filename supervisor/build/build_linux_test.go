@@ -25,6 +25,7 @@ RUN mkdir -p /out && cp /bin/busybox /out/busybox && cp message.txt /out/
 FROM scratch
 COPY --from=build /out/ /
 COPY --from=build /src/greet.sh /greet.sh
+COPY --from=build /bin/sh /sh
 ENTRYPOINT ["/busybox"]
 CMD ["cat", "/message.txt"]
 `
@@ -37,7 +38,7 @@ func TestMultiStageFromScratch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	for _, want := range []string{"[build 1/6] FROM busybox", "[build 5/6] RUN chmod 755", "[stage-1 2/5] COPY --from=build /out/ /", "naming to docker.io/library/demo:1", "DONE"} {
+	for _, want := range []string{"[build 1/6] FROM busybox", "[build 5/6] RUN chmod 755", "[stage-1 2/6] COPY --from=build /out/ /", "naming to docker.io/library/demo:1", "DONE"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("progress lacks %q:\n%s", want, out)
 		}
@@ -47,6 +48,10 @@ func TestMultiStageFromScratch(t *testing.T) {
 	}
 	if got := e.runImage(t, "demo:1", "/busybox", "ls", "/"); strings.Contains(got, "etc") || !strings.Contains(got, "greet.sh") {
 		t.Errorf("scratch image holds more than it should: %q", got)
+	}
+	// A named symlink is copied as the file it points at.
+	if got := e.runImage(t, "demo:1", "/busybox", "sh", "-c", "test -f /sh && test ! -L /sh && /sh -c 'echo via-sh'"); got != "via-sh" {
+		t.Errorf("COPY of a symlink: %q", got)
 	}
 	if res.Image.Names[0] != "docker.io/library/demo:1" {
 		t.Errorf("names = %v", res.Image.Names)

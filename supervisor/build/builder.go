@@ -324,6 +324,9 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 		layers = []image.Layer{ly}
 	}
 	cfg := out.cfg.DeepCopy()
+	if len(out.layers) == 0 {
+		cfg.History = append(cfg.History, v1.History{Created: v1.Time{Time: out.created}, Comment: "empty layer"})
+	}
 	if len(opts.Labels) > 0 && cfg.Config.Labels == nil {
 		cfg.Config.Labels = map[string]string{}
 	}
