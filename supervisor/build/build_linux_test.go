@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -428,4 +429,60 @@ func TestRunMountPointsStayOutOfLayers(t *testing.T) {
 	if strings.Join(names, " ") != "bin ok" {
 		t.Errorf("image root holds %v, want only bin and ok", names)
 	}
+}
+
+func TestCancelStopsRunningStep(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started && sleep 60\n"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.b.Build(ctx, Options{ContextDir: dir, Tags: []string{"cancel:1"}, Progress: &out})
+		done <- err
+	}()
+	for !strings.Contains(out.String(), "started") {
+		select {
+		case err := <-done:
+			t.Fatalf("build ended early: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("build did not stop after cancel")
+	}
+	if _, err := e.store.Get("cancel:1"); err == nil {
+		t.Error("a cancelled build tagged its image")
+	}
+	if states, _ := e.rt.List(); len(states) != 0 {
+		t.Errorf("containers left: %v", states)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.root, "images", "containers")); len(ents) != 0 {
+		t.Errorf("rootfs dirs left: %d", len(ents))
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
