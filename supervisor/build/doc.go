@@ -4,6 +4,13 @@
 // RUN step runs in a container made by supervisor/runtime, and each step
 // that changes the filesystem becomes a layer in supervisor/image.
 //
+// Use: New(root, store, rt) once per process (rt nil: a runtime of its own
+// under root/build/runtime), then Build for a Dockerfile, BuildService for a
+// compose service's build: section (tagged ImageName(p, svc) plus
+// build.tags), or EnsureService for `up` (builds when forced, when
+// pull_policy is build, or when the image is missing). Progress goes to
+// Options.Progress / ServiceOptions.Progress; a failed step is a *StepError.
+//
 // How a stage is built:
 //
 //	base image (Get/Pull; scratch = one empty layer)
@@ -36,8 +43,11 @@
 // lacked (/proc, /dev, /sys, those files, cache mount targets) are removed
 // again before the layer is taken.
 //
-// Not supported (a clear error): ADD from URLs or git, RUN --mount types
-// other than cache and tmpfs, RUN heredocs, ONBUILD triggers of a base image
-// (they are reported and skipped; ONBUILD in the Dockerfile is recorded in
-// the image config).
+// Not supported (a clear error wrapping ErrNotSupported): remote build
+// contexts, ADD from URLs or git, ADD --checksum, RUN --mount types other
+// than cache and tmpfs, RUN --security=insecure, heredocs, COPY --parents
+// and --exclude, symbolic --chmod. ONBUILD triggers of a base image are
+// reported and skipped; ONBUILD in the Dockerfile is recorded in the image
+// config. Builds run on and for the host platform: FROM --platform picks
+// the base image, but RUN steps of another architecture fail.
 package build
