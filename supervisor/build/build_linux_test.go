@@ -486,3 +486,15 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestRunHeredocs(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN <<EOF\necho one > /one\necho two >> /one\nEOF\nRUN cat <<EOT > /two\nhello $((1+1))\nEOT\n"})
+	if _, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"hd:1"}}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := e.runImage(t, "hd:1", "cat", "/one", "/two"); got != "one\ntwo\nhello 2" {
+		t.Errorf("heredoc output: %q", got)
+	}
+}

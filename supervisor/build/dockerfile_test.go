@@ -290,3 +290,20 @@ func TestBuildInputErrors(t *testing.T) {
 		t.Errorf("secret mount: %v", err)
 	}
 }
+
+func TestRunArgsHeredocs(t *testing.T) {
+	df := mustParse(t, "FROM scratch\nRUN <<EOF\necho a\nEOF\nRUN cat <<X > /f\nbody\nX\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n")
+	st := &stageState{shell: []string{"/bin/sh", "-c"}}
+	cmds := df.stages[0].Commands
+	a, err := st.runArgs(cmds[0].(*instructions.RunCommand))
+	if err != nil || strings.Join(a, "|") != "/bin/sh|-c|echo a\n" {
+		t.Errorf("simple heredoc: %q %v", a, err)
+	}
+	a, err = st.runArgs(cmds[1].(*instructions.RunCommand))
+	if err != nil || strings.Join(a, "|") != "/bin/sh|-c|cat <<X > /f\nbody\nX" {
+		t.Errorf("shell heredoc: %q %v", a, err)
+	}
+	if _, err := st.runArgs(cmds[2].(*instructions.RunCommand)); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("shebang heredoc: %v", err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/supervisor/runtime"
@@ -21,9 +22,6 @@ import (
 
 // runStep runs a RUN instruction in a container over the stage's layers.
 func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.RunCommand, name string) error {
-	if len(c.Files) > 0 {
-		return fmt.Errorf("RUN with heredocs: %w", ErrNotSupported)
-	}
 	if sec := instructions.GetSecurity(c); sec == instructions.SecurityInsecure {
 		return fmt.Errorf("RUN --security=insecure: %w", ErrNotSupported)
 	}
@@ -40,7 +38,10 @@ func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.
 			return fmt.Errorf("RUN --mount=type=%s: %w (cache and tmpfs are)", m.Type, ErrNotSupported)
 		}
 	}
-	args := st.cmdline(c.ShellDependantCmdLine)
+	args, err := st.runArgs(c)
+	if err != nil {
+		return err
+	}
 	if len(args) == 0 {
 		return errors.New("RUN: empty command")
 	}
@@ -78,7 +79,7 @@ func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.
 	sort.Strings(argKV)
 	key := keyOf(st.key, "RUN", jsonText(args), strings.Join(argKV, "\x00"), string(mountKey), network, wd, user)
 	var lw *lineWriter
-	err := r.fsStep(ctx, st, name, key, func(rootfs string, v *vertex) error {
+	err = r.fsStep(ctx, st, name, key, func(rootfs string, v *vertex) error {
 		lw = &lineWriter{v: v, max: 12}
 		code, err := r.b.runContainer(ctx, rootfs, runSpec{
 			args: args, env: env, cwd: wd, user: user, network: network,
@@ -290,4 +291,28 @@ func missingChain(rootfs, p string) []string {
 		out = append([]string{d}, out...)
 	}
 	return out
+}
+
+// runArgs is the command a RUN runs. Heredocs follow BuildKit: a RUN that
+// is only "<<EOF" runs the document's text with the shell; otherwise the
+// command and its documents go to the shell whole, which reads them as
+// shell heredocs.
+func (st *stageState) runArgs(c *instructions.RunCommand) ([]string, error) {
+	if len(c.Files) == 0 {
+		return st.cmdline(c.ShellDependantCmdLine), nil
+	}
+	if !c.PrependShell || len(c.CmdLine) != 1 {
+		return nil, errors.New("RUN: heredocs need the shell form")
+	}
+	if h := parser.MustParseHeredoc(c.CmdLine[0]); h != nil && len(c.Files) == 1 {
+		if strings.HasPrefix(c.Files[0].Data, "#!") {
+			return nil, fmt.Errorf("RUN heredoc with a #! interpreter line: %w", ErrNotSupported)
+		}
+		return append(append([]string(nil), st.shell...), c.Files[0].Data), nil
+	}
+	full := c.CmdLine[0]
+	for _, f := range c.Files {
+		full += "\n" + f.Data + f.Name
+	}
+	return append(append([]string(nil), st.shell...), full), nil
 }
