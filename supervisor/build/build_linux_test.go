@@ -498,3 +498,33 @@ func TestRunHeredocs(t *testing.T) {
 		t.Errorf("heredoc output: %q", got)
 	}
 }
+
+func TestRunBindMounts(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": `FROM busybox AS gen
+RUN echo generated > /gen.txt
+FROM busybox
+RUN --mount=type=bind,target=/src --mount=type=bind,from=gen,source=/gen.txt,target=/in/gen.txt \
+    ls -A /src | sort | tr '\n' ' ' > /listing && cat /in/gen.txt >> /listing && ! touch /src/x 2>/dev/null
+`,
+		".dockerignore": "hidden.txt\n",
+		"shown.txt":     "s",
+		"hidden.txt":    "h",
+	})
+	_, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"bind:1"}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := e.runImage(t, "bind:1", "sh", "-c", "cat /listing; test -e /src || test -e /in || echo clean"); got != ".dockerignore Dockerfile shown.txt generated\nclean" {
+		t.Errorf("bind mounts: %q", got)
+	}
+	if _, out, _ := e.build(t, Options{ContextDir: dir, Tags: []string{"bind:1"}}); strings.Count(out, "CACHED") != 2 {
+		t.Errorf("unchanged binds missed the cache:\n%s", out)
+	}
+	writeFiles(t, dir, map[string]string{"shown.txt": "changed"})
+	if _, out, _ := e.build(t, Options{ContextDir: dir, Tags: []string{"bind:1"}}); strings.Count(out, "CACHED") != 1 {
+		t.Errorf("a changed bind source hit the cache:\n%s", out)
+	}
+}

@@ -45,9 +45,9 @@
 //
 // Not supported (a clear error wrapping ErrNotSupported): remote build
 // contexts, ADD from URLs or git, ADD --checksum, RUN --mount types other
-// than cache and tmpfs, RUN --security=insecure, RUN heredocs starting
-// with #!, COPY/ADD heredocs, COPY --parents
-// and --exclude, symbolic --chmod. ONBUILD triggers of a base image are
+// than bind (read-only), cache and tmpfs, RUN --security=insecure, RUN
+// heredocs starting with #!, COPY/ADD heredocs, COPY --parents and
+// --exclude, symbolic --chmod. ONBUILD triggers of a base image are
 // reported and skipped; ONBUILD in the Dockerfile is recorded in the image
 // config. Builds run on and for the host platform: FROM --platform picks
 // the base image, but RUN steps of another architecture fail.

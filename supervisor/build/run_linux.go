@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,13 +30,32 @@ func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.
 	if n := instructions.GetNetwork(c); n != "" && n != instructions.NetworkDefault {
 		network = n
 	}
+	wd := st.cfg.Config.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
 	var mounts []*instructions.Mount
+	var binds []specs.Mount
+	var bindKeys []string
+	var releases []func()
+	defer func() {
+		for i := len(releases) - 1; i >= 0; i-- {
+			releases[i]()
+		}
+	}()
 	for _, m := range instructions.GetMounts(c) {
 		switch m.Type {
 		case instructions.MountTypeCache, instructions.MountTypeTmpfs:
 			mounts = append(mounts, m)
+		case instructions.MountTypeBind:
+			bm, key, err := r.bindMount(ctx, m, wd, &releases)
+			if err != nil {
+				return err
+			}
+			binds = append(binds, bm)
+			bindKeys = append(bindKeys, key)
 		default:
-			return fmt.Errorf("RUN --mount=type=%s: %w (cache and tmpfs are)", m.Type, ErrNotSupported)
+			return fmt.Errorf("RUN --mount=type=%s: %w (bind, cache and tmpfs are)", m.Type, ErrNotSupported)
 		}
 	}
 	args, err := st.runArgs(c)
@@ -70,20 +90,16 @@ func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.
 	if !set["PATH"] {
 		env = append(env, defaultPath)
 	}
-	wd := st.cfg.Config.WorkingDir
-	if wd == "" {
-		wd = "/"
-	}
 	user := st.cfg.Config.User
 	mountKey, _ := json.Marshal(mounts)
 	sort.Strings(argKV)
-	key := keyOf(st.key, "RUN", jsonText(args), strings.Join(argKV, "\x00"), string(mountKey), network, wd, user)
+	key := keyOf(st.key, "RUN", jsonText(args), strings.Join(argKV, "\x00"), string(mountKey), strings.Join(bindKeys, "\x00"), network, wd, user)
 	var lw *lineWriter
 	err = r.fsStep(ctx, st, name, key, func(rootfs string, v *vertex) error {
 		lw = &lineWriter{v: v, max: 12}
 		code, err := r.b.runContainer(ctx, rootfs, runSpec{
 			args: args, env: env, cwd: wd, user: user, network: network,
-			shmSize: r.opts.ShmSize, mounts: mounts, out: lw,
+			shmSize: r.opts.ShmSize, mounts: mounts, binds: binds, out: lw,
 		}, r.b.cache)
 		lw.flush()
 		if err != nil {
@@ -120,6 +136,7 @@ type runSpec struct {
 	network string
 	shmSize int64
 	mounts  []*instructions.Mount
+	binds   []specs.Mount // read-only binds, sources resolved on the host
 	out     *lineWriter
 }
 
@@ -174,6 +191,10 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 				s.Mounts = append(s.Mounts, specs.Mount{Destination: f, Type: "bind", Source: f, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 			}
 		}
+	}
+	for _, m := range rs.binds {
+		made = append(made, missingChain(rootfs, m.Destination)...)
+		s.Mounts = append(s.Mounts, m)
 	}
 	for _, m := range rs.mounts {
 		target := m.Target
@@ -315,4 +336,56 @@ func (st *stageState) runArgs(c *instructions.RunCommand) ([]string, error) {
 		full += "\n" + f.Data + f.Name
 	}
 	return append(append([]string(nil), st.shell...), full), nil
+}
+
+// bindMount resolves RUN --mount=type=bind: its source in the context (or
+// from=) as a read-only bind, and a cache key part hashing what it shows.
+// A context directory with .dockerignore patterns is first copied without
+// the ignored files, so the step sees what COPY would.
+func (r *buildRun) bindMount(ctx context.Context, m *instructions.Mount, wd string, releases *[]func()) (specs.Mount, string, error) {
+	if !m.ReadOnly {
+		return specs.Mount{}, "", fmt.Errorf("RUN --mount=type=bind,rw: %w (bind mounts are read-only)", ErrNotSupported)
+	}
+	src, release, err := r.copySource(ctx, m.From)
+	if err != nil {
+		return specs.Mount{}, "", err
+	}
+	*releases = append(*releases, release)
+	rel := strings.TrimPrefix(path.Clean("/"+m.Source), "/")
+	if rel == "" {
+		rel = "."
+	}
+	if src.ignored(rel) {
+		return specs.Mount{}, "", fmt.Errorf("--mount source %q: excluded by .dockerignore", m.Source)
+	}
+	real, err := src.follow(rel)
+	if err != nil {
+		return specs.Mount{}, "", fmt.Errorf("--mount source %q: %w", m.Source, err)
+	}
+	h := sha256.New()
+	if err := src.hashSources(h, []string{real}); err != nil {
+		return specs.Mount{}, "", err
+	}
+	host := filepath.Join(src.dir, real)
+	fi, err := os.Stat(host)
+	if err != nil {
+		return specs.Mount{}, "", err
+	}
+	if fi.IsDir() && src.ignore != nil {
+		tmp, err := os.MkdirTemp(r.b.tmp, newID("bind")+"-*")
+		if err != nil {
+			return specs.Mount{}, "", err
+		}
+		*releases = append(*releases, func() { os.RemoveAll(tmp) })
+		if err := copyInto(tmp, src, []string{real}, "/", true, copyOpts{}); err != nil {
+			return specs.Mount{}, "", err
+		}
+		host = tmp
+	}
+	target := m.Target
+	if !path.IsAbs(target) {
+		target = path.Join(wd, target)
+	}
+	key := fmt.Sprintf("bind %s %s %s %x", m.From, real, target, h.Sum(nil))
+	return specs.Mount{Destination: target, Type: "bind", Source: host, Options: []string{"rbind", "ro"}}, key, nil
 }
