@@ -528,3 +528,19 @@ RUN --mount=type=bind,target=/src --mount=type=bind,from=gen,source=/gen.txt,tar
 		t.Errorf("a changed bind source hit the cache:\n%s", out)
 	}
 }
+
+func TestRenamesAndOpaqueDirs(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": `FROM busybox
+RUN mkdir -p /data/sub /again && echo x > /data/sub/f && echo old > /again/old
+RUN mv /data /moved && rm -rf /again && mkdir /again && echo new > /again/new
+`})
+	if _, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"mv:1"}}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := e.runImage(t, "mv:1", "sh", "-c", "cat /moved/sub/f; test -e /data || echo no-data; ls /again")
+	if got != "x\nno-data\nnew" {
+		t.Errorf("after rename and re-created dir: %q", got)
+	}
+}
