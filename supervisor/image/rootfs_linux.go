@@ -193,6 +193,15 @@ func mountNewAPI(lowers []string, upper, work, target string) error {
 		return os.NewSyscallError("fsopen", err)
 	}
 	defer unix.Close(fsfd)
+	// Before 6.5 overlayfs had no fs_context of its own: the kernel gives
+	// it a legacy one, which accepts any key and appends "key=value" to a
+	// one-page option string, so "lowerdir+" would only fail at create
+	// (or with "Cumulative options too large"). A native context refuses
+	// a key it does not know: that tells the two apart.
+	if unix.FsconfigSetString(fsfd, "berth-probe", "1") == nil {
+		return errNoLowerdirPlus
+	}
+	drainFsLog(fsfd) // the probe's "unknown parameter" message
 	for i, h := range lowers {
 		if err := unix.FsconfigSetString(fsfd, "lowerdir+", "layers/"+h); err != nil {
 			if i == 0 && err == unix.EINVAL {
@@ -218,6 +227,16 @@ func mountNewAPI(lowers []string, upper, work, target string) error {
 		return os.NewSyscallError("move_mount", err)
 	}
 	return nil
+}
+
+// drainFsLog discards the messages queued on an fs context fd.
+func drainFsLog(fsfd int) {
+	buf := make([]byte, 512)
+	for {
+		if n, err := unix.Read(fsfd, buf); err != nil || n <= 0 {
+			return
+		}
+	}
 }
 
 // fsError adds the kernel's own message, read from the fs context fd.
