@@ -164,7 +164,20 @@ printf '127.0.0.1 localhost\n::1 localhost\n' >"$root/etc/hosts"
 # The marker carries a per-run nonce so no test output can fake it.
 nonce=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 marker="BERTH-V2GUEST-$nonce"
-cat >"$root/init" <<INIT
+# Stage 1: the initramfs root cannot be pivot_root'ed away from (the
+# runtime's pivot_root gets EINVAL there), so copy the tree onto a tmpfs
+# and switch_root to it; stage 2 (/init2) does the real work.
+cat >"$root/init" <<'INIT'
+#!/bin/sh
+/bin/busybox mkdir -p /newroot
+/bin/busybox mount -t tmpfs -o mode=0755 tmpfs /newroot
+for f in /*; do
+	[ "$f" = /newroot ] || /bin/busybox cp -a "$f" /newroot/
+done
+exec /bin/busybox switch_root /newroot /init2
+INIT
+chmod 755 "$root/init"
+cat >"$root/init2" <<INIT
 #!/bin/sh
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/local/bin HOME=/root TMPDIR=/tmp
 /bin/busybox --install -s /bin
@@ -202,7 +215,7 @@ echo "$marker DONE"
 sync
 poweroff -f
 INIT
-chmod 755 "$root/init"
+chmod 755 "$root/init2"
 
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$work/initrd.cpio"
 echo "v2guest: initramfs $(du -h "$work/initrd.cpio" | cut -f1), built in $(($(date +%s) - start))s; booting $kver (no KVM)"
@@ -210,11 +223,11 @@ echo "v2guest: initramfs $(du -h "$work/initrd.cpio" | cut -f1), built in $(($(d
 boot=$(date +%s)
 set +e
 timeout -k 10 "$timeout_s" qemu-system-x86_64 \
-	-nographic -no-reboot \
+	-nographic -no-reboot -nic none \
 	-cpu max -smp "${V2GUEST_SMP:-2}" -m "${V2GUEST_MEM:-2G}" \
 	-kernel "$kernel" -initrd "$work/initrd.cpio" \
 	-append "console=ttyS0 rdinit=/init panic=-1 quiet loglevel=3" \
-	</dev/null 2>&1 | tee "$work/console.log"
+	</dev/null 2>&1 | tee "$work/console.log" | sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g; s/\r$//'
 qrc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s)

@@ -386,7 +386,11 @@ func (m *v2Manager) Stats() (*Stats, error) {
 		}
 		// "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0" per device.
 		for _, line := range strings.Split(st, "\n") {
-			for _, f := range strings.Fields(line)[min(1, len(strings.Fields(line))):] {
+			fields := strings.Fields(line)
+			if len(fields) < 2 {
+				continue
+			}
+			for _, f := range fields[1:] {
 				k, v, ok := strings.Cut(f, "=")
 				if !ok {
 					continue
