@@ -366,10 +366,10 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 	}
 	if console := rc.Console(); console != nil {
 		i.mu.Lock()
-		lf := i.lf
+		lf, ing := i.lf, i.ing
 		i.mu.Unlock()
 		if lf != nil {
-			go copyConsole(console, lf)
+			go copyConsole(console, lf, ing)
 		} else {
 			console.Close()
 		}
@@ -574,7 +574,8 @@ func (i *Instance) handleExit(r *run, es runtime.ExitStatus, note string) {
 	if es.OOMKilled {
 		i.emit("oom", state, "", es.Code)
 	}
-	i.emit("die", state, strings.TrimSpace(note+" "+d.Reason), es.Code)
+	i.e.emit(Event{Project: i.project, Service: i.service, Container: i.name, Action: "die", Status: state,
+		ExitCode: es.Code, Message: strings.TrimSpace(note + " " + d.Reason), RestartDelay: d.Delay})
 	close(r.done)
 	notify()
 }
