@@ -253,3 +253,35 @@ func TestEngineTTYLogs(t *testing.T) {
 	env.start(i)
 	waitLog(t, i, "on-a-tty")
 }
+
+// zombies counts our children that exited and were not reaped.
+func zombies(t testing.TB) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	me := fmt.Sprint(os.Getpid())
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == me {
+			n++
+		}
+	}
+	return n
+}
+
+func TestEngineRemoveCreatedReaps(t *testing.T) {
+	env := newTestEnv(t)
+	p := env.projectOf(spec.Service{Name: "idle", Command: []string{"true"}})
+	before := zombies(t)
+	i := env.create(p, "idle")
+	if err := i.Remove(context.Background(), RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := zombies(t); n > before {
+		t.Fatalf("%d zombie children after removing a created container", n-before)
+	}
+}

@@ -425,6 +425,16 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 // same rootfs (its writable layer kept), netns and mounts. opMu held.
 func (i *Instance) createRuntime(ctx context.Context) (*runtime.Container, error) {
 	rt := i.e.cfg.Runtime
+	i.mu.Lock()
+	prev := i.rc
+	i.rc = nil
+	i.mu.Unlock()
+	if prev != nil {
+		// Our handle first: when it is the init's parent, it reaps.
+		if err := prev.Delete(ctx, true); err != nil && !errors.Is(err, runtime.ErrNotExist) {
+			return nil, fmt.Errorf("deleting the previous run: %w", err)
+		}
+	}
 	if old, err := rt.Load(i.name); err == nil {
 		if err := old.Delete(ctx, true); err != nil {
 			return nil, fmt.Errorf("deleting the previous run: %w", err)
@@ -807,7 +817,11 @@ func (i *Instance) Remove(ctx context.Context, opts RemoveOptions) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, i.e.teardown(ctx, i.name, &i.st, opts.Volumes))
+	i.mu.Lock()
+	rc := i.rc
+	i.rc = nil
+	i.mu.Unlock()
+	errs = append(errs, i.e.teardown(ctx, i.name, &i.st, rc, opts.Volumes))
 
 	i.mu.Lock()
 	if i.ing != nil {
