@@ -149,8 +149,14 @@ func TestEngineHooksPauseAndPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(t, i, "bye")
-	if c := i.Snapshot(); c.State != StateExited {
+	if c := i.Snapshot(); c.State != StateExited || len(c.Publishers) != 0 {
 		t.Fatalf("after stop: %+v", c)
+	}
+	// The host port is free while the container is stopped.
+	if l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+		t.Errorf("host port still held after stop: %v", err)
+	} else {
+		l.Close()
 	}
 	// Start again: the same container, its files kept.
 	env.start(i)

@@ -573,6 +573,12 @@ func (i *Instance) handleExit(r *run, es runtime.ExitStatus, note string) {
 		c.State = StateExited
 	}
 	state := c.State
+	unpublish := state == StateExited && len(c.Publishers) > 0
+	if unpublish {
+		// A stopped container holds no host ports (as in Docker); Start
+		// publishes them again.
+		c.Publishers = nil
+	}
 	_ = i.saveLocked(true)
 	notify := i.changedLocked()
 	netMode := i.st.NetMode
@@ -580,6 +586,11 @@ func (i *Instance) handleExit(r *run, es runtime.ExitStatus, note string) {
 
 	if netMode == netModeBridge {
 		i.e.cfg.Net.Unregister(i.name)
+		if unpublish {
+			if err := i.e.cfg.Net.UnpublishPorts(i.name); err != nil {
+				i.emit("error", state, "unpublishing ports: "+err.Error(), 0)
+			}
+		}
 	}
 	if es.OOMKilled {
 		i.emit("oom", state, "", es.Code)
@@ -904,7 +915,14 @@ func (i *Instance) saveOffsets(offs [2]int64) {
 // startLogs opens the log and starts ingesting the raw files.
 func (i *Instance) startLogs() error {
 	svc := i.Service()
-	opts, err := ParseLogOptions(svc.Logging)
+	logging := svc.Logging
+	if logging != nil && logging.Driver != "" && logging.Driver != "json-file" && logging.Driver != "local" {
+		i.emit("warning", "", fmt.Sprintf("logging.driver %q is not supported: berth keeps json-file logs", logging.Driver), 0)
+		l := *logging
+		l.Driver = ""
+		logging = &l
+	}
+	opts, err := ParseLogOptions(logging)
 	if err != nil {
 		return err
 	}
