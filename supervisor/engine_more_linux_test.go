@@ -291,3 +291,44 @@ func TestEngineRemoveCreatedReaps(t *testing.T) {
 		t.Fatalf("%d zombie children after removing a created container", n-before)
 	}
 }
+
+func TestEngineVolumesAndVolumesFrom(t *testing.T) {
+	env := newTestEnv(t)
+	p := env.projectOf(
+		spec.Service{Name: "data", Command: []string{"sh", "-c", "echo kept > /data/file; exec sleep 1000"},
+			Mounts: []spec.Mount{{Type: "volume", Source: "vol", Target: "/data"}}},
+		spec.Service{Name: "reader", VolumesFrom: []string{"data:ro"}, Command: []string{"sleep", "1000"}},
+	)
+	p.Volumes = []spec.Volume{{Name: "vol", ActualName: env.project + "_vol"}}
+	data := env.create(p, "data")
+	env.start(data)
+	reader := env.create(p, "reader")
+	env.start(reader)
+	var out string
+	for k := 0; k < 50; k++ {
+		if _, out = execOut(t, reader, "cat", "/data/file"); out == "kept\n" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out != "kept\n" {
+		t.Fatalf("volumes_from: /data/file = %q", out)
+	}
+	if code, _ := execOut(t, reader, "touch", "/data/other"); code == 0 {
+		t.Error("volumes_from :ro is writable")
+	}
+	ctx := context.Background()
+	for _, i := range []*Instance{reader, data} {
+		if err := i.Remove(ctx, RemoveOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The named volume outlives its containers.
+	v, err := env.vols.Inspect(env.project + "_vol")
+	if err != nil || len(v.UsedBy) != 0 {
+		t.Fatalf("volume after remove: %+v %v", v, err)
+	}
+	if b, err := os.ReadFile(v.Mountpoint + "/file"); err != nil || string(b) != "kept\n" {
+		t.Fatalf("volume content: %q %v", b, err)
+	}
+}
