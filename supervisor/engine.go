@@ -199,6 +199,7 @@ type Engine struct {
 
 	mu        sync.Mutex // guards the fields below
 	instances map[string]*Instance
+	creating  map[string]bool // names being created (not listed yet)
 	closed    bool
 
 	logs *logWatcher // one inotify watcher for every container's raw output
@@ -220,7 +221,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 	}
-	return &Engine{cfg: cfg, instances: map[string]*Instance{}, logs: newLogWatcher()}, nil
+	return &Engine{cfg: cfg, instances: map[string]*Instance{}, creating: map[string]bool{}, logs: newLogWatcher()}, nil
 }
 
 // Close stops the engine's log watcher and every health and wait loop

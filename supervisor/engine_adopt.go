@@ -73,7 +73,7 @@ func (e *Engine) adoptOne(ctx context.Context, name string, st *containerState) 
 	i.tracker.SetCount(st.Info.RestartCount)
 	i.uhTrack = NewRestartTracker(spec.RestartPolicy{Condition: "always"})
 	e.mu.Lock()
-	if _, ok := e.instances[name]; ok {
+	if _, ok := e.instances[name]; ok || e.creating[name] {
 		e.mu.Unlock()
 		return nil, nil
 	}

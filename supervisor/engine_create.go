@@ -41,14 +41,19 @@ func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 		e.mu.Unlock()
 		return nil, errors.New("engine closed")
 	}
-	if _, ok := e.instances[name]; ok {
+	if _, ok := e.instances[name]; ok || e.creating[name] {
 		e.mu.Unlock()
 		return nil, fmt.Errorf("container %s: %w", name, ErrExist)
 	}
-	// Reserve the name while creating.
-	i := &Instance{e: e, name: name, project: p.Name, service: svc.Name, dir: e.containerDir(name), changed: make(chan struct{})}
-	e.instances[name] = i
+	// Reserve the name while creating; the instance is listed once made.
+	e.creating[name] = true
 	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.creating, name)
+		e.mu.Unlock()
+	}()
+	i := &Instance{e: e, name: name, project: p.Name, service: svc.Name, dir: e.containerDir(name), changed: make(chan struct{})}
 	i.opMu.Lock()
 	defer i.opMu.Unlock()
 
@@ -60,9 +65,6 @@ func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 		for k := len(undo) - 1; k >= 0; k-- {
 			undo[k]()
 		}
-		e.mu.Lock()
-		delete(e.instances, name)
-		e.mu.Unlock()
 		retErr = fmt.Errorf("container %s: create: %w", name, retErr)
 	}()
 
@@ -199,6 +201,9 @@ func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 	if err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
+	e.instances[name] = i
+	e.mu.Unlock()
 	e.emit(Event{Project: p.Name, Service: svc.Name, Container: name, Action: "create", Status: StateCreated})
 	return i, nil
 }
