@@ -295,6 +295,10 @@ func (i *Instance) Start(ctx context.Context) error {
 		i.mu.Unlock()
 		return nil
 	}
+	if i.st.Info.State == StateDead {
+		i.mu.Unlock()
+		return fmt.Errorf("container %s is dead (%s): remove it", i.name, i.st.Info.Error)
+	}
 	if i.timer != nil {
 		i.timer.Stop()
 		i.timer = nil
@@ -832,7 +836,20 @@ func (i *Instance) Remove(ctx context.Context, opts RemoveOptions) error {
 	rc := i.rc
 	i.rc = nil
 	i.mu.Unlock()
-	errs = append(errs, i.e.teardown(ctx, i.name, &i.st, rc, opts.Volumes))
+	if err := i.e.teardown(ctx, i.name, &i.st, rc, opts.Volumes); err != nil {
+		// Something is left (a mount, a link, a cgroup): keep the
+		// container, dead, with its state file, so that Remove can be
+		// tried again (every step is idempotent).
+		errs = append(errs, err)
+		i.mu.Lock()
+		i.st.Info.State = StateDead
+		i.st.Info.Error = err.Error()
+		_ = i.saveLocked(true)
+		notify := i.changedLocked()
+		i.mu.Unlock()
+		notify()
+		return fmt.Errorf("container %s: remove: %w", i.name, errors.Join(errs...))
+	}
 
 	i.mu.Lock()
 	if i.ing != nil {
