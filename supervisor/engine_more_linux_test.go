@@ -172,7 +172,9 @@ func TestEngineOOM(t *testing.T) {
 	env := newTestEnv(t)
 	p := env.projectOf(spec.Service{Name: "hog",
 		Resources: spec.Resources{MemoryLimit: 16 << 20, MemorySwap: 16 << 20},
-		Command:   []string{"sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"}})
+		// dd touches its whole 200 MiB buffer, as pid 1: the OOM killer
+		// has no other candidate.
+		Command: []string{"dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"}})
 	i := env.create(p, "hog")
 	env.start(i)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
