@@ -94,15 +94,21 @@ func TestEngineHooksPauseAndPorts(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	p := env.projectOf(spec.Service{Name: "web",
-		Command:   []string{"sh", "-c", "mkdir -p /www && echo page > /www/index.html && exec httpd -f -p 80 -h /www"},
-		Ports:     []spec.Port{{Target: 80, Published: fmt.Sprint(port), HostIP: "127.0.0.1", Protocol: "tcp"}},
-		PostStart: []spec.Hook{{Command: []string{"sh", "-c", "echo started > /tmp/post_start"}}},
-		PreStop:   []spec.Hook{{Command: []string{"sh", "-c", "echo bye > /proc/1/fd/1"}}},
+		Command: []string{"sh", "-c", "mkdir -p /www && echo page > /www/index.html && exec httpd -f -p 80 -h /www"},
+		Ports:   []spec.Port{{Target: 80, Published: fmt.Sprint(port), HostIP: "127.0.0.1", Protocol: "tcp"}},
+		CapDrop: []string{"CAP_NET_ADMIN", "CAP_SYS_ADMIN"},
+		PostStart: []spec.Hook{
+			{Command: []string{"sh", "-c", "echo started > /tmp/post_start"}},
+		},
+		PreStop: []spec.Hook{{Command: []string{"sh", "-c", "echo bye > /proc/1/fd/1"}}},
 	})
 	i := env.create(p, "web")
 	env.start(i)
 	if code, out := execOut(t, i, "cat", "/tmp/post_start"); code != 0 || out != "started\n" {
 		t.Errorf("post_start hook: %d %q", code, out)
+	}
+	if code, _ := execOut(t, i, "ip", "link", "set", "lo", "mtu", "1300"); code == 0 {
+		t.Error("the container has CAP_NET_ADMIN after cap_drop")
 	}
 	c := i.Snapshot()
 	if len(c.Publishers) != 1 || c.Publishers[0].HostPort != uint16(port) {

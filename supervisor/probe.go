@@ -33,6 +33,12 @@ func (i *Instance) execIn(ctx context.Context, r *run, args []string, hook *spec
 			p.Cwd = hook.WorkingDir
 		}
 		p.Env = append(p.Env, hook.Environment...)
+		if hook.Privileged {
+			// The runtime's exec cannot raise capabilities beyond the
+			// container's (capset fails): the hook runs with the
+			// container's own.
+			i.emit("warning", "", "hook privileged: true is not supported: the hook runs with the container's capabilities", 0)
+		}
 		if hook.User != "" {
 			if uid, gid, ok := numericUser(hook.User); ok {
 				p.User.UID, p.User.GID = uid, gid
