@@ -518,9 +518,15 @@ func TestEngineHealth(t *testing.T) {
 		spec.Service{Name: "bad", Command: []string{"sleep", "1000"},
 			Healthcheck: &spec.Healthcheck{Test: []string{"CMD", "false"}, Interval: sdur(200 * time.Millisecond), Retries: &retries}},
 	)
-	good, bad := env.create(p, "good"), env.create(p, "bad")
+	one := 1
+	p.Services = append(p.Services, spec.Service{Name: "slow", Image: "busybox:latest", Command: []string{"sleep", "1000"},
+		Networks: []spec.ServiceNetwork{{Name: "default"}}, Restart: spec.RestartPolicy{Condition: "no"}, Replicas: 1,
+		Healthcheck: &spec.Healthcheck{Test: []string{"CMD", "sleep", "30"}, Interval: sdur(100 * time.Millisecond),
+			Timeout: sdur(300 * time.Millisecond), Retries: &one}})
+	good, bad, slow := env.create(p, "good"), env.create(p, "bad"), env.create(p, "slow")
 	env.start(good)
 	env.start(bad)
+	env.start(slow)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := good.WaitCondition(ctx, "service_healthy"); err != nil {
@@ -535,6 +541,17 @@ func TestEngineHealth(t *testing.T) {
 	}
 	if c := bad.Snapshot(); c.Health != HealthUnhealthy || c.State != StateRunning || c.RestartCount != 0 {
 		t.Fatalf("bad: %+v", c)
+	}
+	// A probe that outlives its timeout is killed and counts as failed.
+	if err := slow.WaitCondition(ctx, "healthy"); !errors.Is(err, ErrConditionFailed) {
+		t.Fatalf("slow: %v", err)
+	}
+	c := slow.Snapshot()
+	if len(c.HealthLog) == 0 || c.HealthLog[0].ExitCode != -1 || !strings.Contains(c.HealthLog[0].Output, "timeout") {
+		t.Fatalf("slow: health log %+v", c.HealthLog)
+	}
+	if d := c.HealthLog[0].End.Sub(c.HealthLog[0].Start); d > 10*time.Second {
+		t.Fatalf("slow: the probe was not killed at its timeout (ran %v)", d)
 	}
 }
 
