@@ -86,10 +86,12 @@ func (i *Instance) Name() string { return i.name }
 // Project is the container's project.
 func (i *Instance) Project() string { return i.project }
 
-// Service is the container's service name.
+// ServiceName is the container's service name.
 func (i *Instance) ServiceName() string { return i.service }
 
-// Service returns the service the container was created from.
+// Service returns the service the container was created from (with the
+// image's health check filled in when it had none). Callers must not
+// modify it.
 func (i *Instance) Service() *spec.Service {
 	i.mu.Lock()
 	defer i.mu.Unlock()
