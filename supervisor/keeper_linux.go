@@ -54,6 +54,9 @@ func RunKeeper(cfg KeeperConfig) error {
 		return fmt.Errorf("keeper: %w", err)
 	}
 	lock, err := lockFile(filepath.Join(cfg.Root, "keeper.lock"))
+	if errors.Is(err, errAlreadyLocked) {
+		return fmt.Errorf("%w: %v", ErrKeeperRunning, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -296,4 +299,44 @@ func writeExitRecord(dir string, c reapedChild) error {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(dir, fmt.Sprintf("%d-%d.json", c.pid, c.start)), b, true)
+}
+
+// StopDaemon asks the daemon of root to exit, leaving its containers
+// running: SIGTERM to the keeper when one holds the root (it stops the
+// daemon and itself), else to the daemon. It returns the pid signalled,
+// or 0 when neither runs.
+func StopDaemon(root string) (int, error) {
+	for _, f := range []struct{ lock, pid string }{{"keeper.lock", "keeper.pid"}, {"berth.pid", "berth.pid"}} {
+		l, err := lockFile(filepath.Join(root, f.lock))
+		if err == nil {
+			l.Close() // nobody holds it
+			continue
+		}
+		if !errors.Is(err, errAlreadyLocked) {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return 0, err
+		}
+		b, err := os.ReadFile(filepath.Join(root, f.pid))
+		if err != nil {
+			return 0, err
+		}
+		pid, err := strconv.Atoi(string(bytesTrim(b)))
+		if err != nil || pid <= 0 {
+			return 0, fmt.Errorf("%s: bad pid %q", f.pid, b)
+		}
+		if err := unix.Kill(pid, unix.SIGTERM); err != nil {
+			return 0, os.NewSyscallError("kill", err)
+		}
+		return pid, nil
+	}
+	return 0, nil
+}
+
+func bytesTrim(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
