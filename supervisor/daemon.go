@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,6 +35,9 @@ type DaemonConfig struct {
 	// Upstreams, when set, are the resolvers the embedded DNS servers
 	// forward to (tests point them at a stub on loopback).
 	Upstreams []string
+	// Pool, when valid, is the address pool for automatic subnets
+	// (default netstack.DefaultPool).
+	Pool netip.Prefix
 	// PullOptions are used when an image must be pulled.
 	PullOptions image.PullOptions
 	// NoBootRestore skips bringing back restart: always/unless-stopped
@@ -135,7 +139,7 @@ func (d *Daemon) Start(ctx context.Context) (retErr error) {
 	if d.rt, err = runtime.New(filepath.Join(root, "runtime")); err != nil {
 		return fmt.Errorf("daemon: runtime: %w", err)
 	}
-	if d.net, err = netstack.New(netstack.Config{Root: root, Upstreams: d.cfg.Upstreams}); err != nil {
+	if d.net, err = netstack.New(netstack.Config{Root: root, Upstreams: d.cfg.Upstreams, Pool: d.cfg.Pool}); err != nil {
 		return fmt.Errorf("daemon: networks: %w", err)
 	}
 	if err := d.net.Restore(); err != nil {
