@@ -40,6 +40,9 @@ type DaemonConfig struct {
 	Pool netip.Prefix
 	// PullOptions are used when an image must be pulled.
 	PullOptions image.PullOptions
+	// BootID identifies the kernel boot (default: the kernel's
+	// boot_id). Tests set it to pretend the host restarted.
+	BootID string
 	// NoBootRestore skips bringing back restart: always/unless-stopped
 	// projects at Start.
 	NoBootRestore bool
@@ -79,6 +82,9 @@ type Daemon struct {
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
 
+	// bootDone is closed when the boot restore is over (or skipped).
+	bootDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 	serveErr  chan error
@@ -99,7 +105,8 @@ func NewDaemon(cfg DaemonConfig) (*Daemon, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	return &Daemon{cfg: cfg, log: log, bus: newEventBus(), bg: bg, bgCancel: cancel, serveErr: make(chan error, 1)}, nil
+	return &Daemon{cfg: cfg, log: log, bus: newEventBus(), bg: bg, bgCancel: cancel,
+		serveErr: make(chan error, 1), bootDone: make(chan struct{})}, nil
 }
 
 // Engine returns the daemon's engine (nil before Start).
@@ -158,6 +165,9 @@ func (d *Daemon) Start(ctx context.Context) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
+	if d.markBoot() {
+		d.log.Info("the host restarted since the last daemon: containers that ran are brought back by the boot restore")
+	}
 	adopted, err := d.engine.Adopt(ctx)
 	if err != nil {
 		d.log.Warn("adopting containers", "err", err)
@@ -185,10 +195,13 @@ func (d *Daemon) Start(ctx context.Context) (retErr error) {
 	go func() { d.serveErr <- d.srv.Serve(l) }()
 	d.log.Info("listening", "socket", sock, "pid", os.Getpid())
 
-	if !d.cfg.NoBootRestore {
+	if d.cfg.NoBootRestore {
+		close(d.bootDone)
+	} else {
 		d.bgWG.Add(1)
 		go func() {
 			defer d.bgWG.Done()
+			defer close(d.bootDone)
 			d.bootRestore(d.bg)
 		}()
 	}

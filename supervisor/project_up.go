@@ -625,7 +625,11 @@ func (d *Daemon) restoreProject(ctx context.Context, name string) error {
 	if err := d.ensureNetworks(p, &scheduler.Plan{Steps: startAsCreate(plan.Steps)}, func(api.Event) {}); err != nil {
 		return err
 	}
-	x := &planExecutor{d: d, p: p, timeout: -1, send: func(e api.Event) { d.bus.publish(e) }}
+	x := &planExecutor{d: d, p: p, timeout: -1, send: func(e api.Event) {
+		if e.Error != "" {
+			d.log.Warn("boot restore", "project", name, "container", e.Container, "action", e.Action, "err", e.Error)
+		}
+	}}
 	_, err = scheduler.Execute(ctx, plan, x, planLimit)
 	return err
 }
