@@ -267,6 +267,12 @@ func TestDaemonUpReconcileDown(t *testing.T) {
 	if _, err := c.Up(ctx, api.UpRequest{}, nil); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("up without project: %v", err)
 	}
+	if res, err := c.Down(ctx, api.DownRequest{ProjectName: env.project + "-none"}, nil); err != nil || res.Err() != nil {
+		t.Fatalf("down of an unknown project: %v %v", err, res.Err())
+	}
+	if _, err := c.Down(ctx, api.DownRequest{ProjectName: "../etc"}, nil); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("down of a bad project name: %v", err)
+	}
 	if _, err := NewDaemon(env.config()); err == nil {
 		d2, _ := NewDaemon(env.config())
 		if err := d2.Start(ctx); !errors.Is(err, ErrDaemonRunning) {

@@ -105,6 +105,35 @@ func TestDaemonFailedUpRunScale(t *testing.T) {
 		t.Fatalf("after scale 1: %+v", ps)
 	}
 
+	// logs -f follows a container that appears while following.
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	got := make(chan api.LogLine, 100)
+	go c.Logs(fctx, api.LogsRequest{Project: env.project, Follow: true, Tail: 0}, func(l api.LogLine) error {
+		select {
+		case got <- l:
+		default:
+		}
+		return nil
+	})
+	talker := sleeper("talker")
+	talker.Command = []string{"sh", "-c", "trap 'exit 0' TERM; while :; do echo hello-follow; sleep 0.2; done"}
+	p3 := p2
+	p3.Services = []spec.Service{sleeper("ok"), talker}
+	_, res = env.up(c, &p3, api.UpOptions{})
+	if res.Err() != nil {
+		t.Fatalf("up with talker: %v", res.Err())
+	}
+	select {
+	case l := <-got:
+		if l.Log != "hello-follow" || l.Container != env.project+"-talker-1" || l.Service != "talker" {
+			t.Errorf("followed line %+v", l)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("logs -f did not follow the new container")
+	}
+	fcancel()
+
 	tr := env.traces(c)
 	res, err = c.Down(ctx, api.DownRequest{ProjectName: env.project, RemoveOrphans: true, Volumes: true}, nil)
 	if err != nil || res.Err() != nil {
