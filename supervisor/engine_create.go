@@ -174,7 +174,6 @@ func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 	}
 
 	i.st = *st
-	i.oci = oci
 	i.tracker = NewRestartTracker(svcCopy.Restart)
 	i.uhTrack = NewRestartTracker(spec.RestartPolicy{Condition: "always"})
 	if err := i.startLogs(); err != nil {

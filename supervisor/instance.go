@@ -47,7 +47,6 @@ type Instance struct {
 
 	mu       sync.Mutex         // guards everything below
 	st       containerState     // persisted
-	oci      *specs.Spec        // the runtime spec (bundle/config.json)
 	rc       *runtime.Container // current runtime container, nil when none exists
 	run      *run               // the running process, nil when none runs
 	changed  chan struct{}      // closed and replaced on every change
@@ -427,20 +426,15 @@ func (i *Instance) createRuntime(ctx context.Context) (*runtime.Container, error
 			return nil, fmt.Errorf("deleting the previous run: %w", err)
 		}
 	}
+	// The spec is read from the bundle each time rather than kept: it
+	// holds the seccomp rules, tens of KiB per container.
+	oci, err := runtime.LoadSpec(i.dir)
+	if err != nil {
+		return nil, err
+	}
 	i.mu.Lock()
-	oci := i.oci
 	digest := i.st.Info.ImageDigest
 	i.mu.Unlock()
-	if oci == nil {
-		s, err := runtime.LoadSpec(i.dir)
-		if err != nil {
-			return nil, err
-		}
-		oci = s
-		i.mu.Lock()
-		i.oci = s
-		i.mu.Unlock()
-	}
 	// Mount the rootfs again if it is not (after a host reboot); the
 	// upper directory is kept.
 	if _, err := os.Stat(filepath.Join(oci.Root.Path, "proc")); err != nil {
@@ -493,6 +487,10 @@ func (i *Instance) wait(r *run) {
 	if r.adopted {
 		es, note = i.e.waitAdopted(i.name, r)
 	} else {
+		// Wait for the exit on the netpoller first (no thread blocks
+		// in waitid while the container runs), then reap: the runtime
+		// handle, our child's parent, records the status.
+		_ = waitPidfd(r.pid, r.startTime)
 		var err error
 		es, err = r.c.Wait(context.Background())
 		if err != nil {
