@@ -25,13 +25,13 @@ import (
 
 // daemonEnv is a berth root with the busybox image, for a daemon.
 type daemonEnv struct {
-	t       *testing.T
+	t       testing.TB
 	root    string
 	project string
 	pool    netip.Prefix
 }
 
-func newDaemonEnv(t *testing.T) *daemonEnv {
+func newDaemonEnv(t testing.TB) *daemonEnv {
 	t.Helper()
 	requirePrivileged(t)
 	root, err := os.MkdirTemp("", "berth-dmn-")
@@ -125,7 +125,7 @@ func (env *daemonEnv) stack(restart string) *spec.Project {
 		}
 		return s
 	}
-	ready := "trap 'exit 0' TERM; sleep 0.3; touch /tmp/ready; echo ready; while :; do sleep 1; done"
+	ready := "trap 'exit 0' TERM; sleep 0.3; touch /tmp/ready; echo ready; while :; do sleep 1 & wait; done"
 	return &spec.Project{Name: env.project, WorkingDir: env.root,
 		Networks: []spec.Network{{Name: "default", ActualName: env.project + "_default"}},
 		Services: []spec.Service{svc("api", "db", ready), svc("db", "", ready), svc("web", "api", ready)},
@@ -156,7 +156,7 @@ func stepEvents(evs []api.Event) []string {
 	return out
 }
 
-func psByName(t *testing.T, c *api.Client, project string) map[string]api.ContainerSummary {
+func psByName(t testing.TB, c *api.Client, project string) map[string]api.ContainerSummary {
 	t.Helper()
 	list, err := c.Ps(context.Background(), project, true)
 	if err != nil {

@@ -30,7 +30,7 @@ func TestDaemonFailedUpRunScale(t *testing.T) {
 
 	sleeper := func(name string) spec.Service {
 		return spec.Service{Name: name, Image: "busybox:latest", Replicas: 1,
-			Command:  []string{"sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"},
+			Command:  []string{"sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"},
 			Networks: []spec.ServiceNetwork{{Name: "default"}}, Restart: spec.RestartPolicy{Condition: "no"},
 			StopGracePeriod: sdur(time.Second)}
 	}
