@@ -403,11 +403,52 @@ func TestDaemonUpReconcileDown(t *testing.T) {
 		t.Fatalf("start web: %+v %v", sum, err)
 	}
 
+	// The saved project, and project-wide stop/start in dependency order.
+	pi, err := c.Project(ctx, env.project)
+	if err != nil || len(pi.Project.Services) != 3 || pi.Hashes["web"] == "" {
+		t.Fatalf("project: %+v %v", pi, err)
+	}
+	if _, err := c.Project(ctx, env.project+"-none"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("project of an unknown name: %v", err)
+	}
+	doneSeq := func(evs []api.Event) string {
+		var out []string
+		for _, e := range evs {
+			if e.Status == "done" {
+				out = append(out, e.Action+" "+e.Service)
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	var pevs []api.Event
+	res, err = c.ProjectAction(ctx, env.project, api.ActionRestart, api.ProjectRequest{}, func(e api.Event) { pevs = append(pevs, e) })
+	if err != nil || res.Err() != nil {
+		t.Fatalf("project restart: %v %v", err, res.Err())
+	}
+	if got, want := doneSeq(pevs), "stop web,stop api,stop db,start db,start api,start web"; got != want {
+		t.Errorf("project restart steps %q, want %q", got, want)
+	}
+	for n, s := range psByName(t, c, env.project) {
+		if s.State != StateRunning || s.StoppedByUser {
+			t.Errorf("%s after project restart: %+v", n, s)
+		}
+	}
+
 	// 4. Down leaves nothing.
 	tr := env.traces(c)
-	res, err = c.Down(ctx, api.DownRequest{ProjectName: env.project, Volumes: true}, nil)
+	var devs []api.Event
+	res, err = c.Down(ctx, api.DownRequest{ProjectName: env.project, Volumes: true}, func(e api.Event) { devs = append(devs, e) })
 	if err != nil || res.Err() != nil {
 		t.Fatalf("down: %v %v", err, res.Err())
+	}
+	netGone := false
+	for _, e := range devs {
+		if e.Action == "network" && e.Status == "removed" && e.Message == env.project+"_default" {
+			netGone = true
+		}
+	}
+	if !netGone {
+		t.Errorf("down events lack the removed network: %+v", devs)
 	}
 	if len(psByName(t, c, env.project)) != 0 {
 		t.Error("ps lists containers after down")

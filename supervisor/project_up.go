@@ -521,10 +521,19 @@ func (d *Daemon) Down(ctx context.Context, req api.DownRequest, send func(api.Ev
 		res.Errors = errStrings(errs)
 		return res
 	}
+	var netNames []string
+	for _, n := range d.net.Networks() {
+		if n.Project == name && !n.External {
+			netNames = append(netNames, n.ActualName)
+		}
+	}
+	sort.Strings(netNames)
 	if err := d.net.RemoveProject(name); err != nil {
 		errs = multierror.Append(errs, fmt.Errorf("removing networks: %w", err))
 	} else {
-		send(api.Event{Time: time.Now().UTC(), Project: name, Action: "network", Status: "removed"})
+		for _, n := range netNames {
+			send(api.Event{Time: time.Now().UTC(), Project: name, Action: "network", Status: "removed", Message: n})
+		}
 	}
 	if req.Volumes {
 		var ext []string
