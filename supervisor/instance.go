@@ -389,6 +389,7 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 	c.Publishers = pubs
 	c.Networks = i.e.cfg.Net.Attachments(i.name)
 	i.st.InitStartTime = rs.InitStartTime
+	i.st.BootID = bootID()
 	i.tracker.Started(now)
 	i.uhTrack.Started(now)
 	hc := NewHealthConfig(svc.Healthcheck)
@@ -435,6 +436,12 @@ func (i *Instance) createRuntime(ctx context.Context) (*runtime.Container, error
 	i.mu.Lock()
 	digest := i.st.Info.ImageDigest
 	i.mu.Unlock()
+	i.mu.Lock()
+	st := i.st
+	i.mu.Unlock()
+	if err := i.e.renewNetNS(i.name, i.project, &st); err != nil {
+		return nil, fmt.Errorf("network namespace: %w", err)
+	}
 	// Mount the rootfs again if it is not (after a host reboot); the
 	// upper directory is kept.
 	if _, err := os.Stat(filepath.Join(oci.Root.Path, "proc")); err != nil {
@@ -632,6 +639,9 @@ func (i *Instance) stopOp(ctx context.Context, timeout time.Duration, hooks bool
 	svc := i.st.Service
 	i.mu.Unlock()
 	if hooks && len(svc.PreStop) > 0 {
+		// A process exec'd into a frozen cgroup freezes too (and the
+		// runtime's Exec then waits for it forever): thaw first.
+		i.thaw(r)
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		i.runHooks(hctx, r, svc.PreStop, "pre_stop")
 		cancel()
