@@ -40,9 +40,6 @@ type DaemonConfig struct {
 	Pool netip.Prefix
 	// PullOptions are used when an image must be pulled.
 	PullOptions image.PullOptions
-	// BootID identifies the kernel boot (default: the kernel's
-	// boot_id). Tests set it to pretend the host restarted.
-	BootID string
 	// NoBootRestore skips bringing back restart: always/unless-stopped
 	// projects at Start.
 	NoBootRestore bool
@@ -164,9 +161,6 @@ func (d *Daemon) Start(ctx context.Context) (retErr error) {
 	})
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
-	}
-	if d.markBoot() {
-		d.log.Info("the host restarted since the last daemon: containers that ran are brought back by the boot restore")
 	}
 	adopted, err := d.engine.Adopt(ctx)
 	if err != nil {

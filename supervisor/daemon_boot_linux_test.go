@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -38,9 +39,7 @@ func killAndReap(t *testing.T, pid int) {
 // leaves the one the user had stopped.
 func TestDaemonBootRestore(t *testing.T) {
 	env := newDaemonEnv(t)
-	cfg1 := env.config()
-	cfg1.BootID = "boot-1"
-	d1, err := NewDaemon(cfg1)
+	d1, err := NewDaemon(env.config())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +76,24 @@ func TestDaemonBootRestore(t *testing.T) {
 		}
 	}
 
+	// The containers last started in another boot, as after a reboot.
+	stateDir := filepath.Join(env.root, "state", "containers")
+	ents, err := os.ReadDir(stateDir)
+	if err != nil || len(ents) != 3 {
+		t.Fatalf("container state files: %v %v", ents, err)
+	}
+	for _, e := range ents {
+		path := filepath.Join(stateDir, e.Name())
+		st, err := loadState(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.BootID = "an-earlier-boot"
+		if err := saveState(path, st, true); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfg2 := env.config()
-	cfg2.BootID = "boot-2"
 	cfg2.NoBootRestore = false
 	d2, err := NewDaemon(cfg2)
 	if err != nil {
