@@ -219,9 +219,12 @@ func (d *Daemon) upLocked(ctx context.Context, p *spec.Project, services []strin
 		if o.Pull == "always" && (len(services) == 0 || contains(services, svc.Name)) {
 			send(api.Event{Time: time.Now().UTC(), Project: p.Name, Service: svc.Name, Action: "pull", Status: "working", Message: svc.Image})
 			if _, err := d.images.Pull(ctx, svc.Image, d.cfg.PullOptions); err != nil {
-				errs = multierror.Append(errs, fmt.Errorf("service %q: pulling %s: %w", svc.Name, svc.Image, err))
+				err = fmt.Errorf("service %q: pulling %s: %w", svc.Name, svc.Image, err)
+				send(api.Event{Time: time.Now().UTC(), Project: p.Name, Service: svc.Name, Action: "pull", Status: "error", Message: svc.Image, Error: err.Error()})
+				errs = multierror.Append(errs, err)
 				continue
 			}
+			send(api.Event{Time: time.Now().UTC(), Project: p.Name, Service: svc.Name, Action: "pull", Status: "done", Message: svc.Image})
 		}
 		img, err := d.images.Get(svc.Image)
 		if err == nil {
