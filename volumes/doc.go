@@ -7,14 +7,13 @@
 // # State on disk
 //
 //	DIR/.lock                 flock held by every metadata operation
+//	DIR/.users.json           volume -> containers using it (soft state: atomic, not fsynced)
 //	DIR/NAME/meta.json        a Volume, written atomically (temp, fsync, rename, fsync dir)
-//	DIR/NAME/users.json       the containers using it (soft state: atomic, not fsynced)
 //	DIR/NAME/_data            the volume's content (bind-mounted into containers)
 //	DIR/.new-NAME-*/          a create in progress (renamed to NAME when complete)
 //	DIR/.rm-NAME-*/           a remove in progress (swept by Prune)
 //	FILES/CONTAINER/secrets/  secret files of one container
 //	FILES/CONTAINER/configs/  config files of one container
-//	FILES/CONTAINER/volumes.json  the volumes Prepare made the container a user of
 //
 // DIR is normally $BERTH_ROOT/volumes and FILES $BERTH_ROOT/files.
 //
@@ -62,8 +61,7 @@
 //     filesystem bind-mounted into the container, so a write the container
 //     fsynced is on disk whatever happens to the container or the
 //     supervisor afterwards (a tmpfs volume is memory by design).
-//   - Users of a volume (users.json) and a container's volume list are
-//     soft state: written atomically (they survive a crash of berth)
+//   - The users of volumes (.users.json) are soft state: written atomically (they survive a crash of berth)
 //     but not fsynced, to keep fsync off the path of every container
 //     start; after a power loss no container runs and a lost file
 //     correctly means "no users".

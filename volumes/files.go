@@ -24,7 +24,7 @@ const (
 	kindConfig fileKind = "config"
 )
 
-// FileTarget returns where a secret or config is mounted in the container:
+// fileTarget returns where a secret or config is mounted in the container:
 // target if absolute; for secrets, /run/secrets/TARGET (TARGET defaulting
 // to the source name); for configs, /TARGET (same default).
 func fileTarget(kind fileKind, ref spec.FileRef) (string, error) {

@@ -1,7 +1,6 @@
 package volumes
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -89,7 +88,16 @@ func (m *Manager) Inspect(name string) (*Volume, error) {
 		return nil, err
 	}
 	defer unlock()
-	return m.readMeta(name)
+	return m.inspectLocked(name)
+}
+
+func (m *Manager) inspectLocked(name string) (*Volume, error) {
+	v, err := m.readMeta(name)
+	if err != nil {
+		return nil, err
+	}
+	v.UsedBy = m.loadUsersLocked()[name]
+	return v, nil
 }
 
 // List returns every volume, sorted by name.
@@ -115,7 +123,7 @@ func (m *Manager) Remove(name string, force bool) error {
 		return err
 	}
 	defer unlock()
-	v, err := m.readMeta(name)
+	v, err := m.inspectLocked(name)
 	if err != nil {
 		return err
 	}
@@ -259,30 +267,24 @@ func (m *Manager) Release(containerName string) error {
 		return err
 	}
 	defer unlock()
-	var vols []*Volume
-	if names, ok := m.readUses(containerName); ok {
-		for _, n := range names {
-			v, err := m.readMeta(n)
+	users := m.loadUsersLocked()
+	var errs []error
+	if used := users.removeContainer(containerName); len(used) > 0 {
+		if err := m.saveUsersLocked(users); err != nil {
+			return err
+		}
+		for _, name := range used {
+			if len(users[name]) > 0 {
+				continue
+			}
+			v, err := m.readMeta(name)
 			if errors.Is(err, ErrNotFound) {
 				continue
-			} else if err != nil {
-				return err
 			}
-			vols = append(vols, v)
-		}
-	} else if vols, err = m.listLocked(); err != nil {
-		return err
-	}
-	var errs []error
-	for _, v := range vols {
-		if !removeUser(v, containerName) {
-			continue
-		}
-		if err := m.writeUsers(v); err != nil {
-			errs = append(errs, err)
-		}
-		if len(v.UsedBy) == 0 {
-			if err := m.deactivateLocked(v); err != nil {
+			if err == nil {
+				err = m.deactivateLocked(v)
+			}
+			if err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -348,38 +350,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-const usesFile = "volumes.json"
-
-// readUses returns the volumes Prepare recorded for container; ok is false
-// when there is no (readable) record, and the caller must scan every
-// volume instead.
-func (m *Manager) readUses(container string) (names []string, ok bool) {
-	b, err := os.ReadFile(filepath.Join(m.filesDir, container, usesFile))
-	if err != nil {
-		return nil, false
-	}
-	var u struct{ Volumes []string }
-	if json.Unmarshal(b, &u) != nil {
-		return nil, false
-	}
-	return u.Volumes, true
-}
-
-// writeUses records the volumes container uses, so that Release touches
-// only those. Like the users of a volume it is soft state, not fsynced
-// (see writeUsers); without it Release scans every volume.
-func (m *Manager) writeUses(container string, names []string) error {
-	slices.Sort(names)
-	names = slices.Compact(names)
-	dir := filepath.Join(m.filesDir, container)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	b, err := json.Marshal(struct{ Volumes []string }{names})
-	if err != nil {
-		return err
-	}
-	return writeFileRename(filepath.Join(dir, usesFile), b, 0o600, false)
 }

@@ -44,15 +44,18 @@ func ValidateName(name string) error {
 
 // VolumeName returns the name of the project volume with key key: its
 // name: if the file sets one (spec.Volume.ActualName), else PROJECT_KEY,
-// as in Compose.
+// or the bare key for an external volume, as in Compose.
 func VolumeName(p *spec.Project, key string) (string, error) {
 	for i := range p.Volumes {
 		v := &p.Volumes[i]
 		if v.Name != key {
 			continue
 		}
-		if v.ActualName != "" {
+		switch {
+		case v.ActualName != "":
 			return v.ActualName, nil
+		case v.External:
+			return key, nil
 		}
 		return p.Name + "_" + key, nil
 	}

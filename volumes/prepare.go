@@ -79,6 +79,9 @@ func (m *Manager) PrepareWithOptions(ctx context.Context, p *spec.Project, svc *
 			return nil, nil, err
 		}
 	}
+	// Users are changed in memory and saved once at the end: on error they
+	// are simply not saved.
+	pr.users = m.loadUsersLocked()
 	for i := range svc.Mounts {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
@@ -108,7 +111,6 @@ func (m *Manager) PrepareWithOptions(ctx context.Context, p *spec.Project, svc *
 			return nil, nil, err
 		}
 	}
-	prevUses, _ := m.readUses(containerName)
 	pr.undo = append(pr.undo, func() error { return os.RemoveAll(filepath.Join(m.filesDir, containerName)) })
 	files, err := m.materializeFiles(p, svc, containerName)
 	if err != nil {
@@ -141,7 +143,7 @@ func (m *Manager) PrepareWithOptions(ctx context.Context, p *spec.Project, svc *
 			return nil, nil, err
 		}
 	}
-	if err := m.writeUses(containerName, append(prevUses, pr.used...)); err != nil {
+	if err := m.saveUsersLocked(pr.users); err != nil {
 		return nil, nil, err
 	}
 	return out, func() error { return m.Release(containerName) }, nil
@@ -159,7 +161,7 @@ type preparer struct {
 	rootfs    string
 
 	mounts  []prepMount
-	used    []string // volumes this container is a user of
+	users   userTable
 	targets map[string]bool
 	undo    []func() error // run in reverse on error
 }
@@ -295,18 +297,19 @@ func (pr *preparer) volume(sm *spec.Mount, target string) error {
 }
 
 // use records the container as a user of v and mounts v's driver mount if
-// needed, with the undo steps.
+// it is not mounted, with the undo step.
 func (pr *preparer) use(v *Volume) error {
 	m, name := pr.m, v.Name
-	pr.used = append(pr.used, name)
-	if addUser(v, pr.container) {
-		if err := m.writeUsers(v); err != nil {
-			return err
-		}
-		pr.undo = append(pr.undo, func() error { return m.dropUserLocked(name, pr.container) })
+	hadUsers := len(pr.users[name]) > 0
+	pr.users.add(name, pr.container)
+	mounted, err := m.activateLocked(v)
+	if err != nil {
+		return err
 	}
-	_, err := m.activateLocked(v)
-	return err
+	if mounted && !hadUsers {
+		pr.undo = append(pr.undo, func() error { return m.deactivateLocked(v) })
+	}
+	return nil
 }
 
 // inherit adds a volumes_from mount; when it shows a volume, the container
@@ -327,25 +330,6 @@ func (pr *preparer) inherit(mt specs.Mount) error {
 		return fmt.Errorf("volumes_from: %w", err)
 	}
 	return pr.add(mt, st.IsDir())
-}
-
-// dropUserLocked removes container from a volume's users and unmounts
-// its driver mount when it was the last (rollback of a Prepare).
-func (m *Manager) dropUserLocked(name, container string) error {
-	v, err := m.readMeta(name)
-	if err != nil {
-		return err
-	}
-	if !removeUser(v, container) {
-		return nil
-	}
-	if err := m.writeUsers(v); err != nil {
-		return err
-	}
-	if len(v.UsedBy) == 0 {
-		return m.deactivateLocked(v)
-	}
-	return nil
 }
 
 func (pr *preparer) renewAnonymousLocked() error {

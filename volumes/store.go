@@ -38,7 +38,8 @@ type Volume struct {
 	// an image VOLUME).
 	Anonymous bool `json:"Anonymous,omitempty"`
 	// UsedBy lists the containers whose mounts Prepare made and that have
-	// not been released yet, sorted.
+	// not been released yet, sorted. It is not part of meta.json (see
+	// userTable).
 	UsedBy []string `json:"UsedBy,omitempty"`
 	// CopyIn is the image copy-in state: "", "pending" or "done".
 	CopyIn string `json:"CopyIn,omitempty"`
@@ -54,7 +55,7 @@ type CreateOptions struct {
 
 const (
 	metaFile  = "meta.json"
-	usersFile = "users.json"
+	usersFile = ".users.json"
 	dataDir   = "_data"
 	lockFile  = ".lock"
 )
@@ -139,13 +140,6 @@ func (m *Manager) readMeta(name string) (*Volume, error) {
 	}
 	v.Mountpoint = m.dataPath(name)
 	v.UsedBy = nil
-	// Users are soft state (see writeUsers): an unreadable file means none.
-	if b, err := os.ReadFile(filepath.Join(m.volDir(name), usersFile)); err == nil {
-		var u struct{ UsedBy []string }
-		if json.Unmarshal(b, &u) == nil {
-			v.UsedBy = u.UsedBy
-		}
-	}
 	return v, nil
 }
 
@@ -160,24 +154,59 @@ func (m *Manager) writeMeta(v *Volume) error {
 	return writeFileAtomic(filepath.Join(m.volDir(v.Name), metaFile), append(b, '\n'), 0o600)
 }
 
-// writeUsers stores v's users. They are written atomically but not
-// fsynced: they must survive a crash of the supervisor (the kernel keeps
-// the file), while after a power loss no container runs anyway and a lost
-// or empty file correctly means "no users". This keeps fsyncs off the path
-// of every container start.
-func (m *Manager) writeUsers(v *Volume) error {
-	p := filepath.Join(m.volDir(v.Name), usersFile)
-	if len(v.UsedBy) == 0 {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return nil
+// userTable maps a volume name to the containers using it (sorted). It
+// is kept in one file, DIR/.users.json, written atomically but not
+// fsynced: it must survive a crash of berth (the kernel keeps the file),
+// while after a power loss no container runs anyway and a lost or empty
+// file correctly means "no users". One small file instead of one per
+// volume keeps both fsyncs and metadata operations off the path of every
+// container start.
+type userTable map[string][]string
+
+func (m *Manager) loadUsersLocked() userTable {
+	u := userTable{}
+	if b, err := os.ReadFile(filepath.Join(m.dir, usersFile)); err == nil {
+		_ = json.Unmarshal(b, &u) // unreadable: no users
 	}
-	b, err := json.Marshal(struct{ UsedBy []string }{v.UsedBy})
+	return u
+}
+
+func (m *Manager) saveUsersLocked(u userTable) error {
+	for k, v := range u {
+		if len(v) == 0 {
+			delete(u, k)
+		}
+	}
+	b, err := json.Marshal(u)
 	if err != nil {
 		return err
 	}
-	return writeFileRename(p, b, 0o600, false)
+	return writeFileRename(filepath.Join(m.dir, usersFile), b, 0o600, false)
+}
+
+// add records c as a user of vol; it reports whether c was new.
+func (u userTable) add(vol, c string) bool {
+	if slices.Contains(u[vol], c) {
+		return false
+	}
+	l := append(slices.Clone(u[vol]), c)
+	slices.Sort(l)
+	u[vol] = l
+	return true
+}
+
+// removeContainer drops c from every volume and returns the volumes it
+// used, sorted.
+func (u userTable) removeContainer(c string) []string {
+	var out []string
+	for vol, l := range u {
+		if i := slices.Index(l, c); i >= 0 {
+			u[vol] = slices.Delete(slices.Clone(l), i, i+1)
+			out = append(out, vol)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // createLocked makes a new volume: the directory with its metadata and an
@@ -268,6 +297,12 @@ func (m *Manager) removeLocked(v *Volume) error {
 	if err := syncDir(m.dir); err != nil {
 		return err
 	}
+	if u := m.loadUsersLocked(); u[v.Name] != nil { // forced removal of a used volume
+		delete(u, v.Name)
+		if err := m.saveUsersLocked(u); err != nil {
+			return err
+		}
+	}
 	return os.RemoveAll(trash)
 }
 
@@ -278,6 +313,7 @@ func (m *Manager) listLocked() ([]*Volume, error) {
 	if err != nil {
 		return nil, err
 	}
+	users := m.loadUsersLocked()
 	var out []*Volume
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), ".") || !e.IsDir() {
@@ -290,6 +326,7 @@ func (m *Manager) listLocked() ([]*Volume, error) {
 			}
 			return nil, err
 		}
+		v.UsedBy = users[v.Name]
 		out = append(out, v)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -323,22 +360,4 @@ func (m *Manager) sweepLocked() error {
 		}
 	}
 	return nil
-}
-
-func addUser(v *Volume, c string) bool {
-	if slices.Contains(v.UsedBy, c) {
-		return false
-	}
-	v.UsedBy = append(v.UsedBy, c)
-	slices.Sort(v.UsedBy)
-	return true
-}
-
-func removeUser(v *Volume, c string) bool {
-	i := slices.Index(v.UsedBy, c)
-	if i < 0 {
-		return false
-	}
-	v.UsedBy = slices.Delete(v.UsedBy, i, i+1)
-	return true
 }

@@ -61,8 +61,9 @@ func TestVolumeName(t *testing.T) {
 		{Name: "db"},
 		{Name: "cache", ActualName: "shared-cache"},
 		{Name: "ext", ActualName: "ext-vol", External: true},
+		{Name: "bare", External: true},
 	}}
-	for key, want := range map[string]string{"db": "shop_db", "cache": "shared-cache", "ext": "ext-vol"} {
+	for key, want := range map[string]string{"db": "shop_db", "cache": "shared-cache", "ext": "ext-vol", "bare": "bare"} {
 		got, err := VolumeName(p, key)
 		if err != nil || got != want {
 			t.Errorf("VolumeName(%q) = %q, %v; want %q", key, got, err, want)
@@ -478,6 +479,7 @@ func TestPrepareExternal(t *testing.T) {
 	}
 	release()
 	p.Volumes[len(p.Volumes)-1].External = true
+	p.Volumes[len(p.Volumes)-1].ActualName = "proj_db" // external: true, name: proj_db
 	if ext := ExternalNames(p); !slices.Equal(ext, []string{"outside", "proj_db"}) {
 		t.Fatalf("ExternalNames = %v", ext)
 	}
