@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -127,9 +128,13 @@ func dial(g *globalOptions) (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	c, err := api.Dial(root)
+	if err == nil || !errors.Is(err, api.ErrNoDaemon) {
+		return c, err
+	}
 	exe, err := berthExecutable()
 	if err != nil {
-		return nil, fmt.Errorf("find the berth binary: %w", err)
+		return nil, fmt.Errorf("start the berth daemon: find the berth binary: %w", err)
 	}
 	return api.EnsureDaemon(root, exe)
 }
