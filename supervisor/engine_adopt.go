@@ -160,7 +160,7 @@ func (e *Engine) adoptOne(ctx context.Context, name string, st *containerState) 
 // runtime's record (when an earlier handle of this process reaped it),
 // the keeper's exit record, or 255 with a note.
 func (e *Engine) exitOf(rc *runtime.Container, rs *runtime.State, pid int, start uint64) (runtime.ExitStatus, string) {
-	if rs != nil && rs.ExitCode != nil && rs.Pid == pid {
+	if rs != nil && rs.ExitCode != nil && rs.InitStartTime == start {
 		return runtime.ExitStatus{Code: *rs.ExitCode, OOMKilled: rs.OOMKilled}, ""
 	}
 	if pid > 0 {

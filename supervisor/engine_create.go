@@ -145,6 +145,19 @@ func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 	if err != nil {
 		return nil, err
 	}
+	if st.OwnNetNS && oci.Linux != nil {
+		// Workaround: see setNetSysctls.
+		net := map[string]string{}
+		for k, v := range oci.Linux.Sysctl {
+			if strings.HasPrefix(k, "net.") {
+				net[k] = v
+				delete(oci.Linux.Sysctl, k)
+			}
+		}
+		if err := setNetSysctls(st.NetNSPath, net); err != nil {
+			return nil, err
+		}
+	}
 	for _, w := range warnings {
 		e.emit(Event{Project: p.Name, Service: svc.Name, Container: name, Action: "warning", Message: w})
 	}

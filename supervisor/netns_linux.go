@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -73,4 +74,39 @@ func isNetNSMounted(path string) bool {
 		return false
 	}
 	return st.Type == unix.NSFS_MAGIC
+}
+
+// setNetSysctls writes net.* sysctls inside the network namespace at path.
+// The runtime refuses net.* sysctls for a container that joins a namespace
+// by path (it cannot tell ours from the host's), so the engine applies them
+// to the netns file it made itself, before the container starts.
+func setNetSysctls(path string, sysctls map[string]string) error {
+	if len(sysctls) == 0 {
+		return nil
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// The thread joins another namespace and is never unlocked:
+		// the Go runtime ends it when this goroutine returns.
+		goruntime.LockOSThread()
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- &os.PathError{Op: "open", Path: path, Err: err}
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			errc <- os.NewSyscallError("setns", err)
+			return
+		}
+		for k, v := range sysctls {
+			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+				errc <- fmt.Errorf("sysctl %s: %w", k, err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return <-errc
 }
