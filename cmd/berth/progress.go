@@ -52,10 +52,18 @@ var progressVerbs = map[string][2]string{
 func progressLine(ev api.Event) (subject, status string, done, failed, ok bool) {
 	kind, name := "Container", ev.Container
 	switch ev.Action {
-	case "network", "volume":
-		kind = strings.ToUpper(ev.Action[:1]) + ev.Action[1:]
+	case "network", "volume", "image":
+		kind = titleWord(ev.Action)
 		if name == "" {
 			name = ev.Message
+		}
+		if name == "" && ev.Project != "" {
+			// The daemon removes a project's networks together.
+			kind, name = kind+"s", "of "+ev.Project
+		}
+	case "pull":
+		if name == "" {
+			kind, name = "Image", ev.Message
 		}
 	}
 	if name == "" {
@@ -77,7 +85,9 @@ func progressLine(ev api.Event) (subject, status string, done, failed, ok bool) 
 		return subject, verbs[1], true, false, true
 	case ev.Action == "health_status" && ev.Status != "":
 		return subject, titleWord(ev.Status), ev.Status != "starting", ev.Status == "unhealthy", true
-	case (kind == "Network" || kind == "Volume") && ev.Status != "":
+	case kind != "Container" && ev.Status == "done":
+		return subject, "Created", true, false, true
+	case kind != "Container" && ev.Status != "":
 		return subject, titleWord(ev.Status), ev.Status != "working", false, true
 	}
 	return "", "", false, false, false
