@@ -339,12 +339,30 @@ func (a *attachment) run() error {
 	if len(running) == 0 {
 		return finish(exitCode)
 	}
+	// Once the stack is being stopped (Ctrl-C, or a container exit with
+	// --abort-on-container-exit), the exits that follow are still noted,
+	// for a bounded time.
+	var (
+		stopping    bool
+		drain       <-chan time.Time
+		codeFromSet bool
+	)
+	stop := func(note string) {
+		fmt.Fprintln(a.errw, note)
+		a.stopAll(sigs)
+		stopping = true
+		drain = time.After(3 * time.Second)
+	}
 	for {
 		select {
 		case <-sigs:
-			fmt.Fprintln(a.errw, "Gracefully stopping... (press Ctrl+C again to force)")
-			a.stopAll(sigs)
-			return finish(130)
+			stop("Gracefully stopping... (press Ctrl+C again to force)")
+			exitCode = 130
+		case <-drain:
+			if a.f.exitCodeFrom != "" && !codeFromSet && exitCode != 130 {
+				exitCode = a.exitCodeOf(a.f.exitCodeFrom, exitCode)
+			}
+			return finish(exitCode)
 		case ev := <-a.events:
 			if !a.attached(ev.Service) || ev.Time.Before(psAt) {
 				continue // not ours, or already seen in ps
@@ -359,24 +377,18 @@ func (a *attachment) run() error {
 			}
 			a.quiet()
 			a.lp.Note(shortName(a.p.Name, ev.Service, ev.Container), fmt.Sprintf("exited with code %d", ev.ExitCode))
-			if a.f.exitCodeFrom == ev.Service {
-				exitCode = ev.ExitCode
+			if ev.Status != "restarting" || stopping {
+				delete(running, ev.Container)
 			}
-			if a.f.abortOnExit {
+			if a.f.exitCodeFrom == ev.Service && exitCode != 130 {
+				exitCode, codeFromSet = ev.ExitCode, true
+			}
+			if a.f.abortOnExit && !stopping {
 				if a.f.exitCodeFrom == "" {
 					exitCode = ev.ExitCode
 				}
-				fmt.Fprintln(a.errw, "Aborting on container exit...")
-				a.stopAll(sigs)
-				if a.f.exitCodeFrom != "" && a.f.exitCodeFrom != ev.Service {
-					exitCode = a.exitCodeOf(a.f.exitCodeFrom, exitCode)
-				}
-				return finish(exitCode)
+				stop("Aborting on container exit...")
 			}
-			if ev.Status == "restarting" {
-				continue
-			}
-			delete(running, ev.Container)
 			if len(running) == 0 {
 				return finish(exitCode)
 			}
