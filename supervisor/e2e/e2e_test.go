@@ -23,14 +23,20 @@ func TestPublishedStackCommands(t *testing.T) {
 	port := freePort(t)
 	greeting := fmt.Sprintf("hi%d", rand.IntN(1e6))
 	s := newStack(t, "published", "WEB_PORT="+strconv.Itoa(port), "GREETING="+greeting)
+	name := s.project + "-web-1"
 
 	r := s.must("up", "-d")
-	if !strings.Contains(r.stderr, "Container published-web-1 Started") {
+	if !strings.Contains(r.stderr, "Container "+name+" Started") {
 		t.Errorf("up -d progress lacks the plain started line:\n%s", r.stderr)
+	}
+	r = s.must("ps")
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME ") ||
+		!strings.Contains(lines[1], name) || !strings.Contains(lines[1], fmt.Sprintf("127.0.0.1:%d->8080/tcp", port)) || !strings.Contains(lines[1], "Up ") {
+		t.Errorf("ps:\n%s", r.stdout)
 	}
 	ps := s.ps()
 	web, ok := ps["web"]
-	if !ok || web.Name != "published-web-1" || web.State != "running" || web.Health != "" || web.StartedAt.IsZero() || web.CreatedAt.IsZero() {
+	if !ok || web.Name != name || web.State != "running" || web.Health != "" || web.StartedAt.IsZero() || web.CreatedAt.IsZero() {
 		t.Fatalf("ps: %+v", ps)
 	}
 	if len(web.Publishers) != 1 || web.Publishers[0].PublishedPort != port || web.Publishers[0].TargetPort != 8080 || web.Publishers[0].URL != "127.0.0.1" {
@@ -73,18 +79,18 @@ func TestPublishedStackCommands(t *testing.T) {
 	if r := s.must("port", "web", "8080"); strings.TrimSpace(r.stdout) != fmt.Sprintf("127.0.0.1:%d", port) {
 		t.Errorf("port web 8080 = %q", r.stdout)
 	}
-	if r := s.berth("port", "web", "9999"); r.code != 1 || !strings.Contains(r.stderr, "published-web-1: port 9999/tcp is not published") {
+	if r := s.berth("port", "web", "9999"); r.code != 1 || !strings.Contains(r.stderr, name+": port 9999/tcp is not published") {
 		t.Errorf("port of an unpublished port: %s", r)
 	}
 
 	// top lists httpd, with the container's pid.
 	r = s.must("top")
-	if !strings.Contains(r.stdout, "published-web-1\n") || !strings.Contains(r.stdout, "httpd -f -v -p 8080 -h /www") || !strings.Contains(r.stdout, " "+strconv.Itoa(web.Pid)+" ") {
+	if !strings.Contains(r.stdout, name+"\n") || !strings.Contains(r.stdout, "httpd -f -v -p 8080 -h /www") || !strings.Contains(r.stdout, " "+strconv.Itoa(web.Pid)+" ") {
 		t.Errorf("top (pid %d):\n%s", web.Pid, r.stdout)
 	}
 	// stats --no-stream --format json: one object for the container.
 	r = s.must("stats", "--no-stream", "--format", "json")
-	if strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"Name":"published-web-1"`) || !strings.Contains(r.stdout, `"PIDs":"1"`) {
+	if strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"Name":"`+name+`"`) || !strings.Contains(r.stdout, `"PIDs":"1"`) {
 		t.Errorf("stats:\n%s", r.stdout)
 	}
 
@@ -99,8 +105,8 @@ func TestPublishedStackCommands(t *testing.T) {
 	}
 
 	// The leak check sees a live container (so that it can fail).
-	live := strings.Join(containerLeaks("published-web-1"), "\n")
-	for _, want := range []string{"process " + strconv.Itoa(web.Pid) + " in cgroup", "cgroup /sys/fs/cgroup/", "mount " + root, "file " + root + "/netns/published-web-1"} {
+	live := strings.Join(containerLeaks(name), "\n")
+	for _, want := range []string{"process " + strconv.Itoa(web.Pid) + " in cgroup", "cgroup /sys/fs/cgroup/", "mount " + root, "file " + root + "/netns/" + name} {
 		if !strings.Contains(live, want) {
 			t.Errorf("leak check of a running container lacks %q:\n%s", want, live)
 		}
@@ -108,7 +114,7 @@ func TestPublishedStackCommands(t *testing.T) {
 
 	// down removes everything; ps shows nothing.
 	r = s.must("down")
-	if !strings.Contains(r.stderr, "Container published-web-1 Removed") {
+	if !strings.Contains(r.stderr, "Container "+name+" Removed") {
 		t.Errorf("down progress:\n%s", r.stderr)
 	}
 	if ps := s.ps(); len(ps) != 0 {
@@ -124,7 +130,7 @@ func TestPublishedStackCommands(t *testing.T) {
 // up changes nothing.
 func TestChainUpInOrder(t *testing.T) {
 	s := newStack(t, "chain")
-	s.must("up", "-d")
+	s.must("up", "--wait")
 	ps := s.ps()
 	if len(ps) != 5 {
 		t.Fatalf("ps: %d containers: %+v", len(ps), ps)
@@ -140,6 +146,9 @@ func TestChainUpInOrder(t *testing.T) {
 		if prev.Health != "healthy" {
 			t.Errorf("%s is %q once its dependent started", prev.Name, prev.Health)
 		}
+	}
+	if h := ps["link5"].Health; h != "healthy" {
+		t.Errorf("after up --wait link5 is %q", h)
 	}
 	// A second up touches nothing.
 	s.must("up", "-d")
@@ -250,7 +259,7 @@ func TestAttachedUpInterrupt(t *testing.T) {
 	s := newStack(t, "chain")
 	cmd := exec.Command(berthBin, "up")
 	cmd.Dir = s.dir
-	cmd.Env = append(os.Environ(), "BERTH_ROOT="+root)
+	cmd.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
 	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
@@ -315,8 +324,28 @@ func TestLifecycleCommands(t *testing.T) {
 	if c := s.ps()["link2"]; c.ExitCode != 137 {
 		t.Errorf("kill -s KILL: %+v", c)
 	}
+	// events --json streams what restart does.
+	ev := exec.Command(berthBin, "events", "--json", "link3")
+	ev.Dir = s.dir
+	ev.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
+	var evOut syncBuffer
+	ev.Stdout = &evOut
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ev.Process.Kill(); ev.Wait() }()
+	time.Sleep(300 * time.Millisecond) // subscribed
 	before := s.ps()["link3"]
 	s.must("restart", "-t", "1", "link3")
+	waitUntil(t, 5*time.Second, "die and restart events of link3", func() bool {
+		o := evOut.String()
+		return strings.Contains(o, `"action":"die"`) && strings.Contains(o, `"action":"restart"`)
+	})
+	for _, line := range strings.Split(strings.TrimSpace(evOut.String()), "\n") {
+		if !strings.Contains(line, `"id":"`+s.project+`-link3-1"`) || !strings.Contains(line, `"service":"link3"`) {
+			t.Errorf("events --json link3 printed %s", line)
+		}
+	}
 	if c := s.ps()["link3"]; !c.StartedAt.After(before.StartedAt) || c.State != "running" {
 		t.Errorf("restart: %+v -> %+v", before, c)
 	}
@@ -325,12 +354,12 @@ func TestLifecycleCommands(t *testing.T) {
 		t.Error("rm -f -s link5 left it")
 	}
 	r := s.must("ls", "--format", "json")
-	if !strings.Contains(r.stdout, `"Name":"chain"`) {
+	if !strings.Contains(r.stdout, `"Name":"`+s.project+`"`) {
 		t.Errorf("ls: %s", r.stdout)
 	}
 	// down without the stack files, by name, from another directory.
-	other := stackEnv{t: t, dir: t.TempDir(), project: "chain"}
-	other.must("down", "-p", "chain")
+	other := stackEnv{t: t, dir: t.TempDir(), project: s.project}
+	other.must("down", "-p", s.project)
 	if ps := s.ps(); len(ps) != 0 {
 		t.Errorf("down -p chain left %+v", ps)
 	}

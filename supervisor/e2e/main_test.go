@@ -201,13 +201,18 @@ type stackEnv struct {
 	track   *trackedNames
 }
 
-// newStack runs the example stack name as project (its name: in the
-// file, so tests running on different stacks never share names) and
-// registers `down -v` and the leak check as cleanup.
+// newStack runs the example stack name, under a project name unique to
+// this test process, and registers `down -v` and the leak check as
+// cleanup.
 func newStack(t *testing.T, name string, env ...string) *stackEnv {
 	t.Helper()
 	requirePrivileged(t)
-	s := &stackEnv{t: t, dir: filepath.Join(examples, name), project: name, env: env}
+	// A project name of our own: cgroups are named after containers
+	// (/berth/PROJECT-SERVICE-N) whatever the root, so a name another
+	// test (or a person) on this host uses too would share them.
+	project := fmt.Sprintf("%s-e2e%d", name, os.Getpid())
+	env = append(env, "COMPOSE_PROJECT_NAME="+project)
+	s := &stackEnv{t: t, dir: filepath.Join(examples, name), project: project, env: env}
 	var tracked trackedNames
 	t.Cleanup(func() {
 		r := s.berth("down", "-v", "-t", "1")
