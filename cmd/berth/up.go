@@ -396,27 +396,24 @@ func (a *attachment) run() error {
 	}
 }
 
-// quiet waits until the log stream has been quiet for a moment (at most a
-// second), so that a container's last lines come before the note of its
-// exit: logs and events arrive on different connections.
+// quiet waits until no log line came for logQuiet (at most a second),
+// so that a container's last lines come before the note of its exit: logs
+// and events arrive on different connections. When the logs are already
+// quiet it returns at once.
 func (a *attachment) quiet() {
 	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
+	for {
 		a.mu.Lock()
-		last := a.lastLog
+		since := time.Since(a.lastLog)
 		a.mu.Unlock()
-		if time.Since(last) > 150*time.Millisecond {
-			time.Sleep(50 * time.Millisecond)
-			a.mu.Lock()
-			last2 := a.lastLog
-			a.mu.Unlock()
-			if last2.Equal(last) {
-				return
-			}
+		if since >= logQuiet || time.Now().After(deadline) {
+			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(logQuiet - since)
 	}
 }
+
+const logQuiet = 100 * time.Millisecond
 
 // exitCodeOf returns the exit code of service's container after it stopped.
 func (a *attachment) exitCodeOf(service string, def int) int {
