@@ -328,6 +328,9 @@ func (a *attachment) run() error {
 	defer signal.Stop(sigs)
 
 	finish := func(code int) error {
+		// Lines still on their way (logs and events come on different
+		// connections) get a moment to arrive.
+		time.Sleep(logQuiet)
 		a.quiet()
 		a.cancel()
 		<-logsDone
