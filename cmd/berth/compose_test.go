@@ -457,11 +457,15 @@ func TestUpAttachedExitCodeFrom(t *testing.T) {
 		t.Errorf("stderr lacks the abort note:\n%s", r.errOut)
 	}
 	d.mu.Lock()
-	acts := slices.Clone(d.actions)
+	acts := slices.Clone(d.projActs)
 	d.mu.Unlock()
-	slices.Sort(acts)
-	if !slices.Equal(acts, []string{"stop demo-db-1", "stop demo-web-1"}) {
-		t.Errorf("on abort up stopped %v, want the running containers", acts)
+	if len(acts) != 1 || acts[0].Project != "demo" || acts[0].Action != "stop" || len(acts[0].Req.Services) != 0 {
+		t.Errorf("on abort up asked %+v, want one stop of the whole project", acts)
+	}
+	for _, want := range []string{"web-1 exited with code 137", "db-1 exited with code 137"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("stdout lacks %q (exits after the stop are noted):\n%s", want, r.out)
+		}
 	}
 }
 
@@ -518,23 +522,31 @@ func TestLifecycleCommands(t *testing.T) {
 	var order []string
 	d.onAction = func(name, action string) { order = append(order, action+" "+name) }
 
-	// stop: dependents first (api before db), web on its own.
+	// stop, start and restart go to the daemon as project actions, which
+	// walk the dependency graph.
 	_, errOut, err := d.run("stop", "-f", f, "-t", "2", "api", "db")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(order, []string{"stop demo-api-1", "stop demo-db-1"}) {
-		t.Errorf("stop order %v: api depends on db, so api stops first", order)
+	if len(d.projActs) != 1 || d.projActs[0].Action != "stop" || !slices.Equal(d.projActs[0].Req.Services, []string{"api", "db"}) ||
+		d.projActs[0].Req.Timeout == nil || *d.projActs[0].Req.Timeout != 2*time.Second {
+		t.Errorf("stop asked %+v", d.projActs)
 	}
-	if !strings.Contains(errOut, "Container demo-api-1 Stopped") {
+	if !strings.Contains(errOut, "Container demo-api-1 Stopped") || !strings.Contains(errOut, "Container demo-db-1 Stopped") {
 		t.Errorf("stop progress %q", errOut)
 	}
-	order = nil
-	if _, _, err := d.run("start", "-f", f); err != nil {
+	if _, _, err := d.run("start", "-p", "demo"); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(order, []string{"start demo-db-1", "start demo-api-1"}) {
-		t.Errorf("start order %v: db first, web already running", order)
+	if _, _, err := d.run("restart", "-p", "demo", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.projActs) != 3 || d.projActs[1].Action != "start" || d.projActs[1].Req.Services != nil || d.projActs[1].Req.Timeout != nil ||
+		d.projActs[2].Action != "restart" || !slices.Equal(d.projActs[2].Req.Services, []string{"web"}) {
+		t.Errorf("start/restart asked %+v", d.projActs[1:])
+	}
+	if len(order) != 0 {
+		t.Errorf("project actions went container by container: %v", order)
 	}
 	order = nil
 	if _, _, err := d.run("kill", "-p", "demo", "-s", "TERM", "web"); err != nil {
@@ -569,7 +581,7 @@ func TestLifecycleCommands(t *testing.T) {
 	if left != 0 {
 		t.Errorf("rm -f -s left %d containers (actions %v)", left, order)
 	}
-	if _, _, err := d.run("stop", "-p", "demo", "web"); err == nil || !strings.Contains(err.Error(), `service "web" has no container`) {
+	if _, _, err := d.run("stop", "-p", "demo", "web"); err == nil || !strings.Contains(err.Error(), `service "web" has no containers`) {
 		t.Errorf("stop of a service without containers: %v", err)
 	}
 }

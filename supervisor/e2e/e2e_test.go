@@ -135,20 +135,33 @@ func TestChainUpInOrder(t *testing.T) {
 	if len(ps) != 5 {
 		t.Fatalf("ps: %d containers: %+v", len(ps), ps)
 	}
-	for i := 2; i <= 5; i++ {
-		prev, cur := ps[fmt.Sprintf("link%d", i-1)], ps[fmt.Sprintf("link%d", i)]
-		if cur.State != "running" {
-			t.Errorf("%s: %s", cur.Name, cur.State)
-		}
-		if gap := cur.StartedAt.Sub(prev.StartedAt); gap < 250*time.Millisecond {
-			t.Errorf("%s started %v after %s; it must wait for it to be healthy (≥ 0.3 s)", cur.Name, gap, prev.Name)
-		}
-		if prev.Health != "healthy" {
-			t.Errorf("%s is %q once its dependent started", prev.Name, prev.Health)
+	// Each link logs the host's uptime when it starts and when it is
+	// ready: link N must start after link N-1 was ready.
+	times := map[string]float64{}
+	for _, line := range strings.Split(s.must("logs", "--no-log-prefix").stdout, "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			v, err := strconv.ParseFloat(f[2], 64)
+			if err == nil {
+				times[f[0]+" "+f[1]] = v
+			}
 		}
 	}
-	if h := ps["link5"].Health; h != "healthy" {
-		t.Errorf("after up --wait link5 is %q", h)
+	for i := 1; i <= 5; i++ {
+		cur := ps[fmt.Sprintf("link%d", i)]
+		if cur.State != "running" || cur.Health != "healthy" {
+			t.Errorf("after up --wait %s is %s (%q)", cur.Name, cur.State, cur.Health)
+		}
+		if i == 1 {
+			continue
+		}
+		start, ok1 := times[fmt.Sprintf("link%d start", i)]
+		ready, ok2 := times[fmt.Sprintf("link%d ready", i-1)]
+		if !ok1 || !ok2 {
+			t.Fatalf("no start/ready lines in the logs: %v", times)
+		}
+		if start < ready {
+			t.Errorf("link%d started at %.2f, before link%d was ready at %.2f", i, start, i-1, ready)
+		}
 	}
 	// A second up touches nothing.
 	s.must("up", "-d")
@@ -158,9 +171,6 @@ func TestChainUpInOrder(t *testing.T) {
 			t.Errorf("second up recreated or restarted %s: %+v -> %+v", c.Name, c, a)
 		}
 	}
-	waitUntil(t, 5*time.Second, "link5's ready line", func() bool {
-		return strings.Contains(s.must("logs", "link5").stdout, "link5 ready")
-	})
 }
 
 // on-failure:3 restarts the crasher exactly three times; wait reports its
@@ -272,7 +282,7 @@ func TestAttachedUpInterrupt(t *testing.T) {
 		<-done
 	})
 	waitUntil(t, 30*time.Second, "the attached chain", func() bool {
-		return strings.Contains(out.String(), "link5-1  | link5 ready")
+		return strings.Contains(out.String(), "link5-1  | link5 ready ")
 	})
 	cmd.Process.Signal(syscall.SIGINT)
 	var err error
@@ -309,8 +319,14 @@ func TestLifecycleCommands(t *testing.T) {
 	if ps["link4"].State != "exited" || ps["link5"].State != "exited" || ps["link3"].State != "running" {
 		t.Fatalf("after stop link4 link5: %+v", ps)
 	}
+	if ps["link5"].FinishedAt.After(ps["link4"].FinishedAt) {
+		t.Errorf("stop: link5 (depends on link4) stopped at %v, after link4 at %v", ps["link5"].FinishedAt, ps["link4"].FinishedAt)
+	}
 	s.must("start", "link4", "link5")
-	waitUntil(t, 10*time.Second, "link5 running again", func() bool { return s.ps()["link5"].State == "running" })
+	ps = s.ps()
+	if ps["link5"].State != "running" || !ps["link5"].StartedAt.After(ps["link4"].StartedAt) {
+		t.Errorf("start: link5 must start after link4: link4 %v, link5 %v (%s)", ps["link4"].StartedAt, ps["link5"].StartedAt, ps["link5"].State)
+	}
 	s.must("pause", "link1")
 	if c := s.ps()["link1"]; c.State != "paused" {
 		t.Errorf("pause: %+v", c)
@@ -337,9 +353,9 @@ func TestLifecycleCommands(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // subscribed
 	before := s.ps()["link3"]
 	s.must("restart", "-t", "1", "link3")
-	waitUntil(t, 5*time.Second, "die and restart events of link3", func() bool {
+	waitUntil(t, 5*time.Second, "die and (re)start events of link3", func() bool {
 		o := evOut.String()
-		return strings.Contains(o, `"action":"die"`) && strings.Contains(o, `"action":"restart"`)
+		return strings.Contains(o, `"action":"die"`) && (strings.Contains(o, `"action":"restart"`) || strings.Contains(o, `"action":"start"`))
 	})
 	for _, line := range strings.Split(strings.TrimSpace(evOut.String()), "\n") {
 		if !strings.Contains(line, `"id":"`+s.project+`-link3-1"`) || !strings.Contains(line, `"service":"link3"`) {
