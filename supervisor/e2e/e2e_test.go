@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -397,4 +398,46 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// kill -9 of the daemon stops no container: the next command finds a
+// daemon again (the keeper restarts it), the container still runs with
+// the same pid and serves, and down removes everything.
+func TestDaemonKill9(t *testing.T) {
+	port := freePort(t)
+	s := newStack(t, "published", "WEB_PORT="+strconv.Itoa(port))
+	s.must("up", "-d")
+	before := s.ps()["web"]
+	b, err := os.ReadFile(filepath.Join(root, "berth.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		t.Fatalf("berth.pid: %q", b)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the daemon to die", func() bool {
+		st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		return err != nil || strings.Contains(string(st), ") Z ")
+	})
+	after := s.ps()["web"]
+	if after.State != "running" || after.Pid != before.Pid || after.ID != before.ID {
+		t.Errorf("after kill -9 of the daemon: %+v, before %+v", after, before)
+	}
+	b2, _ := os.ReadFile(filepath.Join(root, "berth.pid"))
+	if strings.TrimSpace(string(b2)) == strconv.Itoa(pid) {
+		t.Errorf("berth.pid still names the killed daemon %d", pid)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatalf("the published port after kill -9 of the daemon: %v", err)
+	}
+	resp.Body.Close()
+	s.must("down")
+	if ps := s.ps(); len(ps) != 0 {
+		t.Errorf("after down: %+v", ps)
+	}
 }
