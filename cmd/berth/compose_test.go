@@ -789,3 +789,50 @@ func TestResolveProject(t *testing.T) {
 		t.Errorf("checkServices: %v", err)
 	}
 }
+
+func TestRunCommand(t *testing.T) {
+	d := newFakeDaemon(t)
+	dir := stackDir(t, demoYAML)
+	f := filepath.Join(dir, "compose.yaml")
+	out, errOut, err := d.run("run", "-f", f, "--rm", "-e", "A=1", "--no-deps", "-u", "nobody", "web", "sh", "-c", "echo x; exit 4")
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 4 {
+		t.Fatalf("run: %v, want exit code 4", err)
+	}
+	if out != "sh -c echo x; exit 4\n" || !strings.Contains(errOut, "to stderr\n") {
+		t.Errorf("run output %q / %q: stdout and stderr unprefixed, each on its stream", out, errOut)
+	}
+	r := d.runs[0]
+	if r.Service != "web" || !r.Remove || !r.NoDeps || r.User != "nobody" || !slices.Equal(r.Env, []string{"A=1"}) || r.Project.Name != "demo" || r.Entrypoint != nil {
+		t.Errorf("run request %+v", r)
+	}
+	out, _, err = d.run("run", "-f", f, "-d", "--entrypoint", "/bin/echo", "db")
+	if err != nil || out != "demo-db-run-0a1b\n" || !slices.Equal(d.runs[1].Entrypoint, []string{"/bin/echo"}) {
+		t.Errorf("run -d: %q, %v, entrypoint %v", out, err, d.runs[1].Entrypoint)
+	}
+	if _, _, err := d.run("run", "-f", f, "-d", "--rm", "db"); err == nil || !strings.Contains(err.Error(), "--rm and --detach are incompatible") {
+		t.Errorf("run -d --rm: %v", err)
+	}
+	if _, _, err := d.run("run", "-f", f, "nosuch"); err == nil || !strings.Contains(err.Error(), `no such service: "nosuch"`) {
+		t.Errorf("run of an unknown service: %v", err)
+	}
+}
+
+func TestWaitCommand(t *testing.T) {
+	d := newFakeDaemon(t)
+	for _, c := range sampleContainers() {
+		d.containers[c.Name] = &c
+	}
+	out, _, err := d.run("wait", "-p", "demo", "api")
+	var ee *exitError
+	if out != "3\n" || !errors.As(err, &ee) || ee.code != 3 {
+		t.Errorf("wait api: %q, %v; want 3 and exit code 3", out, err)
+	}
+	d.containers["demo-web-1"].ExitCode = 0
+	if out, _, err := d.run("wait", "-p", "demo", "--down-project", "web"); out != "0\n" || err != nil || len(d.downs) != 1 {
+		t.Errorf("wait --down-project web: %q, %v, %d downs", out, err, len(d.downs))
+	}
+	if _, _, err := d.run("wait", "-p", "demo"); err == nil {
+		t.Error("wait without a service accepted")
+	}
+}

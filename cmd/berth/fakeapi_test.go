@@ -36,6 +36,7 @@ type fakeDaemon struct {
 	downs      []api.DownRequest
 	actions    []string // "stop demo-web-1"
 	projActs   []projAct
+	runs       []api.RunRequest
 	subs       []chan api.Event
 	// onAction, when set, runs after a container action is recorded
 	// (with mu not held).
@@ -63,6 +64,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 	mux.HandleFunc("GET /v1/logs", d.serveLogs)
 	mux.HandleFunc("GET /v1/events", d.events)
 	mux.HandleFunc("GET /v1/projects", d.projects)
+	mux.HandleFunc("POST /v1/run", d.runOne)
 	mux.HandleFunc("POST /v1/projects/{name}/{action}", d.projectAction)
 	d.srv = httptest.NewUnstartedServer(mux)
 	d.srv.Listener = l
@@ -304,6 +306,38 @@ func (d *fakeDaemon) events(w http.ResponseWriter, r *http.Request) {
 			sw.Event(ev)
 		}
 	}
+}
+
+// runOne runs a one-off container: its "output" is its command line
+// echoed back on stdout, and its exit code the number after "exit", if
+// any (sh -c 'exit 4'-like commands give 4).
+func (d *fakeDaemon) runOne(w http.ResponseWriter, r *http.Request) {
+	var req api.RunRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Project == nil {
+		writeErr(w, api.KindBadRequest, fmt.Sprintf("bad run request: %v", err))
+		return
+	}
+	d.mu.Lock()
+	d.runs = append(d.runs, req)
+	d.mu.Unlock()
+	name := req.Name
+	if name == "" {
+		name = req.Project.Name + "-" + req.Service + "-run-0a1b"
+	}
+	sw := api.NewStreamWriter(w)
+	sw.Event(api.Event{Time: time.Now(), Container: name, Action: "start", Status: "done"})
+	if req.Detach {
+		sw.Result(api.Result{Containers: []string{name}})
+		return
+	}
+	cmd := strings.Join(req.Command, " ")
+	sw.Log(api.LogLine{Container: name, Service: req.Service, Stream: "stdout", Time: time.Now(), Log: cmd})
+	sw.Log(api.LogLine{Container: name, Service: req.Service, Stream: "stderr", Time: time.Now(), Log: "to stderr"})
+	code := 0
+	if _, after, ok := strings.Cut(cmd, "exit "); ok {
+		code, _ = strconv.Atoi(strings.Fields(after)[0])
+	}
+	sw.Result(api.Result{ExitCode: code, Containers: []string{name}})
 }
 
 // projAct is a recorded project action request.
