@@ -66,6 +66,27 @@ func TestPublishedStackCommands(t *testing.T) {
 	if r := s.must("logs", "--no-log-prefix", "--tail", "1", "web"); strings.Count(r.stdout, "\n") != 1 || strings.Contains(r.stdout, "|") {
 		t.Errorf("logs --tail 1 --no-log-prefix: %q", r.stdout)
 	}
+	// logs -f follows: a new request shows up while it runs.
+	follow := exec.Command(berthBin, "logs", "-f", "--tail", "0", "web")
+	follow.Dir = s.dir
+	follow.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
+	var followOut syncBuffer
+	follow.Stdout = &followOut
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/followed", port)); err == nil {
+		resp.Body.Close()
+	}
+	waitUntil(t, 5*time.Second, "logs -f to show the new request", func() bool {
+		return strings.Contains(followOut.String(), "response:404") // httpd -v: no /followed
+
+	})
+	follow.Process.Signal(syscall.SIGINT)
+	if err := follow.Wait(); err != nil {
+		t.Errorf("logs -f after SIGINT: %v", err)
+	}
 
 	// exec: environment, user, working directory, exit code.
 	r = s.berth("exec", "-T", "-e", "EXTRA=x1", "-w", "/tmp", "-u", "nobody", "web", "sh", "-c", `echo "$GREETING $EXTRA $(id -u) $(pwd)"; exit 5`)
@@ -439,5 +460,31 @@ func TestDaemonKill9(t *testing.T) {
 	s.must("down")
 	if ps := s.ps(); len(ps) != 0 {
 		t.Errorf("after down: %+v", ps)
+	}
+}
+
+// --scale adds and removes replicas; exec --index picks one.
+func TestScaleAndIndex(t *testing.T) {
+	s := newStack(t, "fetch")
+	s.must("up", "-d", "--scale", "server=3", "server")
+	r := s.must("ps", "--format", "json", "server")
+	if n := strings.Count(strings.TrimSpace(r.stdout), "\n") + 1; n != 3 {
+		t.Fatalf("ps after --scale server=3: %d lines\n%s", n, r.stdout)
+	}
+	host2 := strings.TrimSpace(s.must("exec", "-T", "--index", "2", "server", "hostname").stdout)
+	host3 := strings.TrimSpace(s.must("exec", "-T", "--index", "3", "server", "hostname").stdout)
+	if host2 == "" || host2 == host3 {
+		t.Errorf("exec --index 2 and 3 ran in %q and %q", host2, host3)
+	}
+	if r := s.berth("exec", "-T", "--index", "4", "server", "true"); r.code != 1 || !strings.Contains(r.stderr, `service "server" has no container with index 4`) {
+		t.Errorf("exec --index 4: %s", r)
+	}
+	s.must("up", "-d", "--scale", "server=1", "server")
+	ps := s.ps()
+	if len(ps) != 1 || ps["server"].Name != s.project+"-server-1" || ps["server"].State != "running" {
+		t.Errorf("after --scale server=1: %+v", ps)
+	}
+	if r := s.berth("up", "-d", "--scale", "server=many"); r.code != 1 || !strings.Contains(r.stderr, `--scale server=many: "many" is not a number`) {
+		t.Errorf("bad --scale: %s", r)
 	}
 }
