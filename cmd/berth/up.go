@@ -201,10 +201,19 @@ func runUp(cmd *cobra.Command, g *globalOptions, p *spec.Project, services []str
 	res, err := c.Up(ctx, req, prog.Event)
 	prog.Done()
 	if err != nil {
-		if ctx.Err() != nil {
-			return &exitError{code: 130, err: errors.New("interrupted")}
+		if ctx.Err() == nil {
+			return err
 		}
-		return err
+		if attached {
+			// Ctrl-C while the stack comes up stops what came up
+			// (another Ctrl-C kills it), as it does once attached.
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			fmt.Fprintln(errw, "Gracefully stopping... (press Ctrl+C again to force)")
+			a.stopAll(sigs)
+		}
+		return &exitError{code: 130, err: errors.New("interrupted")}
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintln(errw, "berth: warning:", w)
@@ -289,6 +298,10 @@ func (a *attachment) run() error {
 		return err
 	}
 	cs = filterPs(cs, a.services, nil)
+	// One-off containers of `run` are not attached.
+	cs = slices.DeleteFunc(cs, func(c api.ContainerSummary) bool {
+		return strings.HasPrefix(c.Name, c.Project+"-"+c.Service+"-run-")
+	})
 	names := make([]string, 0, len(cs))
 	for _, c := range cs {
 		names = append(names, shortName(c.Project, c.Service, c.Name))
@@ -378,7 +391,7 @@ func (a *attachment) run() error {
 			}
 			return finish(exitCode)
 		case ev := <-a.events:
-			if !a.attached(ev.Service) || ev.Time.Before(psAt) {
+			if !a.attached(ev.Service) || ev.Time.Before(psAt) || strings.HasPrefix(ev.Container, a.p.Name+"-"+ev.Service+"-run-") {
 				continue // not ours, or already seen in ps
 			}
 			switch ev.Action {

@@ -488,3 +488,46 @@ func TestScaleAndIndex(t *testing.T) {
 		t.Errorf("bad --scale: %s", r)
 	}
 }
+
+// Ctrl-C while the stack is still coming up stops what came up.
+func TestInterruptDuringUp(t *testing.T) {
+	s := newStack(t, "chain")
+	cmd := exec.Command(berthBin, "up")
+	cmd.Dir = s.dir
+	cmd.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// link1 runs, the chain waits on its health: interrupt then.
+	waitUntil(t, 30*time.Second, "link1 to start", func() bool {
+		return strings.Contains(errb.String(), "link1-1 Started")
+	})
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("up did not end after SIGINT\nstderr:\n%s", errb.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(errb.String(), "Gracefully stopping...") {
+		t.Errorf("up interrupted while starting: exit %d\nstderr:\n%s", code, errb.String())
+	}
+	if strings.Contains(errb.String(), "link5-1 Started") {
+		t.Fatalf("the chain came up although interrupted right after link1 started (it takes 1.2 s more):\n%s", errb.String())
+	}
+	// Whatever the daemon had started is stopped; give a plan still
+	// running in the daemon a moment to notice the cancel.
+	waitUntil(t, 10*time.Second, "no running container", func() bool {
+		for _, c := range s.ps() {
+			if c.State == "running" {
+				return false
+			}
+		}
+		return true
+	})
+}
