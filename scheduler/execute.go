@@ -29,8 +29,12 @@ type Executor interface {
 	// WaitCondition blocks until w.Container meets w.Condition and
 	// returns nil, or returns an error as soon as it cannot (the
 	// container turned unhealthy, exited non-zero for
-	// ConditionCompleted, exited for ConditionHealthy) or ctx is done.
-	// It must be event driven: Execute does not poll.
+	// ConditionCompleted, exited for ConditionHealthy, does not exist)
+	// or ctx is done. It judges the container's current state first (a
+	// container that already exited 0 meets ConditionCompleted; one
+	// already healthy meets ConditionHealthy) and then waits for events:
+	// Execute does not poll. The container may be one the plan does not
+	// touch (a running dependency).
 	WaitCondition(ctx context.Context, w Wait) error
 }
 
@@ -114,6 +118,7 @@ type event struct {
 	id       int // index into plan.Steps
 	err      error
 	warnings []string
+	skipped  bool // evDone: the context was cancelled before Do
 }
 
 // Execute walks plan: a step runs once the steps it depends on have
@@ -205,12 +210,12 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 				return
 			}
 		}
-		// A dependency whose start step in this plan did not succeed
-		// cannot meet its condition: do not wait for it. (For a required
+		// A dependency whose start step in this plan failed, was blocked
+		// or skipped cannot meet its condition: do not wait for it. (For a required
 		// one the step is blocked above, as that start step is in After.)
 		var waits []Wait
 		for _, w := range s.Waits {
-			if j, ok := startStep[w.Container]; ok && rep.Results[j].Status != StatusDone {
+			if j, ok := startStep[w.Container]; ok && rep.Results[j].Status > StatusDone {
 				rep.Results[i].Warnings = append(rep.Results[i].Warnings, fmt.Sprintf(
 					"dependency %s (service %q) was not started (not required; starting anyway)", w.Container, w.Service))
 				continue
@@ -228,17 +233,23 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 			events <- event{kind: evWaited, id: i, err: err, warnings: warnings}
 		}()
 	}
+	// pump hands queued steps to the errgroup. g.Go blocks while limit
+	// steps run; that is safe because running steps never block on the
+	// dispatcher (events has room for every event), so a slot always
+	// frees up.
 	pump := func() {
 		for len(queue) > 0 && !cancelled {
 			i := queue[0]
+			queue = queue[1:]
 			s := steps[i]
-			if !g.TryGo(func() error {
+			g.Go(func() error {
+				if ctx.Err() != nil {
+					events <- event{kind: evDone, id: i, skipped: true}
+					return nil
+				}
 				events <- event{kind: evDone, id: i, err: safeDo(ctx, ex, s)}
 				return nil
-			}) {
-				return
-			}
-			queue = queue[1:]
+			})
 		}
 	}
 	cancel := func() {
@@ -285,7 +296,9 @@ func Execute(ctx context.Context, plan *Plan, ex Executor, limit int) (Report, e
 					queue = insertSorted(queue, ev.id)
 				}
 			case evDone:
-				if ev.err != nil {
+				if ev.skipped {
+					finish(ev.id, StatusSkipped, nil)
+				} else if ev.err != nil {
 					finish(ev.id, StatusFailed, fmt.Errorf("%s %s: %w", s.Action, s.Container, ev.err))
 				} else {
 					finish(ev.id, StatusDone, nil)

@@ -10,8 +10,9 @@ import (
 	"github.com/berth-dev/berth/spec"
 )
 
-// Sentinel errors. Errors returned by this package wrap one of these, so
-// callers can branch with errors.Is.
+// Sentinel errors. Planning errors wrap one of these (Execute's wrap
+// ErrDependencyFailed or the executor's own), so callers can branch with
+// errors.Is.
 var (
 	// ErrUnknownService marks a reference to a service the project does
 	// not have (or has disabled by profile).
@@ -72,13 +73,20 @@ type Edge struct {
 }
 
 // Graph is the dependency graph of a project's enabled services. It is
-// immutable once built; every list it returns is sorted and owned by the
-// caller.
+// immutable once built; every list it returns is in a deterministic order
+// (by name, or dependency order for Order) and owned by the caller.
 type Graph struct {
 	services   []string
 	deps       map[string][]Edge // service -> edges to its dependencies, sorted by On
 	dependents map[string][]Edge // service -> edges from its dependents, sorted by Service
 	order      []string          // topological: dependencies first, ties by name
+	svcs       map[string]*spec.Service
+}
+
+// has reports whether service is in the graph.
+func (g *Graph) has(service string) bool {
+	_, ok := g.svcs[service]
+	return ok
 }
 
 // CycleError reports one or more dependency cycles. Each cycle starts and
@@ -126,10 +134,11 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 	g := &Graph{
 		deps:       make(map[string][]Edge, len(p.Services)),
 		dependents: make(map[string][]Edge, len(p.Services)),
+		svcs:       make(map[string]*spec.Service, len(p.Services)),
 	}
 	known := make(map[string]bool, len(p.Services))
 	var errs []error
-	for _, s := range p.Services {
+	for i, s := range p.Services {
 		if s.Name == "" {
 			errs = append(errs, fmt.Errorf("%w: service with an empty name", ErrInvalid))
 			continue
@@ -139,6 +148,7 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 			continue
 		}
 		known[s.Name] = true
+		g.svcs[s.Name] = &p.Services[i]
 		g.services = append(g.services, s.Name)
 	}
 	sort.Strings(g.services)
@@ -153,14 +163,16 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 			continue
 		}
 		edges := map[string]*Edge{}
-		add := func(on string, kind EdgeKind, key string) *Edge {
+		// add records an edge to on; field and raw name the reference in
+		// an error (formatted only then: this is the planner's hot path).
+		add := func(on string, kind EdgeKind, field, raw string) *Edge {
 			if !known[on] {
 				if !lenient {
 					hint := ""
 					if disabled[on] {
 						hint = " (disabled by its profiles)"
 					}
-					errs = append(errs, fmt.Errorf("service %q: %s: %w %q%s", s.Name, key, ErrUnknownService, on, hint))
+					errs = append(errs, fmt.Errorf("service %q: %s %q: %w %q%s", s.Name, field, raw, ErrUnknownService, on, hint))
 				}
 				return nil
 			}
@@ -188,7 +200,7 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 			if !d.Required && !known[d.Service] {
 				continue // optional and absent or disabled: dropped
 			}
-			e := add(d.Service, KindDependsOn, fmt.Sprintf("depends_on %q", d.Service))
+			e := add(d.Service, KindDependsOn, "depends_on", d.Service)
 			if e == nil {
 				continue
 			}
@@ -204,7 +216,7 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 				}
 				continue
 			}
-			add(name, KindLinks, fmt.Sprintf("links %q", l))
+			add(name, KindLinks, "links", l)
 		}
 		for _, v := range s.VolumesFrom {
 			if strings.HasPrefix(v, "container:") {
@@ -220,7 +232,7 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 				}
 				continue
 			}
-			add(name, KindVolumesFrom, fmt.Sprintf("volumes_from %q", v))
+			add(name, KindVolumesFrom, "volumes_from", v)
 		}
 		for _, ns := range []struct {
 			mode, key string
@@ -230,7 +242,7 @@ func buildGraph(p *spec.Project, lenient bool) (*Graph, []error) {
 			if !ok {
 				continue
 			}
-			if e := add(name, ns.kind, fmt.Sprintf("%s %q", ns.key, ns.mode)); e != nil {
+			if e := add(name, ns.kind, ns.key, ns.mode); e != nil {
 				e.SharesNamespaces = true
 			}
 		}
@@ -444,7 +456,7 @@ func (g *Graph) WithDependencies(services []string) ([]string, error) {
 		}
 	}
 	for _, s := range services {
-		if !slices.Contains(g.services, s) {
+		if !g.has(s) {
 			errs = append(errs, fmt.Errorf("%w %q", ErrUnknownService, s))
 			continue
 		}

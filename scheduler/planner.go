@@ -150,6 +150,9 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkObserved(observed, desired.Name); err != nil {
+		return nil, err
+	}
 	var selected []string
 	switch {
 	case len(opts.Services) == 0:
@@ -157,7 +160,7 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 	case opts.NoDeps:
 		var errs []error
 		for _, s := range opts.Services {
-			if !slices.Contains(g.services, s) {
+			if !g.has(s) {
 				errs = append(errs, fmt.Errorf("%w %q", ErrUnknownService, s))
 			}
 		}
@@ -190,7 +193,6 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 		g:         g,
 		order:     g.order,
 		byService: map[string][]*ctr{},
-		noStart:   opts.NoStart,
 		waitFor: func(dep string) bool {
 			return !opts.NoDeps || inSel[dep]
 		},
@@ -204,7 +206,7 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 			continue
 		}
 		switch {
-		case slices.Contains(g.services, o.Service):
+		case g.has(o.Service):
 			obsBy[o.Service] = append(obsBy[o.Service], o)
 		case disabled[o.Service]:
 			// Left alone: its profile is not active this time.
@@ -221,7 +223,7 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 
 	recreated := map[string]bool{}
 	for _, name := range g.order {
-		svc, _ := desired.Service(name)
+		svc := g.svcs[name]
 		obs := obsBy[name]
 		sort.Slice(obs, func(i, j int) bool {
 			if obs[i].Number != obs[j].Number {
@@ -305,7 +307,7 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 	// or restarted when it declared restart: true.
 	restarted := map[string]bool{}
 	for _, name := range g.order {
-		svc, _ := desired.Service(name)
+		svc := g.svcs[name]
 		for _, e := range g.deps[name] {
 			if !recreated[e.On] && !restarted[e.On] {
 				continue
@@ -323,8 +325,8 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 			case e.Restart && !opts.NoStart:
 				cause := "dependency " + e.On + " restarted"
 				for _, c := range b.byService[name] {
-					if c.oldName == "" || c.create || c.newName == "" || !c.alive {
-						continue
+					if c.oldName == "" || c.create || c.stop || c.newName == "" || !c.alive {
+						continue // new, replaced, already restarted, going away or stopped
 					}
 					c.stop, c.start, c.cause = true, true, cause
 					restarted[name] = true
@@ -333,10 +335,52 @@ func Reconcile(desired *spec.Project, desiredHashes map[string]string, observed 
 		}
 	}
 
+	if err := b.checkNames(observed, desired.Name); err != nil {
+		return nil, err
+	}
 	plan := b.build()
 	sort.Strings(warnings)
 	plan.Warnings = warnings
 	return plan, nil
+}
+
+// checkNames refuses a plan that would create a container under a name
+// that an observed container keeps, or create one name twice.
+func (b *builder) checkNames(observed []Observed, project string) error {
+	taken := map[string]string{} // name -> what holds it after teardown
+	for _, o := range observed {
+		if o.Project != "" && o.Project != project {
+			continue
+		}
+		taken[o.Name] = fmt.Sprintf("container %s of service %q", o.Name, o.Service)
+	}
+	release := func(c *ctr) {
+		if c.remove {
+			delete(taken, c.oldName)
+		}
+	}
+	for _, c := range b.orphans {
+		release(c)
+	}
+	for _, list := range b.byService {
+		for _, c := range list {
+			release(c)
+		}
+	}
+	var errs []error
+	for _, name := range b.order {
+		for _, c := range b.byService[name] {
+			if !c.create {
+				continue
+			}
+			if holder, ok := taken[c.newName]; ok {
+				errs = append(errs, fmt.Errorf("service %q: %w: container name %q is in use by %s", c.service, ErrInvalid, c.newName, holder))
+				continue
+			}
+			taken[c.newName] = fmt.Sprintf("replica %d of service %q", c.number, c.service)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func desiredReplicas(p *spec.Project, scale map[string]int) (map[string]int, error) {
@@ -386,14 +430,9 @@ func PlanDown(p *spec.Project, observed []Observed, opts DownOptions) (*Plan, er
 	member := map[string]bool{}
 	if p != nil {
 		b.project = p.Name
-		g, errs := buildGraph(p, true)
-		if len(errs) == 0 {
-			errs = append(errs, g.sortTopo())
-		}
-		if err := errors.Join(errs...); err != nil {
-			warnings = append(warnings, fmt.Sprintf("stopping in no particular order: %v", err))
-			g = &Graph{services: g.services}
-			g.order = g.services
+		g, warning := lenientGraph(p)
+		if warning != "" {
+			warnings = append(warnings, warning)
 		}
 		b.g, b.order = g, g.order
 		for _, s := range g.services {
@@ -404,14 +443,21 @@ func PlanDown(p *spec.Project, observed []Observed, opts DownOptions) (*Plan, er
 		}
 	}
 	var extra []string // member services not in the graph: disabled ones
+	seen := map[string]bool{}
 	for _, o := range observed {
 		if p != nil && o.Project != "" && o.Project != p.Name {
 			continue
 		}
+		if o.Name == "" || seen[o.Name] {
+			// Down must work: skip what cannot be a distinct container.
+			warnings = append(warnings, fmt.Sprintf("ignoring observed container %q of service %q: no name or listed twice", o.Name, o.Service))
+			continue
+		}
+		seen[o.Name] = true
 		c := &ctr{service: o.Service, number: o.Number, oldName: o.Name, alive: o.alive(), stop: o.alive(), remove: true, cause: CauseDown}
 		switch {
 		case p == nil || member[o.Service]:
-			if _, ok := b.byService[o.Service]; !ok && (b.g == nil || !slices.Contains(b.g.services, o.Service)) {
+			if _, ok := b.byService[o.Service]; !ok && (b.g == nil || !b.g.has(o.Service)) {
 				extra = append(extra, o.Service)
 			}
 			b.byService[o.Service] = append(b.byService[o.Service], c)
@@ -442,6 +488,42 @@ func PlanDown(p *spec.Project, observed []Observed, opts DownOptions) (*Plan, er
 	return plan, nil
 }
 
+// checkObserved refuses observed containers of project without a name
+// or with a name given twice.
+func checkObserved(observed []Observed, project string) error {
+	seen := make(map[string]bool, len(observed))
+	var errs []error
+	for _, o := range observed {
+		if o.Project != "" && o.Project != project {
+			continue
+		}
+		switch {
+		case o.Name == "":
+			errs = append(errs, fmt.Errorf("%w: observed container of service %q has no name", ErrInvalid, o.Service))
+		case seen[o.Name]:
+			errs = append(errs, fmt.Errorf("%w: observed container %q listed twice", ErrInvalid, o.Name))
+		}
+		seen[o.Name] = true
+	}
+	return errors.Join(errs...)
+}
+
+// lenientGraph builds p's graph for stopping: bad references are
+// dropped, and a graph that still fails (a cycle, duplicate names) loses
+// its edges, with a warning, so that stopping always works.
+func lenientGraph(p *spec.Project) (*Graph, string) {
+	g, errs := buildGraph(p, true)
+	if len(errs) == 0 {
+		errs = append(errs, g.sortTopo())
+	}
+	if err := errors.Join(errs...); err != nil {
+		g = &Graph{services: g.services, svcs: g.svcs}
+		g.order = g.services
+		return g, fmt.Sprintf("stopping in no particular order: %v", err)
+	}
+	return g, ""
+}
+
 // builder turns per-container decisions into ordered steps.
 type builder struct {
 	project   string
@@ -449,7 +531,6 @@ type builder struct {
 	order     []string // services, dependencies first
 	byService map[string][]*ctr
 	orphans   []*ctr
-	noStart   bool
 	// waitFor reports whether start steps wait for dependency dep's
 	// condition (false for dependencies outside --no-deps).
 	waitFor func(dep string) bool
@@ -516,13 +597,22 @@ func (b *builder) build() *Plan {
 		}
 	}
 
+	// A new container waits for the removal of any container that had
+	// its name (its own old self, or another one being replaced).
+	removedName := map[string]int{}
+	for _, s := range b.plan.Steps {
+		if s.Action == ActionRemove {
+			removedName[s.Container] = s.ID
+		}
+	}
+
 	// Bring-up: services in dependency order, lowest numbers first.
 	for _, name := range b.order {
 		deps := b.g.deps[name]
 		for _, c := range b.byService[name] {
 			if c.create {
 				var after, order []int
-				after = append(after, c.removeID)
+				after = append(after, c.removeID, removedName[c.newName])
 				for _, e := range deps {
 					hard := e.SharesNamespaces || slices.Contains(e.Kinds, KindVolumesFrom)
 					for _, d := range b.byService[e.On] {

@@ -122,6 +122,25 @@ func TestReconcile(t *testing.T) {
 			"8. start demo-c-1 after [1 7] wait [demo-b-1 started] (dependency b restarted)",
 		)},
 
+		{name: "a dependent restarted through two dependencies restarts once", before: proj("demo",
+			svc("a"), svc("b"),
+			svc("c", restartDep("a", started), restartDep("b", healthy)),
+		), after: proj("demo",
+			svc("a", image("x")), svc("b", image("y")),
+			svc("c", restartDep("a", started), restartDep("b", healthy)),
+		), want: lines(
+			"1. stop demo-c-1 (dependency a restarted)",
+			"2. stop demo-b-1 after [~1] (config changed)",
+			"3. remove demo-b-1 after [2] (config changed)",
+			"4. stop demo-a-1 after [~1] (config changed)",
+			"5. remove demo-a-1 after [4] (config changed)",
+			"6. create demo-a-1 after [5] (config changed)",
+			"7. start demo-a-1 after [6] (config changed)",
+			"8. create demo-b-1 after [3] (config changed)",
+			"9. start demo-b-1 after [8] (config changed)",
+			"10. start demo-c-1 after [1 7 9] wait [demo-a-1 started, demo-b-1 healthy] (dependency a restarted)",
+		)},
+
 		{name: "namespace sharers are recreated with their owner", before: proj("demo",
 			svc("vpn"),
 			svc("app", networkMode("service:vpn")),
@@ -282,6 +301,17 @@ func TestReconcile(t *testing.T) {
 				"4. start database after [3] (config changed)",
 			)},
 
+		{name: "a new container waits for the orphan that had its name", before: proj("demo",
+			svc("old", containerName("shared")),
+		), after: proj("demo",
+			svc("new", containerName("shared")),
+		), opts: ReconcileOptions{RemoveOrphans: true}, want: lines(
+			"1. stop shared (orphan)",
+			"2. remove shared after [1] (orphan)",
+			"3. create shared after [2] (new)",
+			"4. start shared after [3] (new)",
+		)},
+
 		{name: "duplicate replica numbers keep one", before: proj("demo", svc("w")),
 			observed: func(o []Observed) []Observed {
 				d := o[0]
@@ -340,6 +370,22 @@ func TestReconcileIsIdempotent(t *testing.T) {
 	}
 	if !again.Empty() {
 		t.Errorf("second reconcile is not empty:\n%s", again)
+	}
+}
+
+func TestReconcileNameConflicts(t *testing.T) {
+	before := proj("demo", svc("old", containerName("shared")))
+	after := proj("demo", svc("new", containerName("shared")))
+	_, err := Reconcile(after, hashes(after), running(before), ReconcileOptions{})
+	want := `service "new": invalid input: container name "shared" is in use by container shared of service "old"`
+	if err == nil || err.Error() != want {
+		t.Errorf("orphan keeps the name: error %v, want %q", err, want)
+	}
+	twice := proj("demo", svc("a", containerName("x")), svc("b", containerName("x")))
+	_, err = PlanUp(twice, nil, UpOptions{})
+	want = `service "b": invalid input: container name "x" is in use by replica 1 of service "a"`
+	if err == nil || err.Error() != want {
+		t.Errorf("same container_name twice: error %v, want %q", err, want)
 	}
 }
 

@@ -36,7 +36,7 @@ func newImageCmd(g *globalOptions) *cobra.Command {
 		Short: "Manage images: pull, list, inspect, remove, prune, load, import, save",
 	}
 	cmd.AddCommand(newImagePullCmd(g), newImageLsCmd(g), newImageInspectCmd(g), newImageRmCmd(g),
-		newImagePruneCmd(g), newImageLoadCmd(g), newImageImportCmd(g), newImageSaveCmd(g))
+		newImagePruneCmd(g), newImageLoadCmd(g), newImageImportCmd(g), newImageSaveCmd(g), newImageCheckCmd(g))
 	return cmd
 }
 
@@ -255,12 +255,23 @@ func newImageRmCmd(g *globalOptions) *cobra.Command {
 			}
 			var errs []error
 			for _, ref := range args {
+				before, err := st.Get(ref)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
 				removed, err := st.Remove(ref)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				if n, nerr := image.NormalizeName(ref); nerr == nil && len(removed) == 0 {
+				// Docker's output: each name that went, then the image.
+				untagged := before.Names
+				if len(removed) == 0 {
+					n, _ := image.NormalizeName(ref)
+					untagged = []string{n}
+				}
+				for _, n := range untagged {
 					fmt.Fprintln(cmd.OutOrStdout(), "Untagged:", n)
 				}
 				for _, id := range removed {
@@ -390,4 +401,30 @@ func newImageSaveCmd(g *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write")
 	return cmd
+}
+
+func newImageCheckCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Verify the image store (blob digests, layers, index); exit 1 on problems",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := openImageStore(g)
+			if err != nil {
+				return err
+			}
+			problems, err := st.Check()
+			if err != nil {
+				return err
+			}
+			for _, p := range problems {
+				fmt.Fprintln(cmd.OutOrStdout(), p)
+			}
+			if len(problems) > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("image store: %d problems", len(problems))}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "image store is clean")
+			return nil
+		},
+	}
 }

@@ -44,8 +44,14 @@ func BenchmarkPullUnpack(b *testing.B) {
 // stored image; the goal is under 5 ms.
 func BenchmarkPrepare(b *testing.B) {
 	requirePrivileged(b)
-	for _, n := range []int64{5, 130} {
-		b.Run(fmt.Sprintf("layers=%d", n), func(b *testing.B) {
+	for _, tc := range []struct {
+		n      int64
+		legacy bool
+	}{{5, false}, {130, false}, {5, true}, {130, true}} {
+		n := tc.n
+		b.Run(fmt.Sprintf("layers=%d/legacy=%v", n, tc.legacy), func(b *testing.B) {
+			testForceLegacyMount = tc.legacy
+			defer func() { testForceLegacyMount = false }()
 			reg := newTestRegistry(b, nil)
 			img, err := random.Image(64, n)
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
 
 // Check verifies the store (an fsck): every blob's content matches its
@@ -89,6 +90,18 @@ func (s *Store) Check() ([]string, error) {
 				problems = append(problems, fmt.Sprintf("name %s points at both %s and %s", n, shortHex(other, 12), short))
 			}
 			names[n] = id
+		}
+	}
+	cents, _ := os.ReadDir(filepath.Join(s.root, "containers"))
+	for _, e := range cents {
+		b, err := os.ReadFile(filepath.Join(s.root, "containers", e.Name(), "lowers"))
+		if err != nil {
+			continue // being prepared or released
+		}
+		for _, d := range strings.Fields(string(b)) {
+			if !s.hasLayer(d) {
+				problems = append(problems, fmt.Sprintf("container %s: layer %s missing", e.Name(), d))
+			}
 		}
 	}
 	sort.Strings(problems)

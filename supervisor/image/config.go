@@ -1,6 +1,7 @@
 package image
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -48,7 +49,17 @@ func (s *Store) Config(img *Image) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s config: %w", img.ShortID(), err)
 	}
-	return configFrom(cf), nil
+	c := configFrom(cf)
+	// go-containerregistry's HealthConfig lacks StartInterval.
+	var extra struct {
+		Config struct {
+			Healthcheck *struct{ StartInterval time.Duration }
+		} `json:"config"`
+	}
+	if c.Healthcheck != nil && json.Unmarshal(raw, &extra) == nil && extra.Config.Healthcheck != nil {
+		c.Healthcheck.StartInterval = extra.Config.Healthcheck.StartInterval
+	}
+	return c, nil
 }
 
 // RawConfig returns a stored image's config JSON as stored.

@@ -3,6 +3,12 @@
 // rootfs tarballs, and gives each container a copy-on-write root filesystem
 // (overlayfs) over read-only layers shared by every image that has them.
 //
+// The API: Open a Store; Pull, Load and Import bring images in (Ensure
+// applies a Compose pull_policy); List, Get, Config (with Config.Resolve
+// laying a service over it), Tag, Remove, Prune, Save and Check manage
+// them; Prepare, Unmount and Release give containers their root
+// filesystems.
+//
 // On-disk layout under the store root (the caller passes e.g.
 // $BERTH_ROOT/images):
 //
@@ -12,7 +18,8 @@
 //	index.lock            flock: exclusive around each read-modify-write of
 //	                      index.json
 //	index.json            images (config digest = image ID) and their names;
-//	                      replaced atomically (temp + fsync + rename)
+//	                      replaced atomically (index.json.tmp + fsync +
+//	                      rename)
 //	blobs/sha256/<hex>    manifests, configs and compressed layers, each
 //	                      verified against its digest before it is renamed
 //	                      into place

@@ -20,8 +20,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 func requirePrivileged(t testing.TB) {
@@ -204,4 +207,19 @@ func mustCheck(t testing.TB, s *Store) {
 	if len(problems) > 0 {
 		t.Fatalf("store check found problems:\n%s", strings.Join(problems, "\n"))
 	}
+}
+
+func remoteAuth(kc authn.Keychain) remote.Option { return remote.WithAuthFromKeychain(kc) }
+
+func appendRandomLayer(t testing.TB, base v1.Image) v1.Image {
+	t.Helper()
+	l, err := random.Layer(1024, types.DockerLayer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(base, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

@@ -41,6 +41,7 @@ func (s *Store) Load(ctx context.Context, path, platform string, progress io.Wri
 	}
 	defer lock.release()
 	prog := newProgress(progress)
+	prog.verb = "Loading"
 	defer prog.close()
 	if fi.IsDir() {
 		return s.loadLayout(ctx, path, plat, prog)
@@ -212,7 +213,7 @@ func pickPlatform(ii v1.ImageIndex, d v1.Hash, plat v1.Platform) (v1.Image, erro
 }
 
 func (s *Store) storeLoaded(ctx context.Context, img v1.Image, names, digests []string, prog *progress) (*Image, error) {
-	im, err := s.storeImage(ctx, img, prog, 2)
+	im, err := s.storeImage(ctx, img, prog, 2, "")
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +300,7 @@ func (s *Store) Import(ctx context.Context, tarPath, ref string, opts ImportOpti
 	defer lock.release()
 	prog := newProgress(opts.Progress)
 	defer prog.close()
-	im, err := s.storeImage(ctx, img, prog, 1)
+	im, err := s.storeImage(ctx, img, prog, 1, "")
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", tarPath, err)
 	}

@@ -249,6 +249,20 @@ func TestRemoveNames(t *testing.T) {
 	if _, err := s.Remove(reg.ref("r:2")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("remove gone: %v", err)
 	}
+	// Tag adds names; a digest is not a name.
+	if err := s.Tag(reg.ref("r:2"), "local/alias:v1"); err == nil {
+		t.Fatal("tagging a removed image worked")
+	}
+	im = pull(t, s, reg.ref("r:2"), PullOptions{})
+	if err := s.Tag(im.ID, "local/alias:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get("local/alias:v1"); err != nil || got.ID != im.ID || len(got.Names) != 2 {
+		t.Fatalf("after Tag: %+v %v", got, err)
+	}
+	if err := s.Tag(im.ID, "local/alias@sha256:"+strings.Repeat("a", 64)); err == nil {
+		t.Fatal("tagged with a digest")
+	}
 	// A tag moved to a new image leaves the old one without that name.
 	other := randomImage(t, 100, 1)
 	reg.push(t, reg.ref("r:1"), other)

@@ -3,6 +3,7 @@
 package image
 
 import (
+	"context"
 	"io"
 	"os"
 )
@@ -16,7 +17,9 @@ func decompress(r io.Reader) (io.ReadCloser, error) { return nil, ErrNotSupporte
 
 func unpackTar(r io.Reader, dir string) (string, error) { return "", ErrNotSupported }
 
-func (s *Store) unpackLayer(blob, diffID string) error { return ErrNotSupported }
+func (s *Store) unpackLayer(ctx context.Context, blob, diffID string) error {
+	return ErrNotSupported
+}
 
 func shortLink(diffHex string) string { return diffHex }
 

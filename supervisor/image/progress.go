@@ -16,8 +16,9 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 // terminal, one plain line per state change otherwise. A nil writer shows
 // nothing.
 type progress struct {
-	w   io.Writer
-	tty bool
+	w    io.Writer
+	tty  bool
+	verb string // "Downloading", or "Loading" for archives
 
 	mu      sync.Mutex // guards everything below and writes to w
 	bars    []*bar
@@ -27,7 +28,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer) *progress {
-	p := &progress{w: w}
+	p := &progress{w: w, verb: "Downloading"}
 	if f, ok := w.(*os.File); ok {
 		p.tty = isTerminal(f)
 	}
@@ -145,7 +146,7 @@ func (b *bar) changed(state bool) {
 }
 
 func (b *bar) renderLocked() string {
-	if b.state != "Downloading" || b.total <= 0 {
+	if b.state != b.p.verb || b.total <= 0 {
 		return fmt.Sprintf("%s: %s", b.id, b.state)
 	}
 	const width = 40

@@ -2,7 +2,6 @@ package image
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -91,7 +90,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 	prog := newProgress(opts.Progress)
 	defer prog.close()
 	prog.line(fmt.Sprintf("%s: pulling from %s", canonical(r), repoName(r.Context())))
-	im, err := s.storeImage(ctx, img, prog, opts.Jobs)
+	im, err := s.storeImage(ctx, img, prog, opts.Jobs, opts.Platform)
 	if err != nil {
 		return nil, registryError(canonical(r), err)
 	}
@@ -114,7 +113,11 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (*Image,
 
 // storeImage stores img's blobs and unpacks its layers; the caller holds the
 // store lock shared and records the returned image.
-func (s *Store) storeImage(ctx context.Context, img v1.Image, prog *progress, jobs int) (*Image, error) {
+//
+// A non-empty platform must match the image config's (a single-platform
+// image pulled for another platform is refused before any layer is
+// fetched).
+func (s *Store) storeImage(ctx context.Context, img v1.Image, prog *progress, jobs int, platform string) (*Image, error) {
 	rawManifest, err := img.RawManifest()
 	if err != nil {
 		return nil, err
@@ -160,6 +163,9 @@ func (s *Store) storeImage(ctx context.Context, img v1.Image, prog *progress, jo
 	if err != nil {
 		return nil, fmt.Errorf("parse image config: %w", err)
 	}
+	if have := platformString(cf.OS, cf.Architecture, cf.Variant); platform != "" && !platformMatches(have, platform) {
+		return nil, fmt.Errorf("the image is for %s, not the requested %s", have, platform)
+	}
 	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("image config lists %d layers, manifest %d", len(cf.RootFS.DiffIDs), len(m.Layers))
 	}
@@ -202,7 +208,7 @@ func (s *Store) storeImage(ctx context.Context, img v1.Image, prog *progress, jo
 				}
 			}
 			bar.status("Extracting")
-			if err := s.unpackLayer(ly.Digest, ly.DiffID); err != nil {
+			if err := s.unpackLayer(gctx, ly.Digest, ly.DiffID); err != nil {
 				bar.done("Failed")
 				return err
 			}
@@ -248,7 +254,7 @@ func (s *Store) fetchBlob(ctx context.Context, img v1.Image, ly Layer, bar *bar)
 			}
 			continue
 		}
-		bar.status("Downloading")
+		bar.status(bar.p.verb)
 		err = verifyError(s.putBlob(ly.Digest, ly.Size, &countingReader{r: rc, bar: bar}))
 		rc.Close()
 		if err == nil {
@@ -335,5 +341,15 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// rawJSON re-encodes v for the store; used for manifests we build ourselves.
-func rawJSON(v any) ([]byte, error) { return json.Marshal(v) }
+// ctxReader stops a long copy (a layer unpack) once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

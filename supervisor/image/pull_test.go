@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,11 +18,14 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -486,9 +490,41 @@ func TestParseReference(t *testing.T) {
 			t.Errorf("%s: scheme %v %v, want %s", in, r, err, want)
 		}
 	}
-	for _, bad := range []string{"", "UPPER/case", "a:b:c", "x@sha256:short"} {
+	for _, bad := range []string{"", "UPPER/case", "a:b:c", "x@sha256:short", "/demo/app:1", "a//b", "a/"} {
 		if _, err := NormalizeName(bad); err == nil {
 			t.Errorf("NormalizeName(%q) accepted", bad)
 		}
 	}
+}
+
+// TestPullCompressions: zstd and uncompressed layers pull and unpack like
+// gzip ones.
+func TestPullCompressions(t *testing.T) {
+	entries := []tarEntry{{name: "z/", typ: tar.TypeDir}, {name: "z/file", body: "zstd body"}}
+	raw := makeTar(t, entries)
+	zl, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil },
+		tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainBytes := makeTar(t, []tarEntry{{name: "p", body: "plain body"}})
+	pl := static.NewLayer(plainBytes, types.OCIUncompressedLayer)
+	img, err := mutate.AppendLayers(empty.Image, zl, pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newTestRegistry(t, nil)
+	reg.push(t, reg.ref("comp:1"), img)
+	s := openTestStore(t)
+	im := pull(t, s, reg.ref("comp:1"), PullOptions{})
+	if im.Layers[0].MediaType != string(types.OCILayerZStd) || im.Layers[1].MediaType != string(types.OCIUncompressedLayer) {
+		t.Fatalf("media types %+v", im.Layers)
+	}
+	if got := readFile(t, filepath.Join(s.layerPath(im.Layers[0].DiffID), "z/file")); got != "zstd body" {
+		t.Fatalf("zstd layer: %q", got)
+	}
+	if got := readFile(t, filepath.Join(s.layerPath(im.Layers[1].DiffID), "p")); got != "plain body" {
+		t.Fatalf("plain layer: %q", got)
+	}
+	mustCheck(t, s)
 }

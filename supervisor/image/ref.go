@@ -21,6 +21,11 @@ func ParseReference(ref string) (name.Reference, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invalid image reference %q: %w", ref, err)
 	}
+	for _, c := range strings.Split(r.Context().RepositoryStr(), "/") {
+		if c == "" {
+			return nil, fmt.Errorf("invalid image reference %q: empty path component", ref)
+		}
+	}
 	if isLoopbackRegistry(r.Context().RegistryStr()) {
 		r, err = name.ParseReference(ref, name.Insecure)
 		if err != nil {

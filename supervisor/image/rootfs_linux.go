@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -22,7 +23,7 @@ func shortLink(diffHex string) string {
 // unpackLayer makes layers/<diffID> from the stored blob, unless it exists.
 // The tar is unpacked into tmp/, checked against diffID, synced and only
 // then renamed into place, so a layer directory is always complete.
-func (s *Store) unpackLayer(blob, diffID string) (retErr error) {
+func (s *Store) unpackLayer(ctx context.Context, blob, diffID string) (retErr error) {
 	diffHex, err := sha256Hex(diffID)
 	if err != nil {
 		return err
@@ -48,7 +49,7 @@ func (s *Store) unpackLayer(blob, diffID string) (retErr error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	got, err := unpackTar(f, tmp)
+	got, err := unpackTar(ctxReader{ctx, f}, tmp)
 	if err != nil {
 		return fmt.Errorf("unpack layer %s: %w", shortHex(diffID, 12), err)
 	}
@@ -100,9 +101,15 @@ func (s *Store) Prepare(id string, img *Image) (rootfs string, cleanup func() er
 		return "", nil, err
 	}
 	defer l.release()
-	lowers := make([]string, len(img.Layers)) // topmost first, as overlayfs wants
+	// Topmost first, as overlayfs wants. A layer that appears twice is
+	// stacked once, at its upper position: overlayfs refuses the same
+	// directory twice, and the upper copy already re-applies everything
+	// the lower one held.
+	var lowers []string
+	seen := map[string]bool{}
 	var rec strings.Builder
-	for i, ly := range img.Layers {
+	for i := len(img.Layers) - 1; i >= 0; i-- {
+		ly := img.Layers[i]
 		h, err := sha256Hex(ly.DiffID)
 		if err != nil {
 			return "", nil, err
@@ -110,7 +117,11 @@ func (s *Store) Prepare(id string, img *Image) (rootfs string, cleanup func() er
 		if !s.hasLayer(ly.DiffID) {
 			return "", nil, fmt.Errorf("layer %s of image %s is not in the store (pull it again)", shortHex(ly.DiffID, 12), img.ShortID())
 		}
-		lowers[len(img.Layers)-1-i] = h
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		lowers = append(lowers, h)
 		rec.WriteString(ly.DiffID)
 		rec.WriteByte('\n')
 	}
@@ -120,8 +131,8 @@ func (s *Store) Prepare(id string, img *Image) (rootfs string, cleanup func() er
 	if mounted(rootfs) {
 		return rootfs, cleanup, nil
 	}
-	for _, d := range []string{"upper", "work", "merged"} {
-		if err := os.MkdirAll(filepath.Join(cdir, d), 0o755); err != nil {
+	for _, d := range []string{cdir, filepath.Join(cdir, "upper"), filepath.Join(cdir, "work"), rootfs} {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return "", nil, err
 		}
 	}
@@ -230,6 +241,10 @@ func mountLegacy(lowers []string, upper, work, target string) error {
 	short := make([]string, len(lowers))
 	for i, h := range lowers {
 		short[i] = "l/" + shortLink(h)
+		// Made with the layer; remade here in case a crash came between.
+		if err := unix.Symlinkat("../layers/"+h, unix.AT_FDCWD, short[i]); err != nil && err != unix.EEXIST {
+			return os.NewSyscallError("symlinkat", err)
+		}
 	}
 	opts := "lowerdir=" + strings.Join(short, ":") + ",upperdir=" + upper + ",workdir=" + work
 	if len(opts) >= os.Getpagesize() {

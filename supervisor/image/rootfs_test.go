@@ -2,11 +2,14 @@ package image
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -128,6 +131,7 @@ func TestPrepareOverlay(t *testing.T) {
 	if got := readFile(t, filepath.Join(rootfs, "written")); got != "w" {
 		t.Errorf("after remount written = %q", got)
 	}
+	mustCheck(t, s)
 	// Prune keeps the layers of a prepared container even when its image
 	// is gone.
 	if _, err := s.Remove(reg.ref("layered:1")); err != nil {
@@ -136,6 +140,7 @@ func TestPrepareOverlay(t *testing.T) {
 	if rep, err := s.Prune(); err != nil || rep.Layers != 0 {
 		t.Fatalf("prune with containers prepared: %+v %v", rep, err)
 	}
+	mustCheck(t, s)
 	if err := cleanup(); err != nil {
 		t.Fatal(err)
 	}
@@ -191,5 +196,80 @@ func TestPrepareBadInput(t *testing.T) {
 	}
 	if _, _, err := s.Prepare("ok", &Image{}); err == nil {
 		t.Errorf("no layers accepted")
+	}
+}
+
+func TestPrepareRepeatedLayer(t *testing.T) {
+	requirePrivileged(t)
+	base := tarLayer(t, []tarEntry{{name: "f", body: "base"}})
+	mid := tarLayer(t, []tarEntry{{name: "f", body: "mid"}, {name: "m", body: "m"}})
+	img, err := mutate.AppendLayers(empty.Image, base, mid, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newTestRegistry(t, nil)
+	reg.push(t, reg.ref("repeat:1"), img)
+	s := openTestStore(t)
+	im := pull(t, s, reg.ref("repeat:1"), PullOptions{})
+	if len(im.Layers) != 3 {
+		t.Fatalf("%d layers", len(im.Layers))
+	}
+	rootfs, _ := prepare(t, s, containerID(t, "rep"), im)
+	if got := readFile(t, filepath.Join(rootfs, "f")); got != "base" {
+		t.Fatalf("f = %q, want the top layer's", got)
+	}
+	if got := readFile(t, filepath.Join(rootfs, "m")); got != "m" {
+		t.Fatalf("m = %q", got)
+	}
+}
+
+// busyboxEntries is a tiny rootfs: the host's static busybox with sh.
+func busyboxEntries(t testing.TB) []tarEntry {
+	t.Helper()
+	b, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skipf("needs busybox-static: %v", err)
+	}
+	entries := []tarEntry{
+		{name: "bin/", typ: tar.TypeDir}, {name: "bin/busybox", body: string(b), mode: 0o755},
+		{name: "tmp/", typ: tar.TypeDir, mode: 0o1777},
+		{name: "etc/passwd", body: "root:x:0:0:root:/root:/bin/sh\n"},
+	}
+	for _, applet := range []string{"sh", "cat", "wc", "echo"} {
+		entries = append(entries, tarEntry{name: "bin/" + applet, typ: tar.TypeSymlink, link: "busybox"})
+	}
+	return entries
+}
+
+// runIn runs a shell command chrooted into rootfs and returns its output.
+func runIn(t testing.TB, rootfs, script string) string {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: rootfs}
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/bin"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("run %q in %s: %v\n%s", script, rootfs, err, out)
+	}
+	return string(out)
+}
+
+func TestImportedBusyboxRuns(t *testing.T) {
+	requirePrivileged(t)
+	s := openTestStore(t)
+	im, err := s.Import(context.Background(), writeTempFile(t, makeTar(t, busyboxEntries(t))), "busybox:test", ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs, cleanup := prepare(t, s, containerID(t, "bb"), im)
+	if got := runIn(t, rootfs, "echo written > /tmp/x && cat /tmp/x /etc/passwd"); got != "written\nroot:x:0:0:root:/root:/bin/sh\n" {
+		t.Fatalf("output %q", got)
+	}
+	if got := readFile(t, filepath.Join(s.Root(), "containers", containerID(t, "bb"), "upper", "tmp", "x")); got != "written\n" {
+		t.Fatalf("upper/tmp/x = %q", got)
+	}
+	if err := cleanup(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -441,12 +441,14 @@ func union(a, b []string) []string {
 	return out
 }
 
-// Tag adds a name to a stored image.
+// Tag adds a name (name:tag) to a stored image, moving it from any other
+// image that had it.
 func (s *Store) Tag(ref, newName string) error {
-	n, err := NormalizeName(newName)
+	t, err := s.parseTagOnly(newName)
 	if err != nil {
 		return err
 	}
+	n := canonical(t)
 	im, err := s.Get(ref)
 	if err != nil {
 		return err

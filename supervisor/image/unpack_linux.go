@@ -220,6 +220,9 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		return fmt.Errorf("type %q entry for the layer root", hdr.Typeflag)
 	}
 	dir, base := splitRel(rel)
+	if strings.HasPrefix(dir, whiteoutPrefix+whiteoutPrefix) || strings.Contains(dir, "/"+whiteoutPrefix+whiteoutPrefix) {
+		return nil // inside AUFS metadata such as .wh..wh.plnk/
+	}
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return u.whiteout(dir, base)
 	}
@@ -303,7 +306,7 @@ const (
 // 0/0 character device "name", ".wh..wh..opq" sets trusted.overlay.opaque=y
 // on its directory.
 func (u *unpacker) whiteout(dir, base string) error {
-	if !u.priv {
+	if !u.priv && (base == whiteoutOpaque || !strings.HasPrefix(base, whiteoutPrefix+whiteoutPrefix)) {
 		return fmt.Errorf("whiteout: %w", ErrNeedRoot)
 	}
 	if base == whiteoutOpaque {
@@ -316,6 +319,9 @@ func (u *unpacker) whiteout(dir, base string) error {
 		}
 		defer unix.Close(fd)
 		return os.NewSyscallError("fsetxattr", unix.Fsetxattr(fd, opaqueXattr, []byte("y"), 0))
+	}
+	if strings.HasPrefix(base, whiteoutPrefix+whiteoutPrefix) {
+		return nil // other AUFS metadata (.wh..wh.plnk, ...): not content
 	}
 	name := strings.TrimPrefix(base, whiteoutPrefix)
 	if name == "" || name == "." || name == ".." || strings.HasPrefix(name, whiteoutPrefix) {

@@ -228,6 +228,7 @@ func TestUnpackPrivileged(t *testing.T) {
 		{name: "opq/.wh..wh..opq"},
 		{name: "opq/kept", body: "k"},
 		{name: "symown", typ: tar.TypeSymlink, link: "owned", uid: 42, gid: 43},
+		{name: ".wh..wh.plnk/", typ: tar.TypeDir}, {name: ".wh..wh.aufs"}, {name: ".wh..wh.plnk/1.2", body: "x"},
 	})), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -257,6 +258,11 @@ func TestUnpackPrivileged(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "gone/.wh.victim")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf(".wh. file left in the layer")
+	}
+	for _, p := range []string{".wh..wh.plnk", ".wh..wh.aufs"} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("AUFS metadata %s unpacked: %v", p, err)
+		}
 	}
 	if s := st("symown"); s.Uid != 42 || s.Gid != 43 {
 		t.Errorf("symlink owner %d:%d", s.Uid, s.Gid)
