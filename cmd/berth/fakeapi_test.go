@@ -89,7 +89,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 // run runs berth in-process against this daemon.
 func (d *fakeDaemon) run(args ...string) (string, string, error) {
 	d.t.Helper()
-	return runCLI(d.t, append([]string{"--root", d.root}, args...)...)
+	return runBerth(d.t, "", append([]string{"--root", d.root}, args...)...)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
