@@ -836,3 +836,30 @@ func TestWaitCommand(t *testing.T) {
 		t.Error("wait without a service accepted")
 	}
 }
+
+func TestProgressLine(t *testing.T) {
+	for _, tc := range []struct {
+		ev             api.Event
+		subject, words string
+		done, failed   bool
+		ok             bool
+	}{
+		{api.Event{Container: "demo-web-1", Action: "create", Status: "working"}, "Container demo-web-1", "Creating", false, false, true},
+		{api.Event{Container: "demo-web-1", Action: "remove", Status: "done"}, "Container demo-web-1", "Removed", true, false, true},
+		{api.Event{Container: "demo-web-1", Action: "start", Status: "error", Error: "port 80 in use"}, "Container demo-web-1", "Error port 80 in use", true, true, true},
+		{api.Event{Container: "demo-db-1", Action: "health_status", Status: "healthy"}, "Container demo-db-1", "Healthy", true, false, true},
+		{api.Event{Container: "demo-db-1", Action: "health_status", Status: "starting"}, "Container demo-db-1", "Starting", false, false, true},
+		{api.Event{Project: "demo", Action: "network", Status: "done", Message: "demo_default"}, "Network demo_default", "Created", true, false, true},
+		{api.Event{Project: "demo", Action: "network", Status: "removed", Message: "demo_default"}, "Network demo_default", "Removed", true, false, true},
+		{api.Event{Project: "demo", Action: "volume", Status: "removed", Message: "demo_data"}, "Volume demo_data", "Removed", true, false, true},
+		{api.Event{Project: "demo", Service: "web", Action: "pull", Status: "working", Message: "busybox:latest"}, "Image busybox:latest", "Pulling", false, false, true},
+		{api.Event{Project: "demo", Action: "warning", Message: "orphans"}, "", "", false, false, false},
+		{api.Event{Container: "demo-web-1", Action: "die", Status: "exited"}, "", "", false, false, false},
+	} {
+		subject, words, done, failed, ok := progressLine(tc.ev)
+		if subject != tc.subject || words != tc.words || done != tc.done || failed != tc.failed || ok != tc.ok {
+			t.Errorf("progressLine(%+v) = %q %q %v %v %v, want %q %q %v %v %v", tc.ev, subject, words, done, failed, ok,
+				tc.subject, tc.words, tc.done, tc.failed, tc.ok)
+		}
+	}
+}
