@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -127,6 +130,12 @@ func dial(g *globalOptions) (*api.Client, error) {
 		return nil, err
 	}
 	c, err := api.Dial(root)
+	// A daemon that is (re)starting, e.g. the keeper's new daemon after a
+	// crash, may reset the first connections: try again for a moment.
+	for deadline := time.Now().Add(5 * time.Second); err != nil && transientDialError(err) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		c, err = api.Dial(root)
+	}
 	if err == nil || !errors.Is(err, api.ErrNoDaemon) {
 		return c, err
 	}
@@ -135,6 +144,12 @@ func dial(g *globalOptions) (*api.Client, error) {
 		return nil, fmt.Errorf("start the berth daemon: find the berth binary: %w", err)
 	}
 	return api.EnsureDaemon(root, exe)
+}
+
+// transientDialError tells the errors of a daemon caught starting up (a
+// connection reset or closed early) from real failures.
+func transientDialError(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // containersOf returns the containers of the given services (all when

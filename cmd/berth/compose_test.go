@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -861,5 +862,23 @@ func TestProgressLine(t *testing.T) {
 			t.Errorf("progressLine(%+v) = %q %q %v %v %v, want %q %q %v %v %v", tc.ev, subject, words, done, failed, ok,
 				tc.subject, tc.words, tc.done, tc.failed, tc.ok)
 		}
+	}
+}
+
+func TestDialRetriesResets(t *testing.T) {
+	var rl *resettingListener
+	d := newFakeDaemonOn(t, func(l net.Listener) net.Listener {
+		rl = &resettingListener{Listener: l, n: 3}
+		return rl
+	})
+	out, _, err := d.run("ls", "-q")
+	if err != nil || out != "" {
+		t.Fatalf("ls against a daemon that resets its first connections: %q, %v", out, err)
+	}
+	rl.mu.Lock()
+	left := rl.n
+	rl.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d resets not reached: the test did not exercise the retry", left)
 	}
 }

@@ -45,13 +45,19 @@ type fakeDaemon struct {
 	upResult api.Result
 }
 
-func newFakeDaemon(t *testing.T) *fakeDaemon {
+func newFakeDaemon(t *testing.T) *fakeDaemon { return newFakeDaemonOn(t, nil) }
+
+// newFakeDaemonOn is newFakeDaemon with the socket's listener wrapped.
+func newFakeDaemonOn(t *testing.T, wrap func(net.Listener) net.Listener) *fakeDaemon {
 	t.Helper()
 	root := t.TempDir()
 	d := &fakeDaemon{t: t, root: root, containers: map[string]*api.ContainerSummary{}}
 	l, err := net.Listen("unix", filepath.Join(root, api.SocketName))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		l = wrap(l)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
@@ -482,3 +488,32 @@ services:
     command: ["sh", "-c", "exit 3"]
     depends_on: [db]
 `
+
+// resettingListener resets its first n connections (closed with the
+// request unread: the client's read fails with ECONNRESET), as a daemon
+// that is starting up may.
+type resettingListener struct {
+	net.Listener
+	mu sync.Mutex
+	n  int
+}
+
+func (l *resettingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		reset := l.n > 0
+		if reset {
+			l.n--
+		}
+		l.mu.Unlock()
+		if !reset {
+			return c, nil
+		}
+		time.Sleep(20 * time.Millisecond) // the request is in the socket
+		c.Close()
+	}
+}
