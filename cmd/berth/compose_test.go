@@ -882,3 +882,43 @@ func TestDialRetriesResets(t *testing.T) {
 		t.Errorf("%d resets not reached: the test did not exercise the retry", left)
 	}
 }
+
+func TestLogsFollowEndsWhenContainersStop(t *testing.T) {
+	d := newFakeDaemon(t)
+	d.containers["demo-web-1"] = &api.ContainerSummary{Name: "demo-web-1", Project: "demo", Service: "web", Number: 1, State: "running"}
+	d.containers["demo-db-1"] = &api.ContainerSummary{Name: "demo-db-1", Project: "demo", Service: "db", Number: 1, State: "exited"}
+	d.addLog("demo-db-1", "db", "old line", t0)
+
+	// Nothing running: -f prints what there is and returns.
+	out, _, err := d.run("logs", "-f", "-p", "demo", "db")
+	if err != nil || out != "db-1  | old line\n" {
+		t.Fatalf("logs -f of a stopped container: %q, %v", out, err)
+	}
+
+	done := make(chan string, 1)
+	go func() {
+		out, _, _ := d.run("logs", "-f", "-p", "demo", "web")
+		done <- out
+	}()
+	waitFor(t, "the event subscription", func() bool { return d.subscribers() == 1 })
+	d.addLog("demo-web-1", "web", "last words", time.Now())
+	// A restart keeps -f going.
+	d.emit(api.Event{Container: "demo-web-1", Service: "web", Action: "die", Status: "restarting", ExitCode: 1})
+	d.mu.Lock()
+	d.containers["demo-web-1"].State = "restarting"
+	d.mu.Unlock()
+	select {
+	case out := <-done:
+		t.Fatalf("logs -f ended on a restart: %q", out)
+	case <-time.After(300 * time.Millisecond):
+	}
+	d.emit(api.Event{Container: "demo-web-1", Service: "web", Action: "die", Status: "exited", ExitCode: 0})
+	select {
+	case out := <-done:
+		if out != "web-1  | last words\n" {
+			t.Errorf("logs -f output %q", out)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("logs -f did not end when its container stopped")
+	}
+}

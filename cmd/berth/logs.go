@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -88,6 +89,13 @@ func newLogsCmd(g *globalOptions) *cobra.Command {
 				var cancel func()
 				ctx, cancel = signalContext()
 				defer cancel()
+				// Like Compose, -f ends once every followed container
+				// has stopped (for good: a restart keeps it going).
+				if !anyRunning(cs) {
+					req.Follow = false
+				} else {
+					ctx = endWhenStopped(ctx, c, st.Name, cs)
+				}
 			}
 			return c.Logs(ctx, req, func(l api.LogLine) error {
 				if !untilT.IsZero() && l.Time.After(untilT) {
@@ -153,4 +161,72 @@ func parseTimeArg(s string) (time.Time, error) {
 		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
 	}
 	return time.Time{}, fmt.Errorf("cannot read %q as a time (2013-01-02T13:23:37Z, 2013-01-02, a Unix timestamp or a duration like 42m)", s)
+}
+
+func isRunning(state string) bool {
+	return state == "running" || state == "restarting" || state == "paused"
+}
+
+func anyRunning(cs []api.ContainerSummary) bool {
+	for _, c := range cs {
+		if isRunning(c.State) {
+			return true
+		}
+	}
+	return false
+}
+
+// endWhenStopped returns a context that ends (a moment after, so the
+// last lines still arrive) once none of the containers cs runs any
+// more: on their die events, and by a slow check of ps in case an event
+// came before the subscription.
+func endWhenStopped(parent context.Context, c *api.Client, project string, cs []api.ContainerSummary) context.Context {
+	ctx, cancel := context.WithCancel(parent)
+	watched := map[string]bool{}
+	for _, ct := range cs {
+		watched[ct.Name] = true
+	}
+	check := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case check <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		_ = c.Events(ctx, project, func(ev api.Event) error {
+			if watched[ev.Container] && ev.Action == "die" && ev.Status != "restarting" {
+				poke()
+			}
+			return nil
+		})
+	}()
+	go func() {
+		defer cancel()
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-check:
+			case <-t.C:
+			}
+			now, err := c.Ps(ctx, project, true)
+			if err != nil {
+				continue
+			}
+			var ours []api.ContainerSummary
+			for _, ct := range now {
+				if watched[ct.Name] {
+					ours = append(ours, ct)
+				}
+			}
+			if !anyRunning(ours) {
+				time.Sleep(logQuiet)
+				return
+			}
+		}
+	}()
+	return ctx
 }
