@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -214,6 +215,12 @@ func TestCrasherRestartsThreeTimes(t *testing.T) {
 	}
 	if n := strings.Count(s.must("logs", "crasher").stdout, "crasher-1  | crashing\n"); n != 4 {
 		t.Errorf("logs show %d runs, want 4 (first run + 3 restarts)", n)
+	}
+	// logs -f of containers that stopped for good prints and returns.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if r := s.berthCtx(ctx, "logs", "-f", "crasher"); r.code != 0 || strings.Count(r.stdout, "crashing") != 4 {
+		t.Errorf("logs -f of the exited crasher: %s", r)
 	}
 	// Still exited a moment later: no fourth restart.
 	time.Sleep(time.Second)
