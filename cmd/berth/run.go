@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/supervisor/api"
 )
@@ -69,6 +71,9 @@ not interactive); its output is printed as it comes.`,
 			ctx, cancel := signalContext()
 			defer cancel()
 			errw := cmd.ErrOrStderr()
+			if !detach && !noTTY && term.IsTerminal(int(os.Stdin.Fd())) {
+				fmt.Fprintln(errw, "berth: note: run is not interactive: the container's stdin is not connected (use -T to silence this)")
+			}
 			prog := newProgress(errw, isTerminal(errw), "Running")
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			progDone := false
