@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -231,3 +232,26 @@ func addProjectFlagsNoF(fs *pflag.FlagSet, po *projectOptions) {
 		fs.AddFlag(f)
 	})
 }
+
+// secondsFlag is an optional number of seconds (-t/--timeout): unset
+// means "each service's own setting", sent as nil.
+type secondsFlag struct{ d *time.Duration }
+
+func (s *secondsFlag) String() string {
+	if s.d == nil {
+		return ""
+	}
+	return strconv.Itoa(int(*s.d / time.Second))
+}
+
+func (s *secondsFlag) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a number of seconds", v)
+	}
+	d := time.Duration(n) * time.Second
+	s.d = &d
+	return nil
+}
+
+func (s *secondsFlag) Type() string { return "seconds" }

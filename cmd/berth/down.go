@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +15,7 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 		po            projectOptions
 		volumes       bool
 		removeOrphans bool
-		timeout       int
+		timeout       secondsFlag
 		rmi           string
 	)
 	cmd := &cobra.Command{
@@ -41,11 +40,7 @@ applied it, so -p NAME is enough when the stack files are gone.`,
 				return err
 			}
 			defer c.Close()
-			req := api.DownRequest{ProjectName: st.Name, Project: st.Project, RemoveOrphans: removeOrphans, Volumes: volumes, RMI: rmi}
-			if timeout >= 0 {
-				d := time.Duration(timeout) * time.Second
-				req.Timeout = &d
-			}
+			req := api.DownRequest{ProjectName: st.Name, Project: st.Project, RemoveOrphans: removeOrphans, Volumes: volumes, RMI: rmi, Timeout: timeout.d}
 			errw := cmd.ErrOrStderr()
 			prog := newProgress(errw, isTerminal(errw), "Running")
 			res, err := c.Down(cmd.Context(), req, prog.Event)
@@ -62,7 +57,7 @@ applied it, so -p NAME is enough when the stack files are gone.`,
 	po.addFlags(cmd.Flags())
 	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "also remove named volumes of the stack and anonymous volumes")
 	cmd.Flags().BoolVar(&removeOrphans, "remove-orphans", false, "also remove containers of services no longer in the stack files")
-	cmd.Flags().IntVarP(&timeout, "timeout", "t", -1, "seconds to wait for each container to stop (default: its stop_grace_period)")
+	cmd.Flags().VarP(&timeout, "timeout", "t", "seconds to wait for each container to stop (default: its stop_grace_period)")
 	cmd.Flags().StringVar(&rmi, "rmi", "", "remove images the services use: local (no custom tag) or all")
 	return cmd
 }

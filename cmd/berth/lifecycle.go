@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -110,13 +109,10 @@ func lifecycleCmd(g *globalOptions, ls lifecycleSpec, flags func(*cobra.Command)
 // timeoutFlag adds -t/--timeout (seconds; default the service's
 // stop_grace_period).
 func timeoutFlag(cmd *cobra.Command) func() (api.ContainerRequest, error) {
-	t := cmd.Flags().IntP("timeout", "t", -1, "seconds to wait for the container to stop before killing it (default: stop_grace_period)")
+	var t secondsFlag
+	cmd.Flags().VarP(&t, "timeout", "t", "seconds to wait for the container to stop before killing it (default: stop_grace_period)")
 	return func() (api.ContainerRequest, error) {
-		if *t < 0 {
-			return api.ContainerRequest{}, nil
-		}
-		d := time.Duration(*t) * time.Second
-		return api.ContainerRequest{Timeout: &d}, nil
+		return api.ContainerRequest{Timeout: t.d}, nil
 	}
 }
 

@@ -37,7 +37,7 @@ type upFlags struct {
 	noStart       bool
 	pull          string
 	scale         []string
-	timeout       int
+	timeout       secondsFlag
 	noColor       bool
 	noLogPrefix   bool
 	timestamps    bool
@@ -136,7 +136,7 @@ gracefully; a second Ctrl-C kills it.`,
 	fs.BoolVar(&f.noStart, "no-start", false, "create the containers, do not start them")
 	fs.StringVar(&f.pull, "pull", "", "pull images: always, missing or never (default: each service's pull_policy)")
 	fs.StringArrayVar(&f.scale, "scale", nil, "SERVICE=NUMBER replicas, overriding scale:; repeatable")
-	fs.IntVarP(&f.timeout, "timeout", "t", -1, "seconds to wait for containers being replaced to stop (default: stop_grace_period)")
+	fs.VarP(&f.timeout, "timeout", "t", "seconds to wait for containers being replaced to stop (default: stop_grace_period)")
 	fs.BoolVar(&f.noColor, "no-color", false, "no colours in attached output")
 	fs.BoolVar(&f.noLogPrefix, "no-log-prefix", false, "no container name before attached output lines")
 	fs.BoolVar(&f.timestamps, "timestamps", false, "show timestamps in attached output")
@@ -171,10 +171,7 @@ func runUp(cmd *cobra.Command, g *globalOptions, p *spec.Project, services []str
 		RemoveOrphans: f.removeOrphans, NoStart: f.noStart, Pull: f.pull, Scale: scale,
 		AbortOnExit: f.abortOnExit, ExitCodeFrom: f.exitCodeFrom,
 	}}
-	if f.timeout >= 0 {
-		d := time.Duration(f.timeout) * time.Second
-		req.Options.Timeout = &d
-	}
+	req.Options.Timeout = f.timeout.d
 
 	ctx, cancel := signalContext()
 	defer cancel()
@@ -468,12 +465,7 @@ func (a *attachment) stopAll(sigs <-chan os.Signal) {
 		defer close(stopped)
 		prog := newProgress(a.errw, isTerminal(a.errw), "Stopping")
 		defer prog.Done()
-		var timeout *time.Duration
-		if a.f.timeout >= 0 {
-			d := time.Duration(a.f.timeout) * time.Second
-			timeout = &d
-		}
-		req := api.ProjectRequest{Services: a.upServices, Timeout: timeout}
+		req := api.ProjectRequest{Services: a.upServices, Timeout: a.f.timeout.d}
 		if err := projectAction(ctx, a.c, a.p.Name, api.ActionStop, req, prog, a.errw); err != nil && ctx.Err() == nil {
 			fmt.Fprintln(a.errw, "berth:", err)
 		}
