@@ -41,7 +41,7 @@ type fakeDaemon struct {
 	// onAction, when set, runs after a container action is recorded
 	// (with mu not held).
 	onAction func(name, action string)
-	// upEvents, when set, replaces the default progress of up.
+	// upResult is the Result up ends with (its Errors and Warnings).
 	upResult api.Result
 }
 
