@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/spf13/pflag"
+
+	"github.com/berth-dev/berth/scheduler"
+	"github.com/berth-dev/berth/spec"
+	"github.com/berth-dev/berth/supervisor/api"
+)
+
+// This file holds what the Compose-level commands (up, down, ps, logs,
+// start, stop...) share: finding the project, reaching the daemon, and
+// picking containers by service.
+
+// stack is what a command knows of its project: always the name, and the
+// loaded project when stack files were found.
+type stack struct {
+	Name    string
+	Project *spec.Project // nil when only -p was given and no stack file exists
+}
+
+// hasStackFiles reports whether load would find stack files: -f,
+// COMPOSE_FILE, or one of the default names in the project directory (or
+// the working directory) or a parent.
+func (o *projectOptions) hasStackFiles() bool {
+	if len(o.Files) > 0 || os.Getenv("COMPOSE_FILE") != "" {
+		return true
+	}
+	dir := o.ProjectDir
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return true // let load report it
+	}
+	for {
+		for _, n := range spec.DefaultFileNames {
+			if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+				return true
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return false
+		}
+		dir = parent
+	}
+}
+
+var badNameChars = regexp.MustCompile(`[^a-z0-9_-]`)
+
+// normalizeProjectName lowers a -p name and keeps [a-z0-9_-], as Compose
+// does.
+func normalizeProjectName(s string) string {
+	s = badNameChars.ReplaceAllString(strings.ToLower(s), "")
+	return strings.TrimLeft(s, "_-")
+}
+
+// resolve finds the project. Commands that only need its name (down, ps,
+// logs, stop...) work without stack files when -p or COMPOSE_PROJECT_NAME
+// names it, like Compose: the daemon has the project as last applied.
+func (o *projectOptions) resolve(ctx context.Context, services []string) (*stack, error) {
+	name := o.ProjectName
+	if name == "" {
+		name = os.Getenv("COMPOSE_PROJECT_NAME")
+	}
+	if name != "" && !o.hasStackFiles() {
+		n := normalizeProjectName(name)
+		if n == "" {
+			return nil, fmt.Errorf("invalid project name %q: use lower case letters, digits, '-' and '_'", name)
+		}
+		return &stack{Name: n}, nil
+	}
+	p, err := o.load(ctx, services)
+	if err != nil {
+		return nil, err
+	}
+	return &stack{Name: p.Name, Project: p}, nil
+}
+
+// checkServices reports services the project does not have, naming them.
+func (s *stack) checkServices(services []string) error {
+	if s.Project == nil {
+		return nil
+	}
+	var missing []string
+	for _, n := range services {
+		if _, ok := s.Project.Service(n); !ok {
+			missing = append(missing, n)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("no such service: %q", missing[0])
+	}
+	return fmt.Errorf("no such services: %s", strings.Join(quoteAll(missing), ", "))
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}
+
+// berthExecutable is the binary EnsureDaemon starts: this one. Tests of
+// the in-process commands point it elsewhere.
+var berthExecutable = os.Executable
+
+// dial returns a client for the daemon of the root, starting the daemon
+// when none answers.
+func dial(g *globalOptions) (*api.Client, error) {
+	root, err := filepath.Abs(g.Root)
+	if err != nil {
+		return nil, err
+	}
+	c, err := api.Dial(root)
+	if err == nil || !errors.Is(err, api.ErrNoDaemon) {
+		return c, err
+	}
+	exe, err := berthExecutable()
+	if err != nil {
+		return nil, fmt.Errorf("start the berth daemon: find the berth binary: %w", err)
+	}
+	return api.EnsureDaemon(root, exe)
+}
+
+// containersOf returns the containers of the given services (all when
+// none is named), sorted. A named service without a container is an error
+// naming it.
+func containersOf(cs []api.ContainerSummary, services []string) ([]api.ContainerSummary, error) {
+	sortContainers(cs)
+	if len(services) == 0 {
+		return cs, nil
+	}
+	want := map[string]bool{}
+	for _, s := range services {
+		want[s] = true
+	}
+	found := map[string]bool{}
+	var out []api.ContainerSummary
+	for _, c := range cs {
+		if want[c.Service] {
+			out = append(out, c)
+			found[c.Service] = true
+		}
+	}
+	for _, s := range services {
+		if !found[s] {
+			return nil, fmt.Errorf("service %q has no container", s)
+		}
+	}
+	return out, nil
+}
+
+// containerByIndex picks replica index (1-based) of service, as
+// `exec --index` does.
+func containerByIndex(cs []api.ContainerSummary, service string, index int) (api.ContainerSummary, error) {
+	var reps []api.ContainerSummary
+	for _, c := range cs {
+		if c.Service == service {
+			reps = append(reps, c)
+		}
+	}
+	if len(reps) == 0 {
+		return api.ContainerSummary{}, fmt.Errorf("service %q has no container", service)
+	}
+	sortContainers(reps)
+	for _, c := range reps {
+		if c.Number == index {
+			return c, nil
+		}
+	}
+	if index == 1 && len(reps) == 1 {
+		return reps[0], nil
+	}
+	return api.ContainerSummary{}, fmt.Errorf("service %q has no container with index %d", service, index)
+}
+
+// walkOrder runs fn on every service in dependency order (forward: a
+// service after its dependencies; reverse: a service after its
+// dependents), concurrently where the graph allows. Without a project (or
+// with a graph error) every service runs at once. Services not in only
+// are passed over (they still order the others). It returns every error,
+// sorted.
+func walkOrder(p *spec.Project, services []string, reverse bool, fn func(service string) error) error {
+	var g *scheduler.Graph
+	if p != nil {
+		g, _ = scheduler.NewGraph(p)
+	}
+	done := map[string]chan struct{}{}
+	for _, s := range services {
+		done[s] = make(chan struct{})
+	}
+	var mu sync.Mutex
+	var errs []string
+	var wg sync.WaitGroup
+	for _, s := range services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[s])
+			if g != nil {
+				edges := g.Dependencies(s)
+				if reverse {
+					edges = g.Dependents(s)
+				}
+				for _, e := range edges {
+					other := e.On
+					if reverse {
+						other = e.Service
+					}
+					if ch, ok := done[other]; ok && other != s {
+						<-ch
+					}
+				}
+			}
+			if err := fn(s); err != nil {
+				mu.Lock()
+				errs = append(errs, err.Error())
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) == 0 {
+		return nil
+	}
+	sort.Strings(errs)
+	return fmt.Errorf("%s", strings.Join(errs, "\n"))
+}
+
+// servicesIn lists the distinct services of cs, sorted.
+func servicesIn(cs []api.ContainerSummary) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range cs {
+		if !seen[c.Service] {
+			seen[c.Service] = true
+			out = append(out, c.Service)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// addProjectFlagsNoF adds the project flags without -f as a short form of
+// --file, for commands whose own -f means something else (logs -f is
+// --follow, rm -f is --force, as in Compose).
+func addProjectFlagsNoF(fs *pflag.FlagSet, po *projectOptions) {
+	tmp := pflag.NewFlagSet("project", pflag.ContinueOnError)
+	po.addFlags(tmp)
+	tmp.VisitAll(func(f *pflag.Flag) {
+		if f.Shorthand == "f" {
+			f.Shorthand = ""
+		}
+		fs.AddFlag(f)
+	})
+}

@@ -1,0 +1,381 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/supervisor/api"
+)
+
+// fakeDaemon is a small, honest stand-in for the berth daemon: it serves
+// the API endpoints the CLI uses on $ROOT/berth.sock and keeps containers
+// in memory. up makes one running container per replica, containers'
+// output is what the test puts in logs, and events the test sends reach
+// every subscriber.
+type fakeDaemon struct {
+	t    *testing.T
+	root string
+	srv  *httptest.Server
+
+	mu         sync.Mutex
+	containers map[string]*api.ContainerSummary
+	logs       []api.LogLine
+	ups        []api.UpRequest
+	downs      []api.DownRequest
+	actions    []string // "stop demo-web-1"
+	subs       []chan api.Event
+	// onAction, when set, runs after a container action is recorded
+	// (with mu not held).
+	onAction func(name, action string)
+	// upEvents, when set, replaces the default progress of up.
+	upResult api.Result
+}
+
+func newFakeDaemon(t *testing.T) *fakeDaemon {
+	t.Helper()
+	root := t.TempDir()
+	d := &fakeDaemon{t: t, root: root, containers: map[string]*api.ContainerSummary{}}
+	l, err := net.Listen("unix", filepath.Join(root, api.SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, api.Info{Version: "fake", Pid: os.Getpid(), Root: root})
+	})
+	mux.HandleFunc("POST /v1/up", d.up)
+	mux.HandleFunc("POST /v1/down", d.down)
+	mux.HandleFunc("GET /v1/ps", d.ps)
+	mux.HandleFunc("POST /v1/containers/{name}/{action}", d.action)
+	mux.HandleFunc("GET /v1/logs", d.serveLogs)
+	mux.HandleFunc("GET /v1/events", d.events)
+	mux.HandleFunc("GET /v1/projects", d.projects)
+	d.srv = httptest.NewUnstartedServer(mux)
+	d.srv.Listener = l
+	d.srv.Start()
+	t.Cleanup(func() {
+		d.mu.Lock()
+		for _, s := range d.subs {
+			close(s)
+		}
+		d.subs = nil
+		d.mu.Unlock()
+		d.srv.CloseClientConnections()
+		d.srv.Close()
+	})
+	// A client that finds no daemon must not start a real one.
+	old := berthExecutable
+	berthExecutable = func() (string, error) { return "", errors.New("test: no daemon to start") }
+	t.Cleanup(func() { berthExecutable = old })
+	return d
+}
+
+// run runs berth in-process against this daemon.
+func (d *fakeDaemon) run(args ...string) (string, string, error) {
+	d.t.Helper()
+	return runCLI(d.t, append([]string{"--root", d.root}, args...)...)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, kind, msg string) {
+	w.WriteHeader(api.StatusFor(kind))
+	json.NewEncoder(w).Encode(api.ErrorBody{Error: msg, Kind: kind})
+}
+
+func (d *fakeDaemon) up(w http.ResponseWriter, r *http.Request) {
+	var req api.UpRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Project == nil {
+		writeErr(w, api.KindBadRequest, fmt.Sprintf("bad up request: %v", err))
+		return
+	}
+	sw := api.NewStreamWriter(w)
+	d.mu.Lock()
+	d.ups = append(d.ups, req)
+	now := time.Now().UTC()
+	var made []string
+	for _, svc := range req.Project.Services {
+		if len(req.Services) > 0 && !slices.Contains(req.Services, svc.Name) {
+			continue
+		}
+		n := svc.Replicas
+		if s, ok := req.Options.Scale[svc.Name]; ok {
+			n = s
+		}
+		for i := 1; i <= n; i++ {
+			name := fmt.Sprintf("%s-%s-%d", req.Project.Name, svc.Name, i)
+			state := "running"
+			if req.Options.NoStart {
+				state = "created"
+			}
+			d.containers[name] = &api.ContainerSummary{ID: fmt.Sprintf("%064x", len(d.containers)+1), Name: name,
+				Project: req.Project.Name, Service: svc.Name, Number: i, Image: svc.Image, Command: strings.Join(svc.Command, " "),
+				State: state, CreatedAt: now, StartedAt: now}
+			made = append(made, name)
+		}
+	}
+	res := d.upResult
+	d.mu.Unlock()
+	for _, name := range made {
+		sw.Event(api.Event{Time: now, Container: name, Action: "create", Status: "working"})
+		sw.Event(api.Event{Time: now, Container: name, Action: "create", Status: "done"})
+		if !req.Options.NoStart {
+			sw.Event(api.Event{Time: now, Container: name, Action: "start", Status: "working"})
+			sw.Event(api.Event{Time: now, Container: name, Action: "start", Status: "done"})
+		}
+	}
+	res.Containers = made
+	sw.Result(res)
+}
+
+func (d *fakeDaemon) down(w http.ResponseWriter, r *http.Request) {
+	var req api.DownRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeErr(w, api.KindBadRequest, err.Error())
+		return
+	}
+	sw := api.NewStreamWriter(w)
+	d.mu.Lock()
+	d.downs = append(d.downs, req)
+	var gone []string
+	for name, c := range d.containers {
+		if c.Project == req.ProjectName {
+			gone = append(gone, name)
+			delete(d.containers, name)
+		}
+	}
+	d.mu.Unlock()
+	slices.Sort(gone)
+	for _, name := range gone {
+		sw.Event(api.Event{Time: time.Now(), Container: name, Action: "stop", Status: "done"})
+		sw.Event(api.Event{Time: time.Now(), Container: name, Action: "remove", Status: "done"})
+	}
+	sw.Result(api.Result{Containers: gone})
+}
+
+func (d *fakeDaemon) ps(w http.ResponseWriter, r *http.Request) {
+	project, all := r.URL.Query().Get("project"), r.URL.Query().Get("all") == "1"
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := []api.ContainerSummary{}
+	for _, c := range d.containers {
+		if (project == "" || c.Project == project) && (all || c.State == "running") {
+			out = append(out, *c)
+		}
+	}
+	slices.SortFunc(out, func(a, b api.ContainerSummary) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, out)
+}
+
+func (d *fakeDaemon) action(w http.ResponseWriter, r *http.Request) {
+	name, action := r.PathValue("name"), r.PathValue("action")
+	var req api.ContainerRequest
+	json.NewDecoder(r.Body).Decode(&req)
+	d.mu.Lock()
+	c, ok := d.containers[name]
+	if !ok {
+		d.mu.Unlock()
+		writeErr(w, api.KindNotFound, "no such container: "+name)
+		return
+	}
+	rec := action
+	if req.Signal != "" {
+		rec += " " + req.Signal
+	}
+	d.actions = append(d.actions, rec+" "+name)
+	switch action {
+	case api.ActionStop, api.ActionKill:
+		if c.State == "running" {
+			c.State, c.ExitCode, c.FinishedAt = "exited", 137, time.Now()
+		}
+	case api.ActionStart, api.ActionRestart, api.ActionUnpause:
+		c.State = "running"
+	case api.ActionPause:
+		c.State = "paused"
+	case api.ActionRemove:
+		delete(d.containers, name)
+	}
+	out := *c
+	hook := d.onAction
+	d.mu.Unlock()
+	if hook != nil {
+		hook(name, action)
+	}
+	writeJSON(w, api.ContainerResponse{Container: out})
+}
+
+func (d *fakeDaemon) serveLogs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	tail := -1
+	if s := q.Get("tail"); s != "" {
+		tail, _ = strconv.Atoi(s)
+	}
+	var since time.Time
+	if s := q.Get("since"); s != "" {
+		since, _ = time.Parse(time.RFC3339Nano, s)
+	}
+	match := func(l api.LogLine) bool {
+		return (len(q["service"]) == 0 || slices.Contains(q["service"], l.Service)) &&
+			(len(q["container"]) == 0 || slices.Contains(q["container"], l.Container)) &&
+			(since.IsZero() || !l.Time.Before(since))
+	}
+	d.mu.Lock()
+	per := map[string][]api.LogLine{}
+	var order []string
+	for _, l := range d.logs {
+		if !match(l) {
+			continue
+		}
+		if _, ok := per[l.Container]; !ok {
+			order = append(order, l.Container)
+		}
+		per[l.Container] = append(per[l.Container], l)
+	}
+	sent := len(d.logs)
+	d.mu.Unlock()
+	sw := api.NewStreamWriter(w)
+	for _, c := range order {
+		ls := per[c]
+		if tail >= 0 && len(ls) > tail {
+			ls = ls[len(ls)-tail:]
+		}
+		for _, l := range ls {
+			sw.Log(l)
+		}
+	}
+	if q.Get("follow") != "1" {
+		return
+	}
+	// Follow: send lines as they are added.
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		d.mu.Lock()
+		more := slices.Clone(d.logs[sent:])
+		sent = len(d.logs)
+		d.mu.Unlock()
+		for _, l := range more {
+			if match(l) {
+				sw.Log(l)
+			}
+		}
+	}
+}
+
+func (d *fakeDaemon) events(w http.ResponseWriter, r *http.Request) {
+	ch := make(chan api.Event, 64)
+	d.mu.Lock()
+	d.subs = append(d.subs, ch)
+	d.mu.Unlock()
+	sw := api.NewStreamWriter(w)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			sw.Event(ev)
+		}
+	}
+}
+
+// emit sends ev to every events subscriber.
+func (d *fakeDaemon) emit(ev api.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	if c, ok := d.containers[ev.Container]; ok && ev.Action == "die" {
+		c.State, c.ExitCode, c.FinishedAt = ev.Status, ev.ExitCode, ev.Time
+	}
+	for _, s := range d.subs {
+		s <- ev
+	}
+}
+
+// subscribers is the number of open event streams.
+func (d *fakeDaemon) subscribers() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.subs)
+}
+
+func (d *fakeDaemon) projects(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	counts := map[string]map[string]int{}
+	for _, c := range d.containers {
+		if counts[c.Project] == nil {
+			counts[c.Project] = map[string]int{}
+		}
+		counts[c.Project][c.State]++
+	}
+	out := []api.ProjectSummary{}
+	for p, m := range counts {
+		var parts []string
+		for _, s := range []string{"running", "exited"} {
+			if m[s] > 0 {
+				parts = append(parts, fmt.Sprintf("%s(%d)", s, m[s]))
+			}
+		}
+		out = append(out, api.ProjectSummary{Name: p, Status: strings.Join(parts, ", "), Containers: m, ConfigFiles: []string{"/srv/" + p + "/compose.yaml"}})
+	}
+	slices.SortFunc(out, func(a, b api.ProjectSummary) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, out)
+}
+
+// addLog appends an output line of a container.
+func (d *fakeDaemon) addLog(container, service, line string, t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.logs = append(d.logs, api.LogLine{Container: container, Service: service, Stream: "stdout", Time: t, Log: line})
+}
+
+// stackDir writes a compose.yaml into a new directory and returns it.
+func stackDir(t *testing.T, yaml string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "demo")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+const demoYAML = `name: demo
+services:
+  web:
+    image: busybox:latest
+    command: ["httpd", "-f", "-p", "8080"]
+    ports: ["127.0.0.1:8080:8080"]
+  db:
+    image: busybox:latest
+    command: ["sleep", "1000"]
+  api:
+    image: busybox:latest
+    command: ["sh", "-c", "exit 3"]
+    depends_on: [db]
+`

@@ -1,0 +1,147 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-dev/berth/spec"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// stateVersion is the version of the container state file format.
+const stateVersion = 1
+
+// Network modes of a container, as recorded in its state.
+const (
+	netModeBridge = "bridge" // own netns file, attached to the service's networks
+	netModeNone   = "none"   // own netns file, loopback only
+	netModeHost   = "host"   // the host's namespace
+	netModeShared = "shared" // another container's netns file (service:X, container:X)
+)
+
+// containerState is what $ROOT/state/containers/NAME.json holds: enough to
+// adopt, restart and remove the container without the stack file.
+type containerState struct {
+	Version int           `json:"version"`
+	Info    ContainerInfo `json:"info"`
+	// Service is the service as created (with the image's health check
+	// filled in when the service had none).
+	Service *spec.Service `json:"service"`
+	// ProjectDir is the project's working directory.
+	ProjectDir string `json:"project_dir,omitempty"`
+
+	InitStartTime uint64 `json:"init_start_time,omitempty"`
+	StopSignal    string `json:"stop_signal,omitempty"`
+
+	NetMode   string `json:"net_mode"`
+	NetNSPath string `json:"netns_path,omitempty"` // joined by the container
+	OwnNetNS  bool   `json:"own_netns,omitempty"`  // NetNSPath is ours to remove
+
+	// Mounts are the volume mounts Prepare made (volumes_from reads them).
+	Mounts []specs.Mount `json:"mounts,omitempty"`
+
+	// LogOffsets are the bytes of stdout.raw and stderr.raw already
+	// ingested into the log.
+	LogOffsets [2]int64 `json:"log_offsets"`
+
+	UnhealthyRestarts int `json:"unhealthy_restarts,omitempty"`
+}
+
+// writeFileAtomic replaces path with data: a temp file in the same
+// directory, fsynced when durable, renamed over path, and the directory
+// fsynced so the rename itself survives a crash.
+func writeFileAtomic(path string, data []byte, durable bool) (retErr error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if retErr != nil {
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if !durable {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func saveState(path string, st *containerState, durable bool) error {
+	st.Version = stateVersion
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b, durable)
+}
+
+func loadState(path string) (*containerState, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var st containerState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("container state %s: %w", path, err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("container state %s: unknown version %d", path, st.Version)
+	}
+	if st.Service == nil || st.Info.Name == "" {
+		return nil, fmt.Errorf("container state %s: incomplete", path)
+	}
+	return &st, nil
+}
+
+// exitRecord is what the keeper writes to $ROOT/exits/PID-STARTTIME.json
+// when it reaps a container init whose parent (the daemon) had died.
+type exitRecord struct {
+	Code   int    `json:"code"`
+	Signal int    `json:"signal"`
+	Time   string `json:"time"`
+}
+
+// readExitRecord returns the keeper's record for the process pid that
+// started at start, and removes it.
+func readExitRecord(path string) (*exitRecord, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r exitRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("exit record %s: %w", path, err)
+	}
+	if r.Signal > 0 && r.Code == 0 {
+		r.Code = 128 + r.Signal
+	}
+	return &r, nil
+}
+
+var errNoState = errors.New("no state")
