@@ -1,0 +1,182 @@
+package watch
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/spec"
+	"github.com/berth-dev/berth/supervisor/api"
+	"github.com/berth-dev/berth/supervisor/runtime"
+	"github.com/berth-dev/berth/supervisor/specconv"
+)
+
+// DaemonController is the Controller of a real stack: containers are
+// found through the runtime (their rootfs, mounts and user come from the
+// runtime state), exec runs through the runtime like `berth exec`, and
+// restart, recreate and events go through the daemon API.
+type DaemonController struct {
+	project *spec.Project
+	client  *api.Client
+	rt      *runtime.Runtime
+
+	mu    sync.Mutex
+	users map[string][2]int // container name + user -> uid, gid (guarded by mu)
+}
+
+// NewDaemonController returns a controller for project p.
+func NewDaemonController(p *spec.Project, client *api.Client, rt *runtime.Runtime) *DaemonController {
+	return &DaemonController{project: p, client: client, rt: rt, users: map[string][2]int{}}
+}
+
+// Targets lists the running containers of service (one-off run
+// containers left out).
+func (d *DaemonController) Targets(ctx context.Context, service string) ([]Target, error) {
+	states, err := d.rt.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []Target
+	for _, st := range states {
+		cfg := st.Config
+		if cfg == nil || cfg.Annotations[specconv.AnnotationProject] != d.project.Name ||
+			cfg.Annotations[specconv.AnnotationService] != service {
+			continue
+		}
+		if strings.HasPrefix(st.ID, d.project.Name+"-"+service+"-run-") || st.Status != specs.StateRunning {
+			continue
+		}
+		t, err := d.target(&st)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", st.ID, err)
+		}
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Container < out[j].Container })
+	return out, nil
+}
+
+func (d *DaemonController) target(st *runtime.State) (Target, error) {
+	cfg := st.Config
+	root := st.Rootfs
+	if root == "" && cfg.Root != nil {
+		root = cfg.Root.Path
+	}
+	t := Target{Container: st.ID, Root: root}
+	if st.Pid > 0 {
+		t.ProcRoot = "/proc/" + strconv.Itoa(st.Pid) + "/root"
+	}
+	for _, m := range cfg.Mounts {
+		bind := m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
+		if bind {
+			// A file bind (/etc/hosts, a config) is not a directory to
+			// sync into; keep only directories.
+			if fi, err := os.Stat(m.Source); err != nil || !fi.IsDir() {
+				continue
+			}
+		}
+		t.Mounts = append(t.Mounts, Mount{Destination: m.Destination, Source: m.Source, Bind: bind})
+	}
+	if cfg.Process != nil {
+		u := cfg.Process.User
+		t.UID, t.GID = int(u.UID), int(u.GID)
+		if u.Username != "" {
+			key := st.ID + "\x00" + u.Username
+			d.mu.Lock()
+			ids, ok := d.users[key]
+			d.mu.Unlock()
+			if !ok {
+				uid, gid, err := ResolveUser(root, u.Username)
+				if err != nil {
+					return t, err
+				}
+				ids = [2]int{uid, gid}
+				d.mu.Lock()
+				d.users[key] = ids
+				d.mu.Unlock()
+			}
+			t.UID, t.GID = ids[0], ids[1]
+		}
+	}
+	return t, nil
+}
+
+// Restart restarts a container through the daemon.
+func (d *DaemonController) Restart(ctx context.Context, container string) error {
+	_, err := d.client.Container(ctx, container, api.ActionRestart, api.ContainerRequest{})
+	return err
+}
+
+// Exec runs cmd in the container (as its user, in its working directory
+// and environment) and waits for it.
+func (d *DaemonController) Exec(ctx context.Context, container string, cmd []string, out io.Writer) error {
+	ct, err := d.rt.Load(container)
+	if err != nil {
+		return err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(out, pr)
+		pr.Close()
+	}()
+	proc, err := ct.Exec(ctx, ct.ExecProcess(cmd...), runtime.ExecOpts{IO: runtime.IO{Stdout: pw, Stderr: pw}})
+	pw.Close()
+	if err != nil {
+		<-copied
+		return err
+	}
+	es, err := proc.Wait(ctx)
+	<-copied
+	if err != nil {
+		return err
+	}
+	if es.Code != 0 {
+		return fmt.Errorf("exit code %d", es.Code)
+	}
+	return nil
+}
+
+// Rebuild recreates the service with a fresh image: re-pulled when it has
+// no build: section; with one it needs berth build (ErrNoBuilder).
+func (d *DaemonController) Rebuild(ctx context.Context, service string) error {
+	svc, ok := d.project.Service(service)
+	if !ok {
+		return fmt.Errorf("no such service: %q", service)
+	}
+	if svc.Build != nil {
+		return ErrNoBuilder
+	}
+	res, err := d.client.Up(ctx, api.UpRequest{
+		Project:  d.project,
+		Services: []string{service},
+		Options:  api.UpOptions{Detach: true, ForceRecreate: true, NoDeps: true, Pull: "always"},
+	}, nil)
+	if err != nil {
+		return err
+	}
+	return res.Err()
+}
+
+// Starts follows the daemon's events for the project and reports each
+// container start (first start, restart by policy or by request).
+func (d *DaemonController) Starts(ctx context.Context, fn func(service, container string)) error {
+	return d.client.Events(ctx, d.project.Name, func(ev api.Event) error {
+		if (ev.Action == "start" || ev.Action == "restart") && ev.Status == "running" && ev.Container != "" {
+			fn(ev.Service, ev.Container)
+		}
+		return nil
+	})
+}
