@@ -397,11 +397,20 @@ func (s *Session) restartAll(ctx context.Context, r *rule) {
 
 // describe says what a sync did: "synced 3 files to /app, deleted 1".
 func describe(r SyncResult, target string) string {
-	msg := fmt.Sprintf("synced %d %s to %s", r.Written, plural(r.Written, "file", "files"), target)
-	if r.Deleted > 0 {
-		msg += fmt.Sprintf(", deleted %d", r.Deleted)
+	var parts []string
+	if r.Written > 0 || (r.Deleted == 0 && r.Dirs == 0) {
+		parts = append(parts, fmt.Sprintf("synced %d %s to %s", r.Written, plural(r.Written, "file", "files"), target))
+	} else if r.Dirs > 0 {
+		parts = append(parts, fmt.Sprintf("made %d %s in %s", r.Dirs, plural(r.Dirs, "directory", "directories"), target))
 	}
-	return msg
+	if r.Deleted > 0 {
+		if len(parts) == 0 {
+			parts = append(parts, fmt.Sprintf("deleted %d %s in %s", r.Deleted, plural(r.Deleted, "path", "paths"), target))
+		} else {
+			parts = append(parts, fmt.Sprintf("deleted %d", r.Deleted))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func plural(n int, one, many string) string {

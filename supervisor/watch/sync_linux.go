@@ -57,11 +57,13 @@ func (r *SyncResult) add(o SyncResult) {
 // Sync makes the container's target mirror hostRoot at the given paths
 // (slash paths relative to hostRoot; "." is hostRoot itself): what exists
 // on the host is written (files, symlinks) or made (directories), what
-// does not is deleted in the container. A directory path is synced with
-// everything below it that m does not ignore. With compare, files whose
-// size and modification time already match are left alone (a full sync).
-func (t *Target) Sync(hostRoot, target string, paths []string, m *Matcher, compare bool) (SyncResult, error) {
-	s := &syncer{t: t, roots: map[string]int{}, compare: compare, m: m}
+// does not is deleted in the container. Without full, a directory path
+// is only made (the watcher reports what a new directory holds with it);
+// with full, everything below it that m does not ignore is synced too,
+// and files whose size and modification time already match are left
+// alone.
+func (t *Target) Sync(hostRoot, target string, paths []string, m *Matcher, full bool) (SyncResult, error) {
+	s := &syncer{t: t, roots: map[string]int{}, full: full, m: m}
 	defer s.close()
 	var res SyncResult
 	var errs []error
@@ -76,10 +78,10 @@ func (t *Target) Sync(hostRoot, target string, paths []string, m *Matcher, compa
 }
 
 type syncer struct {
-	t       *Target
-	roots   map[string]int // host root dir -> O_PATH fd
-	compare bool
-	m       *Matcher
+	t     *Target
+	roots map[string]int // host root dir -> O_PATH fd
+	full  bool           // recurse into directories, skip equal files
+	m     *Matcher
 }
 
 func (s *syncer) close() {
@@ -149,7 +151,8 @@ func (s *syncer) syncPath(hostRoot, target, rel string) (SyncResult, error) {
 	return res, nil
 }
 
-// syncDir makes the directory and syncs what is below it.
+// syncDir makes the directory and, in a full sync, syncs what is below
+// it.
 func (s *syncer) syncDir(hostRoot, target, rel string, fi fs.FileInfo) (SyncResult, error) {
 	var res SyncResult
 	cpath := path.Join("/", target, rel)
@@ -167,6 +170,9 @@ func (s *syncer) syncDir(hostRoot, target, rel string, fi fs.FileInfo) (SyncResu
 		return res, fmt.Errorf("%s: %w", cpath, err)
 	}
 	unix.Close(fd)
+	if !s.full {
+		return res, nil
+	}
 	ents, err := os.ReadDir(filepath.Join(hostRoot, filepath.FromSlash(rel)))
 	if err != nil {
 		return res, err
@@ -245,7 +251,7 @@ func tempName() string {
 // over name. It reports whether it wrote (not with compare and an equal
 // file, nor for special files, which are skipped).
 func (s *syncer) writeAt(pfd int, name, host string, fi fs.FileInfo) (bool, error) {
-	if s.compare && fi.Mode().IsRegular() {
+	if s.full && fi.Mode().IsRegular() {
 		var st unix.Stat_t
 		if unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
 			st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == fi.Size() &&

@@ -39,12 +39,12 @@ func TestSyncFilesDeletesAndDirs(t *testing.T) {
 	if err := os.Symlink("index.html", filepath.Join(host, "link")); err != nil {
 		t.Fatal(err)
 	}
-	res, err := tg.Sync(host, "/srv/www", []string{"index.html", "sub", "link"}, nil, false)
+	res, err := tg.Sync(host, "/srv/www", []string{"index.html", "sub", "sub/deep", "sub/deep/a.txt", "link"}, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Written != 3 {
-		t.Errorf("written %d, want 3 (%+v)", res.Written, res)
+	if res.Written != 3 || res.Dirs != 4 {
+		t.Errorf("result %+v, want 3 written and 4 dirs (srv, www, sub, deep)", res)
 	}
 	if got := readOr(t, filepath.Join(rootfs, "srv/www/index.html")); got != "v1" {
 		t.Errorf("index.html = %q", got)
@@ -169,7 +169,7 @@ func TestSyncIntoBindMount(t *testing.T) {
 	write(t, filepath.Join(host, "data/a.txt"), "a")
 	tg := &Target{Root: rootfs, UID: os.Getuid(), GID: os.Getgid(),
 		Mounts: []Mount{{Destination: "/app/data", Source: vol, Bind: true}, {Destination: "/tmp", Bind: false}}}
-	if _, err := tg.Sync(host, "/app", []string{"data"}, nil, false); err != nil {
+	if _, err := tg.Sync(host, "/app", []string{"data"}, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	if got := readOr(t, filepath.Join(vol, "a.txt")); got != "a" {
@@ -204,7 +204,7 @@ func TestSyncOwnership(t *testing.T) {
 		t.Error("unknown user resolved")
 	}
 	tg := &Target{Root: rootfs, UID: 1234, GID: 2345}
-	if _, err := tg.Sync(host, "/srv", []string{"d"}, nil, false); err != nil {
+	if _, err := tg.Sync(host, "/srv", []string{"d"}, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"srv/d", "srv/d/f.txt"} {
@@ -238,7 +238,7 @@ func TestSyncReplacesTypeChanges(t *testing.T) {
 	write(t, filepath.Join(rootfs, "app/y"), "old file")
 	write(t, filepath.Join(host, "x"), "now a file")
 	write(t, filepath.Join(host, "y/z.txt"), "z")
-	if _, err := tg.Sync(host, "/app", []string{"x", "y"}, nil, false); err != nil {
+	if _, err := tg.Sync(host, "/app", []string{"x", "y", "y/z.txt"}, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := readOr(t, filepath.Join(rootfs, "app/x")); got != "now a file" {

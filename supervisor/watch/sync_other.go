@@ -12,6 +12,6 @@ type SyncResult struct {
 }
 
 // Sync is only supported on Linux.
-func (t *Target) Sync(hostRoot, target string, paths []string, m *Matcher, compare bool) (SyncResult, error) {
+func (t *Target) Sync(hostRoot, target string, paths []string, m *Matcher, full bool) (SyncResult, error) {
 	return SyncResult{}, errors.New("watch: sync is only supported on Linux")
 }
