@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -424,4 +425,50 @@ func execOut(t testing.TB, env *stackEnv, container string, args ...string) stri
 		t.Fatalf("exec %v: %v (%s)", args, err, buf.String())
 	}
 	return buf.String()
+}
+
+// BenchmarkWatchLatency measures the time from a file write on the host
+// to the new content being served by httpd inside the container (polled
+// over the published port every millisecond), with the default batching
+// (DefaultQuiet). Run it with -benchtime=100x for the median over 100
+// edits (bench/watch.sh does).
+func BenchmarkWatchLatency(b *testing.B) {
+	env := newStack(b, webStack, func(dir string) {
+		write(b, filepath.Join(dir, "site/keep.txt"), "keep")
+	})
+	env.watch()
+	write(b, filepath.Join(env.dir, "site/index.html"), "start")
+	env.waitGet("/index.html", 200, "start")
+	cl := &http.Client{Timeout: 2 * time.Second}
+	url := fmt.Sprintf("http://127.0.0.1:%d/index.html", env.port)
+	fetch := func() string {
+		resp, err := cl.Get(url)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		want := fmt.Sprintf("edit %d", i)
+		start := time.Now()
+		write(b, filepath.Join(env.dir, "site/index.html"), want)
+		for fetch() != want {
+			if time.Since(start) > 10*time.Second {
+				b.Fatalf("edit %d not served after 10 s", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	if os.Getenv("WATCH_BENCH_DUMP") != "" {
+		b.Logf("latencies: %v", lat)
+	}
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "ms-median")
+	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "ms-p90")
 }
