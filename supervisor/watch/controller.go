@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -171,12 +173,37 @@ func (d *DaemonController) Rebuild(ctx context.Context, service string) error {
 }
 
 // Starts follows the daemon's events for the project and reports each
-// container start (first start, restart by policy or by request).
+// container start (first start, restart by policy or by request). When
+// the stream breaks (the daemon restarted), it connects again and
+// reports every service with container "" (all of its containers).
 func (d *DaemonController) Starts(ctx context.Context, fn func(service, container string)) error {
-	return d.client.Events(ctx, d.project.Name, func(ev api.Event) error {
-		if (ev.Action == "start" || ev.Action == "restart") && ev.Status == "running" && ev.Container != "" {
-			fn(ev.Service, ev.Container)
+	fails := 0
+	for {
+		err := d.client.Events(ctx, d.project.Name, func(ev api.Event) error {
+			fails = 0
+			if (ev.Action == "start" || ev.Action == "restart") && ev.Status == "running" && ev.Container != "" {
+				fn(ev.Service, ev.Container)
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			return nil
 		}
-		return nil
-	})
+		if fails++; fails > 30 {
+			if err == nil {
+				err = errors.New("the event stream keeps ending")
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+		// Starts may have been missed meanwhile: sync every service's
+		// containers again (unchanged files are skipped).
+		for _, svc := range d.project.Services {
+			fn(svc.Name, "")
+		}
+	}
 }

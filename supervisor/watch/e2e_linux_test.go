@@ -367,11 +367,25 @@ services:
           action: sync+exec
           exec:
             command: ["sh", "-c", "cat /app/in.txt > /out/marker"]
+  own:
+    image: busybox:latest
+    user: nobody
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]
+    stop_grace_period: 1s
+    develop:
+      watch:
+        - path: ./own
+          target: /home/app
+          action: sync
+        - path: ./conf.txt
+          target: /home/conf.txt
+          action: sync
 `
 
 func TestE2EActions(t *testing.T) {
 	env := newStack(t, actionStack, func(dir string) {
-		for _, d := range []string{"rs", "ex", "log", "out"} {
+		write(t, filepath.Join(dir, "conf.txt"), "c0")
+		for _, d := range []string{"rs", "ex", "log", "out", "own"} {
 			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -414,6 +428,23 @@ func TestE2EActions(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(env.dir, "out/marker"))
 		return string(b) == "hello"
 	})
+
+	// Files and directories made by a sync belong to the container's
+	// user (nobody, from the image's /etc/passwd); a rule watching one
+	// file syncs that file.
+	write(t, filepath.Join(env.dir, "own/d/f.txt"), "f")
+	write(t, filepath.Join(env.dir, "conf.txt"), "c1")
+	own := env.project.Name + "-own-1"
+	waitFor(t, "own synced", func() bool {
+		return strings.Contains(out.String(), "own: synced 1 file to /home/app") &&
+			strings.Contains(out.String(), "own: synced 1 file to /home/conf.txt")
+	})
+	if got := execOut(t, env, own, "stat", "-c", "%n %u:%g", "/home/app", "/home/app/d", "/home/app/d/f.txt"); got != "/home/app 65534:65534\n/home/app/d 65534:65534\n/home/app/d/f.txt 65534:65534\n" {
+		t.Errorf("ownership in the container:\n%s", got)
+	}
+	if got := execOut(t, env, own, "cat", "/home/conf.txt"); got != "c1" {
+		t.Errorf("conf.txt = %q", got)
+	}
 }
 
 // execOut runs a command in a container and returns its output.

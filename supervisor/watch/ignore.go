@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/moby/patternmatcher"
 )
@@ -81,8 +82,8 @@ func cleanPatterns(ps []string) []string {
 // gives none.
 func ReadDockerignore(dir string) ([]string, error) {
 	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, nil // none, or dir is a file (a rule watching one file)
 	}
 	if err != nil {
 		return nil, err

@@ -47,7 +47,8 @@ type Controller interface {
 	Rebuild(ctx context.Context, service string) error
 	// Starts calls fn each time a container of the project starts
 	// (started, restarted or recreated) until ctx ends; it returns nil
-	// then. fn runs on Starts's goroutine.
+	// then. container "" stands for every container of the service (when
+	// starts may have been missed). fn runs on Starts's goroutine.
 	Starts(ctx context.Context, fn func(service, container string)) error
 }
 

@@ -3,6 +3,7 @@ package watch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -246,5 +247,16 @@ func TestNewSessionErrors(t *testing.T) {
 	}
 	if err := s.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "web: develop.watch[0] (./nope → /a)") {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+func TestRebuildWithBuildNeedsBuilder(t *testing.T) {
+	p := &spec.Project{Name: "p", Services: []spec.Service{{Name: "app", Build: &spec.Build{Context: t.TempDir()}}}}
+	c := NewDaemonController(p, nil, nil)
+	if err := c.Rebuild(context.Background(), "app"); !errors.Is(err, ErrNoBuilder) {
+		t.Errorf("Rebuild = %v, want ErrNoBuilder", err)
+	}
+	if err := c.Rebuild(context.Background(), "nope"); err == nil {
+		t.Error("Rebuild of an unknown service succeeded")
 	}
 }
