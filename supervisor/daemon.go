@@ -79,6 +79,9 @@ type Daemon struct {
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
 
+	// bootDone is closed when the boot restore is over (or skipped).
+	bootDone chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 	serveErr  chan error
@@ -99,7 +102,8 @@ func NewDaemon(cfg DaemonConfig) (*Daemon, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	return &Daemon{cfg: cfg, log: log, bus: newEventBus(), bg: bg, bgCancel: cancel, serveErr: make(chan error, 1)}, nil
+	return &Daemon{cfg: cfg, log: log, bus: newEventBus(), bg: bg, bgCancel: cancel,
+		serveErr: make(chan error, 1), bootDone: make(chan struct{})}, nil
 }
 
 // Engine returns the daemon's engine (nil before Start).
@@ -185,10 +189,13 @@ func (d *Daemon) Start(ctx context.Context) (retErr error) {
 	go func() { d.serveErr <- d.srv.Serve(l) }()
 	d.log.Info("listening", "socket", sock, "pid", os.Getpid())
 
-	if !d.cfg.NoBootRestore {
+	if d.cfg.NoBootRestore {
+		close(d.bootDone)
+	} else {
 		d.bgWG.Add(1)
 		go func() {
 			defer d.bgWG.Done()
+			defer close(d.bootDone)
 			d.bootRestore(d.bg)
 		}()
 	}

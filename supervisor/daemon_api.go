@@ -26,6 +26,8 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/run", d.handleRun)
 	mux.HandleFunc("GET /v1/ps", d.handlePs)
 	mux.HandleFunc("GET /v1/projects", d.handleProjects)
+	mux.HandleFunc("GET /v1/projects/{name}", d.handleProject)
+	mux.HandleFunc("POST /v1/projects/{name}/{action}", d.handleProjectAction)
 	mux.HandleFunc("POST /v1/containers/{name}/{action}", d.handleContainer)
 	mux.HandleFunc("GET /v1/logs", d.handleLogs)
 	mux.HandleFunc("GET /v1/events", d.handleEvents)

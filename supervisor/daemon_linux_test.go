@@ -25,13 +25,13 @@ import (
 
 // daemonEnv is a berth root with the busybox image, for a daemon.
 type daemonEnv struct {
-	t       *testing.T
+	t       testing.TB
 	root    string
 	project string
 	pool    netip.Prefix
 }
 
-func newDaemonEnv(t *testing.T) *daemonEnv {
+func newDaemonEnv(t testing.TB) *daemonEnv {
 	t.Helper()
 	requirePrivileged(t)
 	root, err := os.MkdirTemp("", "berth-dmn-")
@@ -125,7 +125,7 @@ func (env *daemonEnv) stack(restart string) *spec.Project {
 		}
 		return s
 	}
-	ready := "trap 'exit 0' TERM; sleep 0.3; touch /tmp/ready; echo ready; while :; do sleep 1; done"
+	ready := "trap 'exit 0' TERM; sleep 0.3; touch /tmp/ready; echo ready; while :; do sleep 1 & wait; done"
 	return &spec.Project{Name: env.project, WorkingDir: env.root,
 		Networks: []spec.Network{{Name: "default", ActualName: env.project + "_default"}},
 		Services: []spec.Service{svc("api", "db", ready), svc("db", "", ready), svc("web", "api", ready)},
@@ -156,7 +156,7 @@ func stepEvents(evs []api.Event) []string {
 	return out
 }
 
-func psByName(t *testing.T, c *api.Client, project string) map[string]api.ContainerSummary {
+func psByName(t testing.TB, c *api.Client, project string) map[string]api.ContainerSummary {
 	t.Helper()
 	list, err := c.Ps(context.Background(), project, true)
 	if err != nil {
@@ -266,6 +266,12 @@ func TestDaemonUpReconcileDown(t *testing.T) {
 	}
 	if _, err := c.Up(ctx, api.UpRequest{}, nil); !errors.Is(err, api.ErrBadRequest) {
 		t.Fatalf("up without project: %v", err)
+	}
+	if res, err := c.Down(ctx, api.DownRequest{ProjectName: env.project + "-none"}, nil); err != nil || res.Err() != nil {
+		t.Fatalf("down of an unknown project: %v %v", err, res.Err())
+	}
+	if _, err := c.Down(ctx, api.DownRequest{ProjectName: "../etc"}, nil); !errors.Is(err, api.ErrBadRequest) {
+		t.Fatalf("down of a bad project name: %v", err)
 	}
 	if _, err := NewDaemon(env.config()); err == nil {
 		d2, _ := NewDaemon(env.config())
@@ -397,11 +403,52 @@ func TestDaemonUpReconcileDown(t *testing.T) {
 		t.Fatalf("start web: %+v %v", sum, err)
 	}
 
+	// The saved project, and project-wide stop/start in dependency order.
+	pi, err := c.Project(ctx, env.project)
+	if err != nil || len(pi.Project.Services) != 3 || pi.Hashes["web"] == "" {
+		t.Fatalf("project: %+v %v", pi, err)
+	}
+	if _, err := c.Project(ctx, env.project+"-none"); !errors.Is(err, api.ErrNotFound) {
+		t.Fatalf("project of an unknown name: %v", err)
+	}
+	doneSeq := func(evs []api.Event) string {
+		var out []string
+		for _, e := range evs {
+			if e.Status == "done" {
+				out = append(out, e.Action+" "+e.Service)
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	var pevs []api.Event
+	res, err = c.ProjectAction(ctx, env.project, api.ActionRestart, api.ProjectRequest{}, func(e api.Event) { pevs = append(pevs, e) })
+	if err != nil || res.Err() != nil {
+		t.Fatalf("project restart: %v %v", err, res.Err())
+	}
+	if got, want := doneSeq(pevs), "stop web,stop api,stop db,start db,start api,start web"; got != want {
+		t.Errorf("project restart steps %q, want %q", got, want)
+	}
+	for n, s := range psByName(t, c, env.project) {
+		if s.State != StateRunning || s.StoppedByUser {
+			t.Errorf("%s after project restart: %+v", n, s)
+		}
+	}
+
 	// 4. Down leaves nothing.
 	tr := env.traces(c)
-	res, err = c.Down(ctx, api.DownRequest{ProjectName: env.project, Volumes: true}, nil)
+	var devs []api.Event
+	res, err = c.Down(ctx, api.DownRequest{ProjectName: env.project, Volumes: true}, func(e api.Event) { devs = append(devs, e) })
 	if err != nil || res.Err() != nil {
 		t.Fatalf("down: %v %v", err, res.Err())
+	}
+	netGone := false
+	for _, e := range devs {
+		if e.Action == "network" && e.Status == "removed" && e.Message == env.project+"_default" {
+			netGone = true
+		}
+	}
+	if !netGone {
+		t.Errorf("down events lack the removed network: %+v", devs)
 	}
 	if len(psByName(t, c, env.project)) != 0 {
 		t.Error("ps lists containers after down")

@@ -133,8 +133,25 @@ func (e *Engine) adoptOne(ctx context.Context, name string, st *containerState) 
 		e.emit(Event{Project: i.project, Service: i.service, Container: name, Action: "adopt", Status: StateCreated})
 		return i, logErr
 	}
-	switch prev {
-	case StateRunning, StatePaused:
+	rebooted := st.BootID != "" && st.BootID != bootID()
+	switch {
+	case rebooted && (prev == StateRunning || prev == StatePaused || prev == StateRestarting):
+		// Everything died with the host. The restart policies are the
+		// daemon's boot restore to apply (in dependency order, waiting
+		// for health): only record the exit here.
+		i.mu.Lock()
+		c := &i.st.Info
+		c.State, c.ExitCode, c.Pid = StateExited, 255, 0
+		c.Error = "the host restarted while the container ran"
+		if c.FinishedAt.IsZero() || c.FinishedAt.Before(c.StartedAt) {
+			c.FinishedAt = time.Now().UTC()
+		}
+		if c.Health != HealthNone {
+			c.Health = HealthNone
+		}
+		_ = i.saveLocked(true)
+		i.mu.Unlock()
+	case prev == StateRunning || prev == StatePaused:
 		// It exited while no daemon watched: find out how, then let
 		// the restart policy decide.
 		es, note := e.exitOf(rc, rs, st.Info.Pid, st.InitStartTime)
@@ -143,13 +160,13 @@ func (e *Engine) adoptOne(ctx context.Context, name string, st *containerState) 
 		i.run = r
 		i.mu.Unlock()
 		i.handleExit(r, es, note)
-	case StateRestarting:
+	case prev == StateRestarting:
 		i.mu.Lock()
 		if !i.st.Info.StoppedByUser {
 			i.timer = time.AfterFunc(0, func() { i.policyRestart() })
 		}
 		i.mu.Unlock()
-	case StateCreated:
+	case prev == StateCreated:
 		// The runtime container is gone (a reboot): Start makes it again.
 	}
 	e.emit(Event{Project: i.project, Service: i.service, Container: name, Action: "adopt", Status: i.Snapshot().State})

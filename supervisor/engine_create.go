@@ -157,6 +157,7 @@ func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 		if err := setNetSysctls(st.NetNSPath, net); err != nil {
 			return nil, err
 		}
+		st.NetSysctls = net
 	}
 	for _, w := range warnings {
 		e.emit(Event{Project: p.Name, Service: svc.Name, Container: name, Action: "warning", Message: w})
@@ -174,7 +175,6 @@ func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 	}
 
 	i.st = *st
-	i.oci = oci
 	i.tracker = NewRestartTracker(svcCopy.Restart)
 	i.uhTrack = NewRestartTracker(spec.RestartPolicy{Condition: "always"})
 	if err := i.startLogs(); err != nil {
@@ -273,10 +273,8 @@ func (e *Engine) volumesFromSource(p *spec.Project, entry string) ([]specs.Mount
 // the NetNSPath for specconv.
 func (e *Engine) setupNetwork(p *spec.Project, svc *spec.Service, name, hostname string, st *containerState, undo *[]func()) ([]specs.Mount, string, error) {
 	dir := e.containerDir(name)
-	fo := netstack.FilesOptions{
-		Hostname: hostname, Domainname: svc.Domainname, DNS: svc.DNS, Search: svc.DNSSearch,
-		Options: svc.DNSOpt, ExtraHosts: svc.ExtraHosts, Names: []string{name},
-	}
+	fo := filesOptions(svc, name, hostname)
+	st.Hostname = hostname
 	mode := svc.NetworkMode
 	var nsPath string
 	bindFiles := []string{"resolv.conf", "hosts", "hostname"}
@@ -288,38 +286,9 @@ func (e *Engine) setupNetwork(p *spec.Project, svc *spec.Service, name, hostname
 		}
 		*undo = append(*undo, func() { _ = removeNetNS(nsPath) })
 		st.NetMode, st.NetNSPath, st.OwnNetNS = netModeBridge, nsPath, true
-		nets := slices.Clone(svc.Networks)
-		sort.SliceStable(nets, func(a, b int) bool { return nets[a].Priority > nets[b].Priority })
 		*undo = append(*undo, func() { _ = e.cfg.Net.DetachAll(name) })
-		for k, sn := range nets {
-			o := netstack.AttachOptions{
-				NetNSPath: nsPath, Container: name, Service: svc.Name, Hostname: svc.Hostname,
-				Aliases: sn.Aliases, IfName: fmt.Sprintf("eth%d", k), MAC: sn.MacAddress, GwPriority: sn.GwPriority,
-			}
-			if o.MAC == "" && k == 0 {
-				o.MAC = svc.MacAddress
-			}
-			if sn.IPv4Address != "" {
-				a, err := netip.ParseAddr(sn.IPv4Address)
-				if err != nil {
-					return nil, "", fmt.Errorf("network %q: ipv4_address %q: %w", sn.Name, sn.IPv4Address, err)
-				}
-				o.IPv4 = a
-			}
-			a, err := e.cfg.Net.Attach(netstack.NetworkID(p.Name, sn.Name), o)
-			if err != nil {
-				return nil, "", fmt.Errorf("network %q: %w", sn.Name, err)
-			}
-			if k == 0 {
-				fo.DNSServer = a.DNS
-			}
-			fo.Addresses = append(fo.Addresses, a.Address.Addr())
-			fo.Names = append(fo.Names, sn.Aliases...)
-		}
-		if len(nets) == 0 {
-			if err := netstack.LoopbackUp(nsPath); err != nil {
-				return nil, "", err
-			}
+		if err := e.attachAll(p.Name, svc, name, nsPath, &fo); err != nil {
+			return nil, "", err
 		}
 	case mode == "none":
 		nsPath = e.netnsPath(name)
@@ -373,6 +342,88 @@ func (e *Engine) setupNetwork(p *spec.Project, svc *spec.Service, name, hostname
 		mounts = append(mounts, bindFile(filepath.Join(dir, f), "/etc/"+f))
 	}
 	return mounts, nsPath, nil
+}
+
+func filesOptions(svc *spec.Service, name, hostname string) netstack.FilesOptions {
+	return netstack.FilesOptions{
+		Hostname: hostname, Domainname: svc.Domainname, DNS: svc.DNS, Search: svc.DNSSearch,
+		Options: svc.DNSOpt, ExtraHosts: svc.ExtraHosts, Names: []string{name},
+	}
+}
+
+// attachAll connects the netns at nsPath to the service's networks, eth0
+// first on the network of highest priority, and adds the addresses and
+// DNS server to fo.
+func (e *Engine) attachAll(project string, svc *spec.Service, name, nsPath string, fo *netstack.FilesOptions) error {
+	nets := slices.Clone(svc.Networks)
+	sort.SliceStable(nets, func(a, b int) bool { return nets[a].Priority > nets[b].Priority })
+	for k, sn := range nets {
+		o := netstack.AttachOptions{
+			NetNSPath: nsPath, Container: name, Service: svc.Name, Hostname: svc.Hostname,
+			Aliases: sn.Aliases, IfName: fmt.Sprintf("eth%d", k), MAC: sn.MacAddress, GwPriority: sn.GwPriority,
+		}
+		if o.MAC == "" && k == 0 {
+			o.MAC = svc.MacAddress
+		}
+		if sn.IPv4Address != "" {
+			a, err := netip.ParseAddr(sn.IPv4Address)
+			if err != nil {
+				return fmt.Errorf("network %q: ipv4_address %q: %w", sn.Name, sn.IPv4Address, err)
+			}
+			o.IPv4 = a
+		}
+		a, err := e.cfg.Net.Attach(netstack.NetworkID(project, sn.Name), o)
+		if err != nil {
+			return fmt.Errorf("network %q: %w", sn.Name, err)
+		}
+		if k == 0 {
+			fo.DNSServer = a.DNS
+		}
+		fo.Addresses = append(fo.Addresses, a.Address.Addr())
+		fo.Names = append(fo.Names, sn.Aliases...)
+	}
+	if len(nets) == 0 {
+		return netstack.LoopbackUp(nsPath)
+	}
+	return nil
+}
+
+// renewNetNS makes the container's own netns again when its file is no
+// longer a mounted namespace (after a host reboot): a new namespace,
+// attached to the same networks, with new resolver files and sysctls.
+func (e *Engine) renewNetNS(name, project string, st *containerState) error {
+	if !st.OwnNetNS || st.NetNSPath == "" || isNetNSMounted(st.NetNSPath) {
+		return nil
+	}
+	path := st.NetNSPath
+	if err := removeNetNS(path); err != nil {
+		return err
+	}
+	if err := createNetNS(path); err != nil {
+		return err
+	}
+	fo := filesOptions(st.Service, name, st.Hostname)
+	switch st.NetMode {
+	case netModeBridge:
+		if err := e.cfg.Net.DetachAll(name); err != nil {
+			return err
+		}
+		if err := e.attachAll(project, st.Service, name, path, &fo); err != nil {
+			return err
+		}
+	case netModeNone:
+		if err := netstack.LoopbackUp(path); err != nil {
+			return err
+		}
+	}
+	files, err := netstack.ContainerFiles(fo)
+	if err != nil {
+		return err
+	}
+	if err := files.WriteDir(e.containerDir(name)); err != nil {
+		return err
+	}
+	return setNetSysctls(path, st.NetSysctls)
 }
 
 func bindFile(src, dst string) specs.Mount {

@@ -47,7 +47,6 @@ type Instance struct {
 
 	mu       sync.Mutex         // guards everything below
 	st       containerState     // persisted
-	oci      *specs.Spec        // the runtime spec (bundle/config.json)
 	rc       *runtime.Container // current runtime container, nil when none exists
 	run      *run               // the running process, nil when none runs
 	changed  chan struct{}      // closed and replaced on every change
@@ -390,6 +389,7 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 	c.Publishers = pubs
 	c.Networks = i.e.cfg.Net.Attachments(i.name)
 	i.st.InitStartTime = rs.InitStartTime
+	i.st.BootID = bootID()
 	i.tracker.Started(now)
 	i.uhTrack.Started(now)
 	hc := NewHealthConfig(svc.Healthcheck)
@@ -427,19 +427,20 @@ func (i *Instance) createRuntime(ctx context.Context) (*runtime.Container, error
 			return nil, fmt.Errorf("deleting the previous run: %w", err)
 		}
 	}
+	// The spec is read from the bundle each time rather than kept: it
+	// holds the seccomp rules, tens of KiB per container.
+	oci, err := runtime.LoadSpec(i.dir)
+	if err != nil {
+		return nil, err
+	}
 	i.mu.Lock()
-	oci := i.oci
 	digest := i.st.Info.ImageDigest
 	i.mu.Unlock()
-	if oci == nil {
-		s, err := runtime.LoadSpec(i.dir)
-		if err != nil {
-			return nil, err
-		}
-		oci = s
-		i.mu.Lock()
-		i.oci = s
-		i.mu.Unlock()
+	i.mu.Lock()
+	st := i.st
+	i.mu.Unlock()
+	if err := i.e.renewNetNS(i.name, i.project, &st); err != nil {
+		return nil, fmt.Errorf("network namespace: %w", err)
 	}
 	// Mount the rootfs again if it is not (after a host reboot); the
 	// upper directory is kept.
@@ -493,6 +494,10 @@ func (i *Instance) wait(r *run) {
 	if r.adopted {
 		es, note = i.e.waitAdopted(i.name, r)
 	} else {
+		// Wait for the exit on the netpoller first (no thread blocks
+		// in waitid while the container runs), then reap: the runtime
+		// handle, our child's parent, records the status.
+		_ = waitPidfd(r.pid, r.startTime)
 		var err error
 		es, err = r.c.Wait(context.Background())
 		if err != nil {
@@ -634,6 +639,9 @@ func (i *Instance) stopOp(ctx context.Context, timeout time.Duration, hooks bool
 	svc := i.st.Service
 	i.mu.Unlock()
 	if hooks && len(svc.PreStop) > 0 {
+		// A process exec'd into a frozen cgroup freezes too (and the
+		// runtime's Exec then waits for it forever): thaw first.
+		i.thaw(r)
 		hctx, cancel := context.WithTimeout(ctx, timeout)
 		i.runHooks(hctx, r, svc.PreStop, "pre_stop")
 		cancel()

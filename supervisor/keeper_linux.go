@@ -70,6 +70,9 @@ func RunKeeper(cfg KeeperConfig) error {
 	}
 	defer os.Remove(pidPath)
 
+	// Under systemd stdout is a socket: a journald restart must not
+	// kill the keeper with SIGPIPE (writes then fail with EPIPE).
+	signal.Ignore(unix.SIGPIPE)
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	defer signal.Stop(sigs)

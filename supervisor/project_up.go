@@ -31,7 +31,12 @@ type planExecutor struct {
 	timeout time.Duration
 	// removeVolumes also removes anonymous volumes (down -v).
 	removeVolumes bool
-	send          func(api.Event)
+	// failed holds services found unable to start before the plan ran
+	// (a host port in use): their create and start steps fail with it,
+	// so nothing of them is made and their dependents are not started,
+	// while the rest of the plan runs and reports its own errors.
+	failed map[string]error
+	send   func(api.Event)
 }
 
 func (x *planExecutor) event(s scheduler.Step, status string, err error) {
@@ -61,6 +66,9 @@ func (x *planExecutor) Do(ctx context.Context, s scheduler.Step) error {
 }
 
 func (x *planExecutor) do(ctx context.Context, s scheduler.Step) error {
+	if err := x.failed[s.Service]; err != nil && (s.Action == scheduler.ActionCreate || s.Action == scheduler.ActionStart) {
+		return err
+	}
 	e := x.d.engine
 	switch s.Action {
 	case scheduler.ActionCreate:
@@ -264,14 +272,23 @@ func (d *Daemon) upLocked(ctx context.Context, p *spec.Project, services []strin
 		if err := d.ensureNetworks(p, plan, send); err != nil {
 			return err
 		}
-		if err := d.checkPorts(p, plan, observed); err != nil {
-			return err
-		}
-		x := &planExecutor{d: d, p: p, timeout: timeoutOr(o.Timeout), send: send}
+		x := &planExecutor{d: d, p: p, timeout: timeoutOr(o.Timeout), send: send,
+			failed: d.checkPorts(p, plan, observed)}
 		report, err := scheduler.Execute(ctx, plan, x, planLimit)
+		failedOwn := map[string]bool{}
 		for _, r := range report.Results {
 			res.Warnings = append(res.Warnings, r.Warnings...)
 			res.Containers = append(res.Containers, r.Step.Container)
+			if r.Status == scheduler.StatusFailed {
+				failedOwn[r.Step.Container] = true
+			}
+		}
+		// Containers not started because a dependency failed: say so,
+		// the user sees why a service is not up.
+		for _, r := range report.Results {
+			if r.Status == scheduler.StatusBlocked && r.Err != nil && r.Step.Action == scheduler.ActionStart && !failedOwn[r.Step.Container] {
+				err = multierror.Append(err, r.Err)
+			}
 		}
 		res.Containers = dedupe(res.Containers)
 		if err != nil {
@@ -350,16 +367,16 @@ func projectNetwork(p *spec.Project, name string) (spec.Network, bool) {
 	return spec.Network{}, false
 }
 
-// checkPorts fails before anything starts when a host port a new service
-// publishes is in use. Services that already have containers hold their
+// checkPorts finds, before anything starts, the new services whose host
+// ports are in use. Services that already have containers hold their
 // ports themselves; the engine checks those when it publishes them.
-func (d *Daemon) checkPorts(p *spec.Project, plan *scheduler.Plan, observed []scheduler.Observed) error {
+func (d *Daemon) checkPorts(p *spec.Project, plan *scheduler.Plan, observed []scheduler.Observed) map[string]error {
 	have := map[string]bool{}
 	for _, o := range observed {
 		have[o.Service] = true
 	}
 	checked := map[string]bool{}
-	var errs error
+	errs := map[string]error{}
 	for _, s := range plan.Steps {
 		if s.Action != scheduler.ActionStart || have[s.Service] || checked[s.Service] {
 			continue
@@ -370,7 +387,7 @@ func (d *Daemon) checkPorts(p *spec.Project, plan *scheduler.Plan, observed []sc
 			continue
 		}
 		if err := d.net.CheckPorts(svc.Ports); err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("service %q: %w", s.Service, err))
+			errs[s.Service] = fmt.Errorf("service %q: %w", s.Service, err)
 		}
 	}
 	return errs
@@ -504,10 +521,19 @@ func (d *Daemon) Down(ctx context.Context, req api.DownRequest, send func(api.Ev
 		res.Errors = errStrings(errs)
 		return res
 	}
+	var netNames []string
+	for _, n := range d.net.Networks() {
+		if n.Project == name && !n.External {
+			netNames = append(netNames, n.ActualName)
+		}
+	}
+	sort.Strings(netNames)
 	if err := d.net.RemoveProject(name); err != nil {
 		errs = multierror.Append(errs, fmt.Errorf("removing networks: %w", err))
 	} else {
-		send(api.Event{Time: time.Now().UTC(), Project: name, Action: "network", Status: "removed"})
+		for _, n := range netNames {
+			send(api.Event{Time: time.Now().UTC(), Project: name, Action: "network", Status: "removed", Message: n})
+		}
 	}
 	if req.Volumes {
 		var ext []string
@@ -625,7 +651,11 @@ func (d *Daemon) restoreProject(ctx context.Context, name string) error {
 	if err := d.ensureNetworks(p, &scheduler.Plan{Steps: startAsCreate(plan.Steps)}, func(api.Event) {}); err != nil {
 		return err
 	}
-	x := &planExecutor{d: d, p: p, timeout: -1, send: func(e api.Event) { d.bus.publish(e) }}
+	x := &planExecutor{d: d, p: p, timeout: -1, send: func(e api.Event) {
+		if e.Error != "" {
+			d.log.Warn("boot restore", "project", name, "container", e.Container, "action", e.Action, "err", e.Error)
+		}
+	}}
 	_, err = scheduler.Execute(ctx, plan, x, planLimit)
 	return err
 }

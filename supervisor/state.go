@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,12 @@ type containerState struct {
 	NetMode   string `json:"net_mode"`
 	NetNSPath string `json:"netns_path,omitempty"` // joined by the container
 	OwnNetNS  bool   `json:"own_netns,omitempty"`  // NetNSPath is ours to remove
+	// NetSysctls are the net.* sysctls applied to our own netns.
+	NetSysctls map[string]string `json:"net_sysctls,omitempty"`
+	Hostname   string            `json:"hostname,omitempty"`
+	// BootID is the kernel's boot id when the container last started:
+	// a different one at adoption means the host rebooted.
+	BootID string `json:"boot_id,omitempty"`
 
 	// Mounts are the volume mounts Prepare made (volumes_from reads them).
 	Mounts []specs.Mount `json:"mounts,omitempty"`
@@ -145,3 +152,12 @@ func readExitRecord(path string) (*exitRecord, error) {
 }
 
 var errNoState = errors.New("no state")
+
+// bootID is the kernel's boot id ("" where there is none).
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return string(bytes.TrimSpace(b))
+}

@@ -732,3 +732,48 @@ func TestEnvArgs(t *testing.T) {
 func statsCg(cpuNanos uint64, limit uint64) cgroups.Stats {
 	return cgroups.Stats{CPUUsageNanos: cpuNanos, MemoryUsage: 10 << 20, MemoryCache: 2 << 20, MemoryLimit: limit, Pids: 3}
 }
+
+func TestResolveProject(t *testing.T) {
+	empty := t.TempDir()
+	wd, _ := os.Getwd()
+	if err := os.Chdir(empty); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chdir(wd) })
+	t.Setenv("COMPOSE_FILE", "")
+	t.Setenv("COMPOSE_PROJECT_NAME", "")
+	ctx := t.Context()
+
+	po := projectOptions{ProjectName: "My.Proj_1"}
+	st, err := po.resolve(ctx, nil)
+	if err != nil || st.Name != "myproj_1" || st.Project != nil {
+		t.Errorf("-p without files: %+v, %v", st, err)
+	}
+	po = projectOptions{ProjectName: "!!!"}
+	if _, err := po.resolve(ctx, nil); err == nil || !strings.Contains(err.Error(), `invalid project name "!!!"`) {
+		t.Errorf("bad -p: %v", err)
+	}
+	t.Setenv("COMPOSE_PROJECT_NAME", "fromenv")
+	po = projectOptions{}
+	if st, err := po.resolve(ctx, nil); err != nil || st.Name != "fromenv" {
+		t.Errorf("COMPOSE_PROJECT_NAME without files: %+v, %v", st, err)
+	}
+	t.Setenv("COMPOSE_PROJECT_NAME", "")
+	if _, err := po.resolve(ctx, nil); err == nil || !strings.Contains(err.Error(), "no stack file found") {
+		t.Errorf("no name and no files: %v", err)
+	}
+
+	// With a stack file in a parent directory, -p renames the loaded project.
+	dir := stackDir(t, demoYAML)
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	os.Chdir(sub)
+	po = projectOptions{ProjectName: "other"}
+	st, err = po.resolve(ctx, nil)
+	if err != nil || st.Name != "other" || st.Project == nil || len(st.Project.Services) != 3 {
+		t.Errorf("-p with files: %+v, %v", st, err)
+	}
+	if err := st.checkServices([]string{"web", "x", "y"}); err == nil || err.Error() != `no such services: "x", "y"` {
+		t.Errorf("checkServices: %v", err)
+	}
+}

@@ -150,14 +150,15 @@ func setEnv(env, add []string) []string {
 
 func newExecCmd(g *globalOptions) *cobra.Command {
 	var (
-		po      projectOptions
-		noTTY   bool
-		tty     bool
-		user    string
-		workdir string
-		envs    []string
-		detach  bool
-		index   int
+		po         projectOptions
+		noTTY      bool
+		tty        bool
+		user       string
+		workdir    string
+		envs       []string
+		detach     bool
+		index      int
+		privileged bool
 	)
 	cmd := &cobra.Command{
 		Use:   "exec [OPTIONS] SERVICE COMMAND [ARG...]",
@@ -168,6 +169,9 @@ func newExecCmd(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if index < 1 {
 				return fmt.Errorf("--index: %d is not a replica number (1, 2, ...)", index)
+			}
+			if privileged {
+				return fmt.Errorf("--privileged is not supported: the command runs with the container's own privileges")
 			}
 			env, err := envArgs(envs)
 			if err != nil {
@@ -227,7 +231,7 @@ func newExecCmd(g *globalOptions) *cobra.Command {
 	f.StringArrayVarP(&envs, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass ours); repeatable")
 	f.BoolVarP(&detach, "detach", "d", false, "run the command in the background")
 	f.IntVar(&index, "index", 1, "the replica of the service, when it has several")
-	f.Bool("privileged", false, "accepted for Compose compatibility; the command gets the container's privileges")
+	f.BoolVar(&privileged, "privileged", false, "not supported (the command gets the container's privileges)")
 	return cmd
 }
 

@@ -198,10 +198,12 @@ func (d *fakeDaemon) action(w http.ResponseWriter, r *http.Request) {
 		rec += " " + req.Signal
 	}
 	d.actions = append(d.actions, rec+" "+name)
+	died := false
 	switch action {
 	case api.ActionStop, api.ActionKill:
 		if c.State == "running" {
 			c.State, c.ExitCode, c.FinishedAt = "exited", 137, time.Now()
+			died = true
 		}
 	case api.ActionStart, api.ActionRestart, api.ActionUnpause:
 		c.State = "running"
@@ -213,6 +215,9 @@ func (d *fakeDaemon) action(w http.ResponseWriter, r *http.Request) {
 	out := *c
 	hook := d.onAction
 	d.mu.Unlock()
+	if died {
+		d.emit(api.Event{Container: name, Service: out.Service, Project: out.Project, Action: "die", Status: "exited", ExitCode: 137})
+	}
 	if hook != nil {
 		hook(name, action)
 	}

@@ -328,6 +328,9 @@ func (a *attachment) run() error {
 	defer signal.Stop(sigs)
 
 	finish := func(code int) error {
+		// Lines still on their way (logs and events come on different
+		// connections) get a moment to arrive.
+		time.Sleep(logQuiet)
 		a.quiet()
 		a.cancel()
 		<-logsDone
@@ -339,12 +342,30 @@ func (a *attachment) run() error {
 	if len(running) == 0 {
 		return finish(exitCode)
 	}
+	// Once the stack is being stopped (Ctrl-C, or a container exit with
+	// --abort-on-container-exit), the exits that follow are still noted,
+	// for a bounded time.
+	var (
+		stopping    bool
+		drain       <-chan time.Time
+		codeFromSet bool
+	)
+	stop := func(note string) {
+		fmt.Fprintln(a.errw, note)
+		a.stopAll(sigs)
+		stopping = true
+		drain = time.After(3 * time.Second)
+	}
 	for {
 		select {
 		case <-sigs:
-			fmt.Fprintln(a.errw, "Gracefully stopping... (press Ctrl+C again to force)")
-			a.stopAll(sigs)
-			return finish(130)
+			stop("Gracefully stopping... (press Ctrl+C again to force)")
+			exitCode = 130
+		case <-drain:
+			if a.f.exitCodeFrom != "" && !codeFromSet && exitCode != 130 {
+				exitCode = a.exitCodeOf(a.f.exitCodeFrom, exitCode)
+			}
+			return finish(exitCode)
 		case ev := <-a.events:
 			if !a.attached(ev.Service) || ev.Time.Before(psAt) {
 				continue // not ours, or already seen in ps
@@ -359,24 +380,18 @@ func (a *attachment) run() error {
 			}
 			a.quiet()
 			a.lp.Note(shortName(a.p.Name, ev.Service, ev.Container), fmt.Sprintf("exited with code %d", ev.ExitCode))
-			if a.f.exitCodeFrom == ev.Service {
-				exitCode = ev.ExitCode
+			if ev.Status != "restarting" || stopping {
+				delete(running, ev.Container)
 			}
-			if a.f.abortOnExit {
+			if a.f.exitCodeFrom == ev.Service && exitCode != 130 {
+				exitCode, codeFromSet = ev.ExitCode, true
+			}
+			if a.f.abortOnExit && !stopping {
 				if a.f.exitCodeFrom == "" {
 					exitCode = ev.ExitCode
 				}
-				fmt.Fprintln(a.errw, "Aborting on container exit...")
-				a.stopAll(sigs)
-				if a.f.exitCodeFrom != "" && a.f.exitCodeFrom != ev.Service {
-					exitCode = a.exitCodeOf(a.f.exitCodeFrom, exitCode)
-				}
-				return finish(exitCode)
+				stop("Aborting on container exit...")
 			}
-			if ev.Status == "restarting" {
-				continue
-			}
-			delete(running, ev.Container)
 			if len(running) == 0 {
 				return finish(exitCode)
 			}
@@ -384,27 +399,24 @@ func (a *attachment) run() error {
 	}
 }
 
-// quiet waits until the log stream has been quiet for a moment (at most a
-// second), so that a container's last lines come before the note of its
-// exit: logs and events arrive on different connections.
+// quiet waits until no log line came for logQuiet (at most a second),
+// so that a container's last lines come before the note of its exit: logs
+// and events arrive on different connections. When the logs are already
+// quiet it returns at once.
 func (a *attachment) quiet() {
 	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
+	for {
 		a.mu.Lock()
-		last := a.lastLog
+		since := time.Since(a.lastLog)
 		a.mu.Unlock()
-		if time.Since(last) > 150*time.Millisecond {
-			time.Sleep(50 * time.Millisecond)
-			a.mu.Lock()
-			last2 := a.lastLog
-			a.mu.Unlock()
-			if last2.Equal(last) {
-				return
-			}
+		if since >= logQuiet || time.Now().After(deadline) {
+			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(logQuiet - since)
 	}
 }
+
+const logQuiet = 100 * time.Millisecond
 
 // exitCodeOf returns the exit code of service's container after it stopped.
 func (a *attachment) exitCodeOf(service string, def int) int {

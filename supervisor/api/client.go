@@ -112,6 +112,23 @@ func (c *Client) Projects(ctx context.Context, all bool) ([]ProjectSummary, erro
 	return out, err
 }
 
+// Project returns the project as the last up applied it (ErrNotFound when
+// the daemon has none of that name).
+func (c *Client) Project(ctx context.Context, name string) (*ProjectInfo, error) {
+	var out ProjectInfo
+	if err := c.do(ctx, http.MethodGet, "/v1/projects/"+url.PathEscape(name), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ProjectAction starts, stops or restarts (ActionStart, ActionStop,
+// ActionRestart) the containers of a project in dependency order.
+func (c *Client) ProjectAction(ctx context.Context, name, action string, req ProjectRequest, onEvent func(Event)) (*Result, error) {
+	p := "/v1/projects/" + url.PathEscape(name) + "/" + url.PathEscape(action)
+	return c.stream(ctx, http.MethodPost, p, nil, req, onEvent, nil)
+}
+
 // Container runs action (ActionStart, ActionStop, ...) on the container
 // name and returns it as it is afterwards.
 func (c *Client) Container(ctx context.Context, name, action string, req ContainerRequest) (ContainerSummary, error) {

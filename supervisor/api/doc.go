@@ -15,6 +15,9 @@
 //	                                           -> NDJSON Message stream (LogLine...)
 //	GET  /v1/events?project=                   -> NDJSON Message stream (Event...)
 //	GET  /v1/projects?all=1                    -> []ProjectSummary
+//	GET  /v1/projects/{name}                   -> ProjectInfo
+//	POST /v1/projects/{name}/{action}          ProjectRequest -> NDJSON Message stream (Event..., Result)
+//	     action: start, stop, restart (in dependency order, from saved state)
 //	POST /v1/run         RunRequest            -> NDJSON Message stream (Event..., LogLine..., Result)
 //
 // A request that fails before a stream starts gets a non-2xx status with an

@@ -148,8 +148,9 @@ type ContainerSummary struct {
 	Networks     []string `json:",omitempty"`
 	CreatedAt    time.Time
 	StartedAt    time.Time
-	FinishedAt   time.Time
-	Pid          int `json:",omitempty"`
+	// FinishedAt is absent for a container that never exited.
+	FinishedAt time.Time `json:",omitzero"`
+	Pid        int       `json:",omitempty"`
 	// StoppedByUser: stopped on request; no restart policy brings it back.
 	StoppedByUser bool `json:",omitempty"`
 }
@@ -217,6 +218,26 @@ type ProjectSummary struct {
 	WorkingDir  string   `json:",omitempty"`
 	// Containers counts containers by state.
 	Containers map[string]int `json:",omitempty"`
+}
+
+// ProjectInfo answers GET /v1/projects/{name}: the project as the last up
+// applied it (saved by the daemon, so no stack files are needed).
+type ProjectInfo struct {
+	Project *spec.Project
+	// Hashes are the services' config hashes at that up.
+	Hashes    map[string]string `json:",omitempty"`
+	UpdatedAt time.Time
+}
+
+// ProjectRequest is the body of POST /v1/projects/{name}/{action} with
+// action start, stop or restart: the daemon walks the saved project's
+// dependency graph (start in dependency order, waiting for depends_on
+// conditions; stop in reverse), acting on existing containers only.
+type ProjectRequest struct {
+	// Services limits the action to these services (empty: all).
+	Services []string `json:",omitempty"`
+	// Timeout for stop and restart; nil: each service's stop_grace_period.
+	Timeout *time.Duration `json:",omitempty"`
 }
 
 // RunRequest is the body of POST /v1/run: a one-off container of a service.

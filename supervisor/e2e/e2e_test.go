@@ -1,0 +1,384 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The published stack through the commands a user runs on a live stack:
+// up -d, ps, a fetch from the host, logs, exec, port, top, stats, run,
+// down.
+func TestPublishedStackCommands(t *testing.T) {
+	port := freePort(t)
+	greeting := fmt.Sprintf("hi%d", rand.IntN(1e6))
+	s := newStack(t, "published", "WEB_PORT="+strconv.Itoa(port), "GREETING="+greeting)
+	name := s.project + "-web-1"
+
+	r := s.must("up", "-d")
+	if !strings.Contains(r.stderr, "Container "+name+" Started") {
+		t.Errorf("up -d progress lacks the plain started line:\n%s", r.stderr)
+	}
+	r = s.must("ps")
+	if lines := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME ") ||
+		!strings.Contains(lines[1], name) || !strings.Contains(lines[1], fmt.Sprintf("127.0.0.1:%d->8080/tcp", port)) || !strings.Contains(lines[1], "Up ") {
+		t.Errorf("ps:\n%s", r.stdout)
+	}
+	ps := s.ps()
+	web, ok := ps["web"]
+	if !ok || web.Name != name || web.State != "running" || web.Health != "" || web.StartedAt.IsZero() || web.CreatedAt.IsZero() {
+		t.Fatalf("ps: %+v", ps)
+	}
+	if len(web.Publishers) != 1 || web.Publishers[0].PublishedPort != port || web.Publishers[0].TargetPort != 8080 || web.Publishers[0].URL != "127.0.0.1" {
+		t.Errorf("publishers %+v, want 127.0.0.1:%d->8080", web.Publishers, port)
+	}
+
+	// The published port answers on 127.0.0.1.
+	var body string
+	waitUntil(t, 10*time.Second, "the published port", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	if strings.TrimSpace(body) != "published "+greeting {
+		t.Errorf("GET / = %q, want %q", body, "published "+greeting)
+	}
+	// httpd -v logs each request; logs reads them back.
+	waitUntil(t, 5*time.Second, "the request in the logs", func() bool {
+		return strings.Contains(s.must("logs", "web").stdout, "web-1  | ")
+	})
+	if r := s.must("logs", "--no-log-prefix", "--tail", "1", "web"); strings.Count(r.stdout, "\n") != 1 || strings.Contains(r.stdout, "|") {
+		t.Errorf("logs --tail 1 --no-log-prefix: %q", r.stdout)
+	}
+
+	// exec: environment, user, working directory, exit code.
+	r = s.berth("exec", "-T", "-e", "EXTRA=x1", "-w", "/tmp", "-u", "nobody", "web", "sh", "-c", `echo "$GREETING $EXTRA $(id -u) $(pwd)"; exit 5`)
+	if r.code != 5 || strings.TrimSpace(r.stdout) != greeting+" x1 65534 /tmp" {
+		t.Errorf("exec: %s", r)
+	}
+	if r := s.berth("exec", "-T", "nosuch", "true"); r.code != 1 || !strings.Contains(r.stderr, `no such service: "nosuch"`) {
+		t.Errorf("exec in an unknown service: %s", r)
+	}
+
+	// port names the host address.
+	if r := s.must("port", "web", "8080"); strings.TrimSpace(r.stdout) != fmt.Sprintf("127.0.0.1:%d", port) {
+		t.Errorf("port web 8080 = %q", r.stdout)
+	}
+	if r := s.berth("port", "web", "9999"); r.code != 1 || !strings.Contains(r.stderr, name+": port 9999/tcp is not published") {
+		t.Errorf("port of an unpublished port: %s", r)
+	}
+
+	// top lists httpd, with the container's pid.
+	r = s.must("top")
+	if !strings.Contains(r.stdout, name+"\n") || !strings.Contains(r.stdout, "httpd -f -v -p 8080 -h /www") || !strings.Contains(r.stdout, " "+strconv.Itoa(web.Pid)+" ") {
+		t.Errorf("top (pid %d):\n%s", web.Pid, r.stdout)
+	}
+	// stats --no-stream --format json: one object for the container.
+	r = s.must("stats", "--no-stream", "--format", "json")
+	if strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, `"Name":"`+name+`"`) || !strings.Contains(r.stdout, `"PIDs":"1"`) {
+		t.Errorf("stats:\n%s", r.stdout)
+	}
+
+	// run --rm: a one-off container with the service's config, its output
+	// and exit code, gone afterwards.
+	r = s.berth("run", "--rm", "web", "sh", "-c", `echo "one-off $GREETING"; exit 4`)
+	if r.code != 4 || !strings.Contains(r.stdout, "one-off "+greeting) {
+		t.Errorf("run --rm: %s", r)
+	}
+	if ps := s.ps(); len(ps) != 1 {
+		t.Errorf("after run --rm, ps -a lists %d containers: %+v", len(ps), ps)
+	}
+
+	// The leak check sees a live container (so that it can fail).
+	live := strings.Join(containerLeaks(name), "\n")
+	for _, want := range []string{"process " + strconv.Itoa(web.Pid) + " in cgroup", "cgroup /sys/fs/cgroup/", "mount " + root, "file " + root + "/netns/" + name} {
+		if !strings.Contains(live, want) {
+			t.Errorf("leak check of a running container lacks %q:\n%s", want, live)
+		}
+	}
+
+	// down removes everything; ps shows nothing.
+	r = s.must("down")
+	if !strings.Contains(r.stderr, "Container "+name+" Removed") {
+		t.Errorf("down progress:\n%s", r.stderr)
+	}
+	if ps := s.ps(); len(ps) != 0 {
+		t.Errorf("after down ps -a lists %+v", ps)
+	}
+	if _, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+		t.Errorf("port %d still answers after down", port)
+	}
+}
+
+// The health-gated chain comes up in order: each link starts only after
+// the one before it turned healthy (about 0.3 s after its start). A second
+// up changes nothing.
+func TestChainUpInOrder(t *testing.T) {
+	s := newStack(t, "chain")
+	s.must("up", "--wait")
+	ps := s.ps()
+	if len(ps) != 5 {
+		t.Fatalf("ps: %d containers: %+v", len(ps), ps)
+	}
+	for i := 2; i <= 5; i++ {
+		prev, cur := ps[fmt.Sprintf("link%d", i-1)], ps[fmt.Sprintf("link%d", i)]
+		if cur.State != "running" {
+			t.Errorf("%s: %s", cur.Name, cur.State)
+		}
+		if gap := cur.StartedAt.Sub(prev.StartedAt); gap < 250*time.Millisecond {
+			t.Errorf("%s started %v after %s; it must wait for it to be healthy (≥ 0.3 s)", cur.Name, gap, prev.Name)
+		}
+		if prev.Health != "healthy" {
+			t.Errorf("%s is %q once its dependent started", prev.Name, prev.Health)
+		}
+	}
+	if h := ps["link5"].Health; h != "healthy" {
+		t.Errorf("after up --wait link5 is %q", h)
+	}
+	// A second up touches nothing.
+	s.must("up", "-d")
+	again := s.ps()
+	for svc, c := range ps {
+		if a := again[svc]; a.ID != c.ID || !a.StartedAt.Equal(c.StartedAt) {
+			t.Errorf("second up recreated or restarted %s: %+v -> %+v", c.Name, c, a)
+		}
+	}
+	waitUntil(t, 5*time.Second, "link5's ready line", func() bool {
+		return strings.Contains(s.must("logs", "link5").stdout, "link5 ready")
+	})
+}
+
+// on-failure:3 restarts the crasher exactly three times; wait reports its
+// exit code.
+func TestCrasherRestartsThreeTimes(t *testing.T) {
+	s := newStack(t, "crasher")
+	s.must("up", "-d")
+	var c psEntry
+	waitUntil(t, 20*time.Second, "the crasher to give up", func() bool {
+		c = s.ps()["crasher"]
+		return c.State == "exited" && c.RestartCount == 3
+	})
+	if c.ExitCode != 3 {
+		t.Errorf("crasher: %+v", c)
+	}
+	r := s.berth("wait", "crasher")
+	if r.code != 3 || strings.TrimSpace(r.stdout) != "3" {
+		t.Errorf("wait: %s", r)
+	}
+	if n := strings.Count(s.must("logs", "crasher").stdout, "crasher-1  | crashing\n"); n != 4 {
+		t.Errorf("logs show %d runs, want 4 (first run + 3 restarts)", n)
+	}
+	// Still exited a moment later: no fourth restart.
+	time.Sleep(time.Second)
+	if c := s.ps()["crasher"]; c.RestartCount != 3 || c.State != "exited" {
+		t.Errorf("after giving up: %+v", c)
+	}
+}
+
+// A dependency that never turns healthy fails up with a message naming
+// it, and the service waiting on it is not started.
+func TestUnhealthyDependencyFailsUp(t *testing.T) {
+	s := newStack(t, "unhealthy")
+	r := s.berth("up", "-d")
+	if r.code != 1 {
+		t.Fatalf("up with an unhealthy dependency: %s", r)
+	}
+	if !strings.Contains(r.stderr, `service "db"`) || !strings.Contains(r.stderr, "unhealthy") {
+		t.Errorf("up error does not name the unhealthy service db:\n%s", r.stderr)
+	}
+	ps := s.ps()
+	if app, ok := ps["app"]; ok && (app.State != "created" || !app.StartedAt.IsZero()) {
+		t.Errorf("app was started: %+v", app)
+	}
+	if db := ps["db"]; db.Health != "unhealthy" {
+		t.Errorf("db: %+v", db)
+	}
+	if strings.Contains(s.must("logs").stdout, "app should never start") {
+		t.Error("app ran")
+	}
+}
+
+// Two services: the client fetches from the server by its name.
+func TestFetchByServiceName(t *testing.T) {
+	s := newStack(t, "fetch")
+	s.must("up", "-d")
+	if r := s.berth("wait", "client"); r.code != 0 || strings.TrimSpace(r.stdout) != "0" {
+		t.Fatalf("wait client: %s\nlogs:\n%s", r, s.berth("logs").stdout)
+	}
+	if r := s.must("logs", "client"); r.stdout != "client-1  | hello from server\n" {
+		t.Errorf("client logs %q", r.stdout)
+	}
+}
+
+// up without -d attaches: prefixed output, the exit note, and
+// --exit-code-from's exit code.
+func TestAttachedUpExitCodeFrom(t *testing.T) {
+	s := newStack(t, "fetch")
+	r := s.berth("up", "--exit-code-from", "client")
+	if r.code != 0 {
+		t.Fatalf("up --exit-code-from client: %s", r)
+	}
+	for _, want := range []string{"Attaching to client-1, server-1\n", "client-1  | hello from server\n", "client-1 exited with code 0\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("attached output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stderr, "Aborting on container exit...") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	ps := s.ps()
+	if ps["server"].State != "exited" {
+		t.Errorf("server not stopped on abort: %+v", ps["server"])
+	}
+
+	// The exit code of a failing service comes through.
+	s2 := newStack(t, "crasher")
+	r = s2.berth("up", "--abort-on-container-exit")
+	if r.code != 3 || !strings.Contains(r.stdout, "crasher-1 exited with code 3") {
+		t.Errorf("up --abort-on-container-exit on the crasher: %s", r)
+	}
+}
+
+// Ctrl-C on an attached up stops the stack gracefully.
+func TestAttachedUpInterrupt(t *testing.T) {
+	s := newStack(t, "chain")
+	cmd := exec.Command(berthBin, "up")
+	cmd.Dir = s.dir
+	cmd.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+	})
+	waitUntil(t, 30*time.Second, "the attached chain", func() bool {
+		return strings.Contains(out.String(), "link5-1  | link5 ready")
+	})
+	cmd.Process.Signal(syscall.SIGINT)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("up did not end after SIGINT\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	}
+	done <- err // for the cleanup
+	if cmd.ProcessState.ExitCode() != 130 {
+		t.Errorf("up after SIGINT exited %d, want 130\nstderr:\n%s", cmd.ProcessState.ExitCode(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "Gracefully stopping...") {
+		t.Errorf("stderr:\n%s", errb.String())
+	}
+	for svc, c := range s.ps() {
+		if c.State != "exited" {
+			t.Errorf("%s after Ctrl-C: %s", svc, c.State)
+		}
+	}
+	for i := 1; i <= 5; i++ {
+		if !strings.Contains(out.String(), fmt.Sprintf("link%d-1 exited with code", i)) {
+			t.Errorf("no exit note for link%d:\n%s", i, out.String())
+		}
+	}
+}
+
+// Lifecycle commands on a running stack, in dependency order.
+func TestLifecycleCommands(t *testing.T) {
+	s := newStack(t, "chain")
+	s.must("up", "-d")
+	s.must("stop", "-t", "1", "link4", "link5")
+	ps := s.ps()
+	if ps["link4"].State != "exited" || ps["link5"].State != "exited" || ps["link3"].State != "running" {
+		t.Fatalf("after stop link4 link5: %+v", ps)
+	}
+	s.must("start", "link4", "link5")
+	waitUntil(t, 10*time.Second, "link5 running again", func() bool { return s.ps()["link5"].State == "running" })
+	s.must("pause", "link1")
+	if c := s.ps()["link1"]; c.State != "paused" {
+		t.Errorf("pause: %+v", c)
+	}
+	s.must("unpause", "link1")
+	if c := s.ps()["link1"]; c.State != "running" {
+		t.Errorf("unpause: %+v", c)
+	}
+	s.must("kill", "-s", "KILL", "link2")
+	waitUntil(t, 10*time.Second, "link2 killed", func() bool { return s.ps()["link2"].State == "exited" })
+	if c := s.ps()["link2"]; c.ExitCode != 137 {
+		t.Errorf("kill -s KILL: %+v", c)
+	}
+	// events --json streams what restart does.
+	ev := exec.Command(berthBin, "events", "--json", "link3")
+	ev.Dir = s.dir
+	ev.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
+	var evOut syncBuffer
+	ev.Stdout = &evOut
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ev.Process.Kill(); ev.Wait() }()
+	time.Sleep(300 * time.Millisecond) // subscribed
+	before := s.ps()["link3"]
+	s.must("restart", "-t", "1", "link3")
+	waitUntil(t, 5*time.Second, "die and restart events of link3", func() bool {
+		o := evOut.String()
+		return strings.Contains(o, `"action":"die"`) && strings.Contains(o, `"action":"restart"`)
+	})
+	for _, line := range strings.Split(strings.TrimSpace(evOut.String()), "\n") {
+		if !strings.Contains(line, `"id":"`+s.project+`-link3-1"`) || !strings.Contains(line, `"service":"link3"`) {
+			t.Errorf("events --json link3 printed %s", line)
+		}
+	}
+	if c := s.ps()["link3"]; !c.StartedAt.After(before.StartedAt) || c.State != "running" {
+		t.Errorf("restart: %+v -> %+v", before, c)
+	}
+	s.must("rm", "-f", "-s", "link5")
+	if _, ok := s.ps()["link5"]; ok {
+		t.Error("rm -f -s link5 left it")
+	}
+	r := s.must("ls", "--format", "json")
+	if !strings.Contains(r.stdout, `"Name":"`+s.project+`"`) {
+		t.Errorf("ls: %s", r.stdout)
+	}
+	// down without the stack files, by name, from another directory.
+	other := stackEnv{t: t, dir: t.TempDir(), project: s.project}
+	other.must("down", "-p", s.project)
+	if ps := s.ps(); len(ps) != 0 {
+		t.Errorf("down -p chain left %+v", ps)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
