@@ -169,17 +169,11 @@ func (d *Daemon) Start(ctx context.Context) (retErr error) {
 	d.log.Info("adopted containers", "count", len(adopted))
 	pruneExitRecords(filepath.Join(root, "exits"), 24*time.Hour)
 
-	sock := filepath.Join(root, api.SocketName)
-	// We hold the pid file lock, so a socket file left there is stale.
-	_ = os.Remove(sock)
-	l, err := net.Listen("unix", sock)
+	l, err := listenSocket(filepath.Join(root, api.SocketName))
 	if err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		l.Close()
-		return fmt.Errorf("daemon: %w", err)
-	}
+	sock := l.Addr().String()
 	d.listener = l
 	d.srv = &http.Server{
 		Handler:           d.Handler(),
@@ -249,6 +243,47 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	return errors.Join(err, d.Close())
 }
+
+// listenSocket listens on the unix socket path with mode 0600. The socket
+// is made in a private directory, restricted, then renamed into place, so
+// that it is never reachable with looser permissions; a socket file left
+// at path is stale (the caller holds the pid file lock) and is replaced.
+func listenSocket(path string) (net.Listener, error) {
+	// The directory is private, so nobody can connect to the socket
+	// before it is restricted, whatever the umask.
+	dir := filepath.Join(filepath.Dir(path), fmt.Sprintf(".sock-%d", os.Getpid()))
+	_ = os.RemoveAll(dir)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "s")
+	l, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, err
+	}
+	ul := l.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return &namedListener{Listener: l, path: path}, nil
+}
+
+// namedListener reports the socket's final path as its address.
+type namedListener struct {
+	net.Listener
+	path string
+}
+
+func (l *namedListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
 
 // pruneExitRecords removes keeper exit records older than age: Adopt has
 // read every record of a container it knew, so old ones belong to

@@ -371,9 +371,11 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 	following := map[string]context.CancelFunc{}
 	startFollow := func(i *Instance, from []api.LogLine, fresh bool) {
 		fctx, fcancel := context.WithCancel(ctx)

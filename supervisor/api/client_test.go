@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +94,49 @@ func TestStreamWithoutResult(t *testing.T) {
 	_, err := c.Down(context.Background(), DownRequest{ProjectName: "x"}, nil)
 	if err == nil {
 		t.Fatal("a stream cut before its result must be an error")
+	}
+}
+
+func TestLogsFollowEndsWithContext(t *testing.T) {
+	root := t.TempDir()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/logs", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Get("project") != "demo" || q["service"][0] != "web" || q.Get("tail") != "-1" || q.Get("follow") != "1" {
+			w.WriteHeader(400)
+			json.NewEncoder(w).Encode(ErrorBody{Error: "bad query " + r.URL.RawQuery, Kind: KindBadRequest})
+			return
+		}
+		s := NewStreamWriter(w)
+		s.Log(LogLine{Container: "demo-web-1", Log: "one"})
+		s.Log(LogLine{Container: "demo-web-1", Log: "two"})
+		<-r.Context().Done()
+	})
+	serve(t, root, mux)
+	c := New(root)
+	ctx, cancel := context.WithCancel(context.Background())
+	var got []string
+	err := c.Logs(ctx, LogsRequest{Project: "demo", Services: []string{"web"}, Follow: true, Tail: -1}, func(l LogLine) error {
+		got = append(got, l.Log)
+		if len(got) == 2 {
+			cancel()
+		}
+		return nil
+	})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("logs -f: %v %v", got, err)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	e := errorFromBody(409, ErrorBody{Error: "container is running", Kind: KindConflict})
+	if !errors.Is(e, ErrConflict) || errors.Is(e, ErrNotFound) {
+		t.Errorf("kind matching: %v", e)
+	}
+	if e := errorFromBody(500, ErrorBody{}); e.Error() == "" || !strings.Contains(e.Error(), "500") {
+		t.Errorf("empty body: %q", e)
+	}
+	if KindOf(fmt.Errorf("x: %w", ErrBadRequest)) != KindBadRequest || StatusFor(KindNotFound) != 404 {
+		t.Error("KindOf/StatusFor")
 	}
 }
