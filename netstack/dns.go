@@ -64,13 +64,15 @@ type DNSServer struct {
 }
 
 type record struct {
-	addr  netip.Addr
-	names []string // fully qualified, lower case
+	addr      netip.Addr
+	names     []string // fully qualified, lower case
+	upstreams []string // the container's own resolvers (dns:), if any
 }
 
 type dnsIndex struct {
 	a   map[string][]netip.Addr // "web." -> addresses, sorted
 	ptr map[string]string       // "2.0.213.10.in-addr.arpa." -> "name."
+	up  map[netip.Addr][]string // client address -> its own upstreams
 }
 
 // NewDNSServer returns a server that will listen on listen (UDP and TCP;
@@ -78,7 +80,7 @@ type dnsIndex struct {
 // unknown names to upstreams ("ip:port" or "ip").
 func NewDNSServer(listen netip.AddrPort, subnet netip.Prefix, upstreams []string) *DNSServer {
 	s := &DNSServer{listen: listen, subnet: subnet.Masked(), recs: map[string]record{}, fwdSem: make(chan struct{}, maxForwards)}
-	s.index.Store(&dnsIndex{a: map[string][]netip.Addr{}, ptr: map[string]string{}})
+	s.index.Store(&dnsIndex{a: map[string][]netip.Addr{}, ptr: map[string]string{}, up: map[netip.Addr][]string{}})
 	s.SetUpstreams(upstreams)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
@@ -86,14 +88,19 @@ func NewDNSServer(listen netip.AddrPort, subnet netip.Prefix, upstreams []string
 
 // SetUpstreams replaces the resolvers unknown names are forwarded to.
 func (s *DNSServer) SetUpstreams(upstreams []string) {
-	ups := make([]string, 0, len(upstreams))
-	for _, u := range upstreams {
+	ups := withPort53(upstreams)
+	s.upstreams.Store(&ups)
+}
+
+func withPort53(list []string) []string {
+	ups := make([]string, 0, len(list))
+	for _, u := range list {
 		if _, _, err := net.SplitHostPort(u); err != nil {
 			u = net.JoinHostPort(u, "53")
 		}
 		ups = append(ups, u)
 	}
-	s.upstreams.Store(&ups)
+	return ups
 }
 
 // Start binds the UDP and TCP sockets and starts serving. It is a no-op
@@ -127,12 +134,18 @@ func (s *DNSServer) Start() (retErr error) {
 	srv := &dns.Server{Listener: ln, Net: "tcp", Handler: dns.HandlerFunc(s.serveTCP),
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second,
 		NotifyStartedFunc: func() { close(started) }}
+	served := make(chan error, 1)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		srv.ActivateAndServe()
+		served <- srv.ActivateAndServe()
 	}()
-	<-started
+	select {
+	case <-started:
+	case err := <-served:
+		ln.Close()
+		return fmt.Errorf("dns server: tcp: %w", err)
+	}
 	s.udp, s.tcp, s.bound, s.started = udp, srv, netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port()), true
 	// Several readers share the socket: the read itself is serialized by
 	// the runtime, the answering is not.
@@ -172,7 +185,17 @@ func (s *DNSServer) Close() error {
 // Register publishes names for container at addr, replacing what the
 // container had. The names resolve when Register returns.
 func (s *DNSServer) Register(container string, addr netip.Addr, names ...string) {
+	s.RegisterWithUpstreams(container, addr, nil, names...)
+}
+
+// RegisterWithUpstreams is Register for a container with resolvers of
+// its own (the service's dns:): names that are not on the network are
+// forwarded there instead of to the server's upstreams, as Docker does.
+func (s *DNSServer) RegisterWithUpstreams(container string, addr netip.Addr, upstreams []string, names ...string) {
 	r := record{addr: addr.Unmap()}
+	if len(upstreams) > 0 {
+		r.upstreams = withPort53(upstreams)
+	}
 	seen := map[string]bool{}
 	for _, n := range names {
 		n = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(n)), ".")
@@ -206,7 +229,7 @@ func (s *DNSServer) Lookup(name string) []netip.Addr {
 }
 
 func (s *DNSServer) rebuildLocked() {
-	idx := &dnsIndex{a: map[string][]netip.Addr{}, ptr: map[string]string{}}
+	idx := &dnsIndex{a: map[string][]netip.Addr{}, ptr: map[string]string{}, up: map[netip.Addr][]string{}}
 	containers := make([]string, 0, len(s.recs))
 	for c := range s.recs {
 		containers = append(containers, c)
@@ -214,6 +237,9 @@ func (s *DNSServer) rebuildLocked() {
 	sort.Strings(containers)
 	for _, c := range containers {
 		r := s.recs[c]
+		if r.upstreams != nil {
+			idx.up[r.addr] = r.upstreams
+		}
 		for _, n := range r.names {
 			if !containsAddr(idx.a[n], r.addr) {
 				idx.a[n] = append(idx.a[n], r.addr)
@@ -274,7 +300,7 @@ func (s *DNSServer) serveUDP(conn *net.UDPConn) {
 			go func() {
 				defer s.wg.Done()
 				defer func() { <-s.fwdSem }()
-				r := s.forward(fwd, "udp")
+				r := s.forward(src.Addr().Unmap(), fwd, "udp")
 				r.Truncate(size)
 				if b, err := r.Pack(); err == nil {
 					conn.WriteToUDPAddrPort(b, src)
@@ -295,7 +321,7 @@ func (s *DNSServer) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	reply, fwd := s.answer(src, req)
 	if fwd {
-		reply = s.forward(req, "tcp")
+		reply = s.forward(src, req, "tcp")
 	}
 	if reply != nil {
 		w.WriteMsg(reply)
@@ -311,7 +337,8 @@ func (s *DNSServer) handle(src netip.Addr, pkt []byte, out []byte) (reply []byte
 	}
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
-		if pkt[2]&0x80 != 0 { // a response: never answer it
+		// Never answer a response, nor garbage from outside the network.
+		if pkt[2]&0x80 != 0 || !s.subnet.Contains(src) {
 			return nil, nil, 0
 		}
 		m := new(dns.Msg)
@@ -370,7 +397,7 @@ func (s *DNSServer) answer(src netip.Addr, req *dns.Msg) (reply *dns.Msg, forwar
 	}
 	addrs, ok := idx.a[name]
 	if !ok {
-		if len(*s.upstreams.Load()) == 0 {
+		if len(s.upstreamsFor(idx, src)) == 0 {
 			return failure(req, dns.RcodeServerFailure), false
 		}
 		return nil, true
@@ -427,9 +454,9 @@ func failure(req *dns.Msg, rcode int) *dns.Msg {
 // forward sends req to the upstreams in turn and returns the first
 // answer, or SERVFAIL. It asks over UDP; a truncated answer to a client
 // that came over TCP is asked again over TCP.
-func (s *DNSServer) forward(req *dns.Msg, proto string) *dns.Msg {
+func (s *DNSServer) forward(src netip.Addr, req *dns.Msg, proto string) *dns.Msg {
 	c := &dns.Client{Net: "udp", Timeout: forwardTimeout, UDPSize: maxUDPSize}
-	for _, up := range *s.upstreams.Load() {
+	for _, up := range s.upstreamsFor(s.index.Load(), src) {
 		ctx, cancel := context.WithTimeout(s.ctx, forwardTimeout)
 		r, _, err := c.ExchangeContext(ctx, req, up)
 		if err == nil && r != nil && r.Truncated && proto == "tcp" {
@@ -445,4 +472,12 @@ func (s *DNSServer) forward(req *dns.Msg, proto string) *dns.Msg {
 		}
 	}
 	return failure(req, dns.RcodeServerFailure)
+}
+
+// upstreamsFor returns the client's own resolvers, else the server's.
+func (s *DNSServer) upstreamsFor(idx *dnsIndex, src netip.Addr) []string {
+	if ups, ok := idx.up[src]; ok {
+		return ups
+	}
+	return *s.upstreams.Load()
 }

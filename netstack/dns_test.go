@@ -124,6 +124,29 @@ func TestDNSServerAnswersAndForwards(t *testing.T) {
 	}
 }
 
+func TestDNSServerPerContainerUpstreams(t *testing.T) {
+	hostUp, hostQueries := stubUpstream(t)
+	ownUp, ownQueries := stubUpstream(t)
+	s := startLoopbackDNS(t, "127.0.0.0/8", []string{hostUp})
+	// The client (127.0.0.1) is a container with dns: of its own.
+	s.RegisterWithUpstreams("client", netip.MustParseAddr("127.0.0.1"), []string{ownUp}, "client")
+	if r := query(t, s.Addr(), "ext.test", dns.TypeA, "udp"); len(r.Answer) != 1 {
+		t.Fatalf("ext.test: %v", r)
+	}
+	if ownQueries.Load() != 1 || hostQueries.Load() != 0 {
+		t.Fatalf("own upstream got %d queries, host upstream %d; want 1 and 0", ownQueries.Load(), hostQueries.Load())
+	}
+	// Local names never leave the server.
+	if r := query(t, s.Addr(), "client", dns.TypeA, "udp"); len(r.Answer) != 1 || ownQueries.Load() != 1 {
+		t.Fatalf("local name: %v, own upstream queries %d", r.Answer, ownQueries.Load())
+	}
+	s.Unregister("client")
+	query(t, s.Addr(), "ext.test", dns.TypeA, "udp")
+	if hostQueries.Load() != 1 {
+		t.Fatalf("after unregister the host upstream got %d queries, want 1", hostQueries.Load())
+	}
+}
+
 func TestDNSServerShuffles(t *testing.T) {
 	s := startLoopbackDNS(t, "127.0.0.0/8", nil)
 	for i := 0; i < 8; i++ {

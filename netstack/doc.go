@@ -61,7 +61,9 @@
 //
 // The root's table is rebuilt from the state as a whole in one netlink
 // transaction on every change: masquerade out of non-internal networks,
-// drop between internal networks and anything else, DNAT of published
+// isolation (into a network from any other interface, another berth
+// network included, only replies and published ports pass), drop
+// between internal networks and anything else, DNAT of published
 // ports in prerouting and output (so the host reaches them on 127.0.0.1
 // and its other addresses), and masquerade for hairpin and loopback
 // clients. Host connections to 127.0.0.1 need route_localnet on the

@@ -14,6 +14,9 @@ var (
 	ErrPoolExhausted = errors.New("address pool exhausted")
 	// ErrAddressInUse: a static address is already taken or outside the subnet.
 	ErrAddressInUse = errors.New("address in use")
+	// ErrNetworkChanged: the network exists with another configuration
+	// (subnet, internal, driver_opts...); remove and create it again.
+	ErrNetworkChanged = errors.New("network configuration changed")
 	// ErrNotSupported: the operation needs Linux.
 	ErrNotSupported = errors.New("not supported on this platform")
 )
@@ -43,7 +46,11 @@ func (e *PortInUseError) Error() string {
 	if e.HostIP.IsValid() {
 		ip = e.HostIP.String()
 	}
-	return fmt.Sprintf("host port %s:%d/%s is already in use: %v", ip, e.Port, e.Protocol, e.Err)
+	msg := fmt.Sprintf("host port %s:%d/%s is already in use: %v", ip, e.Port, e.Protocol, e.Err)
+	if e.Port == 53 && !e.HostIP.IsValid() {
+		msg += " (berth's embedded DNS listens on port 53 of every network gateway: publish 53 on a specific host_ip)"
+	}
+	return msg
 }
 
 func (e *PortInUseError) Unwrap() error { return e.Err }

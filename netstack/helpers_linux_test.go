@@ -206,7 +206,7 @@ func (e *env) httpd(ns, body string) {
 
 // fetch gets url from ns with busybox wget (its -T crashes in Debian's
 // static busybox 1.35, so the timeout is a kill).
-func fetch(ns, url string) (string, error) { return fetchWithin(ns, url, 5*time.Second) }
+func fetch(ns, url string) (string, error) { return fetchWithin(ns, url, 10*time.Second) }
 
 func fetchWithin(ns, url string, timeout time.Duration) (string, error) {
 	out, err := run(ns, timeout, "wget", "-q", "-O", "-", url)
@@ -288,7 +288,7 @@ func (e *env) outside(body string) netip.Addr {
 }
 
 func httpGet(url string) (string, error) {
-	c := &http.Client{Timeout: 3 * time.Second}
+	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
 		return "", err

@@ -136,6 +136,9 @@ func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, ret
 	if m.closed {
 		return nil, errors.New("netstack: manager closed")
 	}
+	if project == "" || n.Name == "" {
+		return nil, fmt.Errorf("ensure network: project %q and network name %q must not be empty", project, n.Name)
+	}
 	if n.External {
 		name := n.ActualName
 		if name == "" {
@@ -151,11 +154,21 @@ func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, ret
 		}
 		return nil, fmt.Errorf("external network %q: %w (create it first)", name, ErrNotFound)
 	}
+	if n.EnableIPv6 {
+		return nil, fmt.Errorf("network %q: enable_ipv6 is not supported (berth networks are IPv4 only)", n.Name)
+	}
 	if n.Driver != "" && n.Driver != "bridge" {
 		return nil, fmt.Errorf("network %q: driver %q is not supported (only bridge)", n.Name, n.Driver)
 	}
 	id := NetworkID(project, n.Name)
 	if ns, ok := m.st.Networks[id]; ok {
+		want, err := m.planNetwork(project, n)
+		if err != nil {
+			return nil, err
+		}
+		if diff := networkDiff(ns.Network, want.Network); diff != "" {
+			return nil, fmt.Errorf("network %s: %w: %s", id, ErrNetworkChanged, diff)
+		}
 		if err := m.ensureKernelLocked(ns); err != nil {
 			return nil, fmt.Errorf("network %s: %w", id, err)
 		}
@@ -208,6 +221,34 @@ func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, ret
 	}
 	out := ns.Network
 	return &out, nil
+}
+
+// networkDiff names what the stack file changed in an existing network
+// (automatic subnets and gateways never count).
+func networkDiff(have, want Network) string {
+	var d []string
+	if want.Subnet.IsValid() && want.Subnet != have.Subnet {
+		d = append(d, fmt.Sprintf("subnet %s -> %s", have.Subnet, want.Subnet))
+	}
+	if want.Gateway.IsValid() && want.Gateway != have.Gateway {
+		d = append(d, fmt.Sprintf("gateway %s -> %s", have.Gateway, want.Gateway))
+	}
+	if want.IPRange != have.IPRange {
+		d = append(d, fmt.Sprintf("ip_range %s -> %s", have.IPRange, want.IPRange))
+	}
+	if want.Internal != have.Internal {
+		d = append(d, fmt.Sprintf("internal %v -> %v", have.Internal, want.Internal))
+	}
+	if want.Masquerade != have.Masquerade {
+		d = append(d, fmt.Sprintf("masquerade %v -> %v", have.Masquerade, want.Masquerade))
+	}
+	if want.Bridge != have.Bridge {
+		d = append(d, fmt.Sprintf("bridge name %s -> %s", have.Bridge, want.Bridge))
+	}
+	if want.MTU != have.MTU {
+		d = append(d, fmt.Sprintf("mtu %d -> %d", have.MTU, want.MTU))
+	}
+	return strings.Join(d, ", ")
 }
 
 // EnsureNetworks ensures every network of a project: networks with an
@@ -435,18 +476,25 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 	if o.Container == "" || o.NetNSPath == "" {
 		return nil, errors.New("attach: Container and NetNSPath are required")
 	}
+	for _, d := range o.DNS {
+		if _, err := netip.ParseAddr(d); err != nil {
+			return nil, fmt.Errorf("attach %s: dns: %q is not an IP address", o.Container, d)
+		}
+	}
 	ns, ok := m.st.Networks[networkID]
 	if !ok {
 		return nil, fmt.Errorf("attach %s: network %s: %w", o.Container, networkID, ErrNotFound)
 	}
 	key := attachKey(networkID, o.Container)
+	var prev netip.Addr // the address to keep when plugging again
 	if a, ok := m.st.Attachments[key]; ok {
 		if _, err := netlink.LinkByName(a.HostIf); err == nil && a.NetNS == o.NetNSPath {
 			out := a.Attachment
 			return &out, nil
 		}
 		// A restarted container has a new namespace, or a crash left
-		// the record without its veth: start over.
+		// the record without its veth: start over, on the same address.
+		prev = a.Address.Addr()
 		if err := m.detachLocked(a); err != nil {
 			return nil, err
 		}
@@ -474,6 +522,8 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 			return nil, fmt.Errorf("attach %s to %s: ipv4_address: %w", o.Container, networkID, err)
 		}
 		ip = o.IPv4.Unmap()
+	} else if prev.IsValid() && pool.reserve(prev, o.Container) == nil {
+		ip = prev
 	} else {
 		var err error
 		if ip, err = pool.allocate(o.Container); err != nil {
@@ -485,7 +535,7 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 		HostIf:  vethName(m.cfg.Root, networkID, o.Container),
 		Address: netip.PrefixFrom(ip, ns.Subnet.Bits()), DNS: ns.Gateway,
 		Names: dnsNames(o),
-	}, Service: o.Service, Hostname: o.Hostname, Aliases: o.Aliases, NetNS: o.NetNSPath}
+	}, Service: o.Service, Hostname: o.Hostname, Aliases: o.Aliases, DNS: o.DNS, NetNS: o.NetNSPath}
 	if !ns.Internal {
 		a.Gateway = ns.Gateway
 	}
@@ -554,20 +604,13 @@ func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.Hardwar
 	// so it can take its final name (eth0) and MAC at once: names only
 	// need to be unique per namespace.
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: br.Attrs().Index},
+		LinkAttrs:        netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: br.Attrs().Index, Flags: net.FlagUp},
 		PeerName:         a.IfName,
 		PeerHardwareAddr: mac,
 		PeerNamespace:    netlink.NsFd(nsh),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %s: %w", a.HostIf, err)
-	}
-	host, err := netlink.LinkByName(a.HostIf)
-	if err != nil {
-		return err
-	}
-	if err := netlink.LinkSetUp(host); err != nil {
-		return fmt.Errorf("up %s: %w", a.HostIf, err)
 	}
 	c, err := h.LinkByName(a.IfName)
 	if err != nil {
@@ -688,7 +731,7 @@ func (m *Manager) Register(container string) error {
 		}
 		found = true
 		if s, ok := m.dns[a.Network]; ok {
-			s.Register(container, a.Address.Addr(), a.Names...)
+			s.RegisterWithUpstreams(container, a.Address.Addr(), a.DNS, a.Names...)
 		}
 	}
 	if !found {

@@ -19,14 +19,20 @@ import (
 // the state says, also after a crash. No other table is read or changed.
 //
 //	table ip berth_<hash> {
-//	  chain prerouting  { type nat hook prerouting priority dstnat;  fib daddr type local jump ports }
-//	  chain output      { type nat hook output priority dstnat;      fib daddr type local jump ports }
+//	  chain prerouting  { type nat hook prerouting priority dstnat;
+//	                      ip daddr GW meta l4proto udp/tcp th dport 53 accept  # embedded DNS
+//	                      fib daddr type local jump ports }
+//	  chain output      { type nat hook output priority dstnat; (the same) }
 //	  chain ports       { [ip daddr H] meta l4proto P th dport N dnat to C:M ... }
 //	  chain postrouting { type nat hook postrouting priority srcnat;
 //	                      oifname BR ip saddr 127.0.0.0/8 masquerade      # host -> 127.0.0.1:port
 //	                      oifname BR ip saddr SUBNET ct status dnat masquerade  # hairpin
 //	                      ip saddr SUBNET oifname != BR masquerade }      # outbound, not internal
-//	  chain forward     { type filter hook forward priority filter;  internal: iifname BR oifname != BR drop ... }
+//	  chain forward     { type filter hook forward priority filter;
+//	                      oifname BR iifname != BR ct status dnat accept    # published ports
+//	                      oifname BR iifname != BR ct state established,related accept
+//	                      oifname BR iifname != BR drop                     # other networks, LAN
+//	                      internal: iifname BR oifname != BR drop; oifname BR iifname != BR drop }
 //	  chain input       { type filter hook input priority filter;    internal: iifname BR ip daddr != GW drop }
 //	}
 func applyTable(table string, st *netState) error {
@@ -53,6 +59,20 @@ func applyTable(table string, st *netState) error {
 	in := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
 
 	for _, ch := range []*nftables.Chain{pre, out} {
+		// The embedded DNS servers on the gateways are never DNATed
+		// away, even when a service publishes port 53 on all addresses.
+		for _, id := range sortedKeys(st.Networks) {
+			for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: cat(
+					matchAddr(16, netip.PrefixFrom(st.Networks[id].Gateway, 32)),
+					[]expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}},
+					cmpEq([]byte{proto}),
+					[]expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}},
+					cmpEq(binaryutil.BigEndian.PutUint16(53)),
+					verdict(expr.VerdictAccept, ""),
+				)})
+			}
+		}
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: cat(
 			[]expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true}},
 			cmpEq(binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)),
@@ -90,13 +110,8 @@ func applyTable(table string, st *netState) error {
 		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
 			matchIf(expr.MetaKeyOIFNAME, n.Bridge, true),
 			matchAddr(12, n.Subnet),
-			[]expr.Any{
-				&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-					Mask: binaryutil.NativeEndian.PutUint32(0x20 /* IPS_DST_NAT */), Xor: []byte{0, 0, 0, 0}},
-				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
-				&expr.Masq{},
-			},
+			ctBits(expr.CtKeySTATUS, 0x20 /* IPS_DST_NAT */),
+			[]expr.Any{&expr.Masq{}},
 		)})
 		if n.Masquerade && !n.Internal {
 			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
@@ -104,6 +119,15 @@ func applyTable(table string, st *netState) error {
 				matchIf(expr.MetaKeyOIFNAME, n.Bridge, false),
 				[]expr.Any{&expr.Masq{}},
 			)})
+		}
+		if !n.Internal {
+			// Isolation, as Docker does between its bridges: into a
+			// network from any other interface (another berth network of
+			// any root, the LAN) only replies and published ports pass.
+			into := cat(matchIf(expr.MetaKeyOIFNAME, n.Bridge, true), matchIf(expr.MetaKeyIIFNAME, n.Bridge, false))
+			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, ctBits(expr.CtKeySTATUS, 0x20 /* IPS_DST_NAT */), verdict(expr.VerdictAccept, ""))})
+			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, ctBits(expr.CtKeySTATE, 0x2|0x4 /* established, related */), verdict(expr.VerdictAccept, ""))})
+			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, verdict(expr.VerdictDrop, ""))})
 		}
 		if n.Internal {
 			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
@@ -163,6 +187,15 @@ func tableExists(table string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// ctBits matches a conntrack status or state with any of bits set.
+func ctBits(key expr.CtKey, bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: key},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(bits), Xor: []byte{0, 0, 0, 0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+	}
 }
 
 func cat(parts ...[]expr.Any) []expr.Any {

@@ -36,6 +36,7 @@ type attachmentState struct {
 	Service  string   `json:"service,omitempty"`
 	Hostname string   `json:"hostname,omitempty"`
 	Aliases  []string `json:"aliases,omitempty"`
+	DNS      []string `json:"dns,omitempty"`
 	NetNS    string   `json:"netns"`
 }
 

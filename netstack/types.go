@@ -60,6 +60,10 @@ type AttachOptions struct {
 	IPv4 netip.Addr
 	// MAC is mac_address; empty = random.
 	MAC string
+	// DNS are the service's dns: resolvers. The container still asks the
+	// embedded server (service names keep working); names that are not
+	// on the network are forwarded to these instead of the host's.
+	DNS []string
 	// GwPriority (gw_priority) picks the default route when a container
 	// is on several networks: the highest wins, ties go to the network
 	// attached first. No default route on internal networks.

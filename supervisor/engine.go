@@ -135,6 +135,62 @@ type RemoveOptions struct {
 // Lifecycle: NewEngine starts no goroutines; Create/Adopt start what each
 // container needs; Close stops the engine's own goroutines and leaves every
 // container running. Methods are safe for concurrent use.
+//
+// # Files
+//
+//	Root/containers/NAME/config.json       the OCI spec (the bundle; re-read for every run)
+//	Root/containers/NAME/stdout.raw, .raw  the container's stdout/stderr (O_APPEND files)
+//	Root/containers/NAME/NAME.log[.N]      JSON-lines log (ReadLogs), rotated per logging.options
+//	Root/containers/NAME/{resolv.conf,hosts,hostname}  bound over /etc/...
+//	Root/state/containers/NAME.json        the container's state (atomic, fsynced on lifecycle changes)
+//	Root/netns/NAME                        the container's network namespace (a bind mount)
+//	Root/exits/PID-STARTTIME.json          exit records the keeper writes (read and removed by Adopt)
+//
+// # Create, start, restart
+//
+// Create pulls the image per pull_policy, prepares the rootfs (kept until
+// Remove: a restart keeps the writable layer), the volumes, a netns file
+// attached to the service's networks (eth0, eth1... by network priority),
+// the resolver files, the bundle, and creates the runtime container. Start
+// publishes the ports, starts the process, registers its DNS names, runs
+// post_start hooks and the health checks. Runtime containers are one-shot:
+// every later start (a policy restart, Start after an exit) deletes the old
+// runtime container and creates a new one from the same bundle, rootfs and
+// netns.
+//
+// # Logs
+//
+// There are no pipes between a container and the daemon (a dead daemon must
+// never SIGPIPE a container): the container writes to the raw files, which
+// one inotify watcher per engine ingests into the log, punching the consumed
+// prefix out of the raw files. The ingested offsets are kept in the state
+// file, so after a daemon restart ingestion resumes where it stopped; lines
+// written while no daemon ran get the time they were ingested, not the time
+// they were written. A tty service's output comes through a pty master the
+// daemon holds: that copy (and the pty) do not survive a daemon crash.
+//
+// # Restart policies, health, stop
+//
+// RestartTracker decides with Docker's backoff (100 ms doubling to 1 min,
+// reset after 10 s of running); the count is persisted. Stop, Kill with a
+// terminating signal, and Remove mark the container "stopped by the user":
+// no policy restarts it until Start. Health probes run through the runtime's
+// exec (CMD, CMD-SHELL via /bin/sh -c), are killed at their timeout, and feed
+// HealthState; x-berth restart_on_unhealthy stops an unhealthy container
+// (stop signal, grace, SIGKILL) and starts it again with the policy's backoff
+// (always-style when the policy itself would not restart), at most
+// unhealthy_restart_limit times.
+//
+// # Adoption
+//
+// Adopt reads every state file. A container whose init is the same process
+// (pid and /proc start time) is adopted as it is; its exit is awaited
+// through a pidfd and its code read from the keeper's exit record (or 255
+// with a note when there is none). One that exited meanwhile gets its
+// restart policy applied at once, unless the host rebooted since it started
+// (the kernel boot id differs): then it is only marked exited, and bringing
+// it back (in dependency order) is the daemon's boot restore; its netns is
+// made again when it next starts.
 type Engine struct {
 	cfg EngineConfig
 

@@ -234,3 +234,12 @@ func TestEngineRenewsNetNSAndRebootAdopt(t *testing.T) {
 		t.Errorf("netns file left: %v", err)
 	}
 }
+
+func TestEngineTTYLogs(t *testing.T) {
+	env := newTestEnv(t)
+	p := env.projectOf(spec.Service{Name: "term", Tty: true,
+		Command: []string{"sh", "-c", "test -t 1 && echo on-a-tty; exec sleep 1000"}})
+	i := env.create(p, "term")
+	env.start(i)
+	waitLog(t, i, "on-a-tty")
+}

@@ -48,6 +48,7 @@ type Instance struct {
 	mu       sync.Mutex         // guards everything below
 	st       containerState     // persisted
 	rc       *runtime.Container // current runtime container, nil when none exists
+	rcOwned  bool               // rc came from our Create: we are its init's parent
 	run      *run               // the running process, nil when none runs
 	changed  chan struct{}      // closed and replaced on every change
 	subs     map[int]func(ContainerInfo)
@@ -373,10 +374,12 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 			console.Close()
 		}
 	}
-	r := &run{c: rc, done: make(chan struct{}), pid: rs.Pid, startTime: rs.InitStartTime}
 	now := time.Now().UTC()
 
 	i.mu.Lock()
+	// A created container adopted from a previous daemon is not our
+	// child: its exit is learnt like an adopted running one's.
+	r := &run{c: rc, done: make(chan struct{}), pid: rs.Pid, startTime: rs.InitStartTime, adopted: !i.rcOwned}
 	i.rc = rc
 	i.run = r
 	c := &i.st.Info
@@ -468,7 +471,7 @@ func (i *Instance) createRuntime(ctx context.Context) (*runtime.Container, error
 		return nil, err
 	}
 	i.mu.Lock()
-	i.rc = c
+	i.rc, i.rcOwned = c, true
 	i.mu.Unlock()
 	return c, nil
 }
