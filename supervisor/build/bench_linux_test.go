@@ -1,0 +1,51 @@
+package build
+
+import (
+	"context"
+	"testing"
+)
+
+// benchDockerfile has five steps after FROM: two COPYs, two RUNs and a
+// WORKDIR, each making a layer.
+const benchDockerfile = `FROM busybox
+COPY a.txt /app/a.txt
+WORKDIR /app
+RUN cat a.txt a.txt > b.txt
+COPY conf/ /app/conf/
+RUN ls -l /app > listing && wc -c listing
+`
+
+func benchEnv(b *testing.B) (*testEnv, Options) {
+	e := newTestEnv(b)
+	dir := b.TempDir()
+	writeFiles(b, dir, map[string]string{"Dockerfile": benchDockerfile, "a.txt": "hello\n", "conf/x.conf": "x=1\n", "conf/y.conf": "y=2\n"})
+	return e, Options{ContextDir: dir, Tags: []string{"bench:1"}}
+}
+
+// BenchmarkBuildCold builds the 5-step Dockerfile with --no-cache.
+func BenchmarkBuildCold(b *testing.B) {
+	e, opts := benchEnv(b)
+	opts.NoCache = true
+	for b.Loop() {
+		if _, err := e.b.Build(context.Background(), opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBuildCached rebuilds it with every step from the cache.
+func BenchmarkBuildCached(b *testing.B) {
+	e, opts := benchEnv(b)
+	if _, err := e.b.Build(context.Background(), opts); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		res, err := e.b.Build(context.Background(), opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Cached != 5 {
+			b.Fatalf("%d cached steps, want 5", res.Cached)
+		}
+	}
+}

@@ -1,0 +1,272 @@
+package build
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/supervisor/runtime"
+)
+
+// runStep runs a RUN instruction in a container over the stage's layers.
+func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.RunCommand, name string) error {
+	if len(c.Files) > 0 {
+		return fmt.Errorf("RUN with heredocs: %w", ErrNotSupported)
+	}
+	if sec := instructions.GetSecurity(c); sec == instructions.SecurityInsecure {
+		return fmt.Errorf("RUN --security=insecure: %w", ErrNotSupported)
+	}
+	network := r.opts.Network
+	if n := instructions.GetNetwork(c); n != "" && n != instructions.NetworkDefault {
+		network = n
+	}
+	var mounts []*instructions.Mount
+	for _, m := range instructions.GetMounts(c) {
+		switch m.Type {
+		case instructions.MountTypeCache, instructions.MountTypeTmpfs:
+			mounts = append(mounts, m)
+		default:
+			return fmt.Errorf("RUN --mount=type=%s: %w (cache and tmpfs are)", m.Type, ErrNotSupported)
+		}
+	}
+	args := st.cmdline(c.ShellDependantCmdLine)
+	if len(args) == 0 {
+		return errors.New("RUN: empty command")
+	}
+	// The environment: image ENV, then the stage's ARGs that ENV does not
+	// set, then proxy build args; PATH defaults like Docker's.
+	env := append([]string(nil), st.cfg.Config.Env...)
+	set := map[string]bool{}
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	var argKV []string
+	for _, k := range st.args.keys {
+		argKV = append(argKV, k+"="+st.args.vals[k])
+		if !set[k] {
+			env = append(env, k+"="+st.args.vals[k])
+			set[k] = true
+		}
+	}
+	for k, v := range r.opts.Args {
+		if proxyArgs[k] && !set[k] {
+			env = append(env, k+"="+v)
+			r.use(k)
+		}
+	}
+	if !set["PATH"] {
+		env = append(env, defaultPath)
+	}
+	wd := st.cfg.Config.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
+	user := st.cfg.Config.User
+	mountKey, _ := json.Marshal(mounts)
+	sort.Strings(argKV)
+	key := keyOf(st.key, "RUN", jsonText(args), strings.Join(argKV, "\x00"), string(mountKey), network, wd, user)
+	var lw *lineWriter
+	err := r.fsStep(ctx, st, name, key, func(rootfs string, v *vertex) error {
+		lw = &lineWriter{v: v, max: 12}
+		code, err := r.b.runContainer(ctx, rootfs, runSpec{
+			args: args, env: env, cwd: wd, user: user, network: network,
+			shmSize: r.opts.ShmSize, mounts: mounts, out: lw,
+		}, r.b.cache)
+		lw.flush()
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return &exitError{code: code}
+		}
+		return nil
+	})
+	var ee *exitError
+	if errors.As(err, &ee) {
+		var tail []string
+		if lw != nil {
+			tail = lw.tail
+		}
+		return &StepError{Step: name, ExitCode: ee.code, Tail: tail}
+	}
+	return err
+}
+
+type exitError struct{ code int }
+
+func (e *exitError) Error() string {
+	return "process did not complete successfully: exit code: " + strconv.Itoa(e.code)
+}
+
+// runSpec is what a RUN container gets.
+type runSpec struct {
+	args    []string
+	env     []string
+	cwd     string
+	user    string
+	network string
+	shmSize int64
+	mounts  []*instructions.Mount
+	out     *lineWriter
+}
+
+// runContainer runs one RUN step in rootfs and returns its exit code. Mount
+// points it had to create for the run (/proc, /dev, /sys, cache targets)
+// are removed again so they do not end up in the layer.
+func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c *cache) (int, error) {
+	id := newID("run")
+	if len(id) > 60 {
+		id = id[:60]
+	}
+	bundle := filepath.Join(b.tmp, id)
+	if err := os.Mkdir(bundle, 0o700); err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(bundle)
+	s := runtime.DefaultSpec(rootfs, rs.args...)
+	s.Process.Env = rs.env
+	s.Process.Cwd = rs.cwd
+	s.Hostname = "buildkitsandbox"
+	if rs.user != "" {
+		s.Process.User.Username = rs.user
+	}
+	if rs.network != "none" {
+		var ns []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.NetworkNamespace {
+				ns = append(ns, n)
+			}
+		}
+		s.Linux.Namespaces = ns
+	}
+	if rs.shmSize > 0 {
+		for i := range s.Mounts {
+			if s.Mounts[i].Destination == "/dev/shm" {
+				s.Mounts[i].Options = []string{"nosuid", "noexec", "nodev", "mode=1777", "size=" + strconv.FormatInt(rs.shmSize, 10)}
+			}
+		}
+	}
+	made := []string{}
+	for _, d := range []string{"/proc", "/dev", "/sys"} {
+		if p, err := secureJoin(rootfs, d); err == nil {
+			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+				made = append(made, d)
+			}
+		}
+	}
+	for _, m := range rs.mounts {
+		target := m.Target
+		if !path.IsAbs(target) {
+			target = path.Join(rs.cwd, target)
+		}
+		if p, err := secureJoin(rootfs, target); err == nil {
+			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+				made = append(made, target)
+				if err := mkdirAllIn(rootfs, target, nil); err != nil {
+					return 0, err
+				}
+			}
+		}
+		switch m.Type {
+		case instructions.MountTypeCache:
+			id := m.CacheID
+			if id == "" {
+				id = target
+			}
+			dir := c.mountDir(id)
+			if err := os.Mkdir(dir, 0o755); err == nil {
+				uid, gid := 0, 0
+				if m.UID != nil {
+					uid = int(*m.UID)
+				}
+				if m.GID != nil {
+					gid = int(*m.GID)
+				}
+				os.Chown(dir, uid, gid)
+				if m.Mode != nil {
+					os.Chmod(dir, os.FileMode(*m.Mode))
+				}
+			} else if !errors.Is(err, os.ErrExist) {
+				return 0, err
+			}
+			opts := []string{"rbind", "rw"}
+			if m.ReadOnly {
+				opts = []string{"rbind", "ro"}
+			}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: target, Type: "bind", Source: dir, Options: opts})
+		case instructions.MountTypeTmpfs:
+			opts := []string{"nosuid", "nodev"}
+			if m.SizeLimit > 0 {
+				opts = append(opts, "size="+strconv.FormatInt(m.SizeLimit, 10))
+			}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: target, Type: "tmpfs", Source: "tmpfs", Options: opts})
+		}
+	}
+	if rs.cwd != "/" {
+		if err := mkdirAllIn(rootfs, rs.cwd, nil); err != nil {
+			return 0, err
+		}
+	}
+	defer func() {
+		// Children first: remove what this run created, if still empty.
+		for i := len(made) - 1; i >= 0; i-- {
+			if p, err := secureJoin(rootfs, made[i]); err == nil && p != rootfs {
+				os.Remove(p)
+			}
+		}
+	}()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := pr.Read(buf)
+			if n > 0 {
+				rs.out.Write(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { pw.Close(); <-copied; pr.Close() }()
+	ctr, err := b.rt.Create(ctx, id, runtime.CreateOpts{Bundle: bundle, Spec: s, IO: runtime.IO{Stdout: pw, Stderr: pw}})
+	if err != nil {
+		return 0, fmt.Errorf("create build container: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ctr.Delete(dctx, true)
+	}()
+	if err := ctr.Start(); err != nil {
+		return 0, fmt.Errorf("start build container: %w", err)
+	}
+	// Kill the step when the build is cancelled; Wait then returns.
+	stop := context.AfterFunc(ctx, func() { ctr.Kill(9) })
+	defer stop()
+	st, err := ctr.Wait(context.Background())
+	if err != nil {
+		return 0, err
+	}
+	if ctx.Err() != nil {
+		return 0, ctx.Err()
+	}
+	return st.Code, nil
+}
