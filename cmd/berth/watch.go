@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/api"
+	"github.com/berth-dev/berth/supervisor/build"
 	"github.com/berth-dev/berth/supervisor/watch"
 )
 
@@ -82,10 +83,18 @@ func runWatch(ctx context.Context, g *globalOptions, p *spec.Project, services [
 	if err != nil {
 		return err
 	}
+	st, err := openImageStore(g)
+	if err != nil {
+		return err
+	}
+	b, err := build.New(g.Root, st, nil)
+	if err != nil {
+		return err
+	}
 	s, err := watch.NewSession(watch.Options{
 		Project:    p,
 		Services:   services,
-		Controller: watch.NewDaemonController(p, c, rt),
+		Controller: watch.NewDaemonController(p, c, rt, b),
 		Out:        out,
 	})
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/api"
+	"github.com/berth-dev/berth/supervisor/build"
 	"github.com/berth-dev/berth/supervisor/runtime"
 	"github.com/berth-dev/berth/supervisor/specconv"
 )
@@ -29,14 +30,16 @@ type DaemonController struct {
 	project *spec.Project
 	client  *api.Client
 	rt      *runtime.Runtime
+	builder *build.Builder // nil: services with build: cannot be rebuilt
 
 	mu    sync.Mutex
 	users map[string][2]int // container name + user -> uid, gid (guarded by mu)
 }
 
-// NewDaemonController returns a controller for project p.
-func NewDaemonController(p *spec.Project, client *api.Client, rt *runtime.Runtime) *DaemonController {
-	return &DaemonController{project: p, client: client, rt: rt, users: map[string][2]int{}}
+// NewDaemonController returns a controller for project p. builder (may
+// be nil) rebuilds services that have a build: section.
+func NewDaemonController(p *spec.Project, client *api.Client, rt *runtime.Runtime, builder *build.Builder) *DaemonController {
+	return &DaemonController{project: p, client: client, rt: rt, builder: builder, users: map[string][2]int{}}
 }
 
 // Targets lists the running containers of service (one-off run
@@ -151,20 +154,40 @@ func (d *DaemonController) Exec(ctx context.Context, container string, cmd []str
 	return nil
 }
 
-// Rebuild recreates the service with a fresh image: re-pulled when it has
-// no build: section; with one it needs berth build (ErrNoBuilder).
+// Rebuild recreates the service with a fresh image: built again from its
+// build: section (ErrNoBuilder without a builder), or re-pulled when it
+// has none.
 func (d *DaemonController) Rebuild(ctx context.Context, service string) error {
 	svc, ok := d.project.Service(service)
 	if !ok {
 		return fmt.Errorf("no such service: %q", service)
 	}
+	p := d.project
+	pull := "always"
 	if svc.Build != nil {
-		return ErrNoBuilder
+		if d.builder == nil {
+			return ErrNoBuilder
+		}
+		ref, err := d.builder.BuildService(ctx, p, svc, build.ServiceOptions{})
+		if err != nil {
+			return fmt.Errorf("build: %w", err)
+		}
+		// Run what was just built: the project with the service's image
+		// set to it (spec.Project is immutable: change a copy), and no
+		// pull of a name that only exists here.
+		cp := *p
+		cp.Services = slices.Clone(p.Services)
+		for i := range cp.Services {
+			if cp.Services[i].Name == service {
+				cp.Services[i].Image = ref
+			}
+		}
+		p, pull = &cp, "never"
 	}
 	res, err := d.client.Up(ctx, api.UpRequest{
-		Project:  d.project,
+		Project:  p,
 		Services: []string{service},
-		Options:  api.UpOptions{Detach: true, ForceRecreate: true, NoDeps: true, Pull: "always"},
+		Options:  api.UpOptions{Detach: true, ForceRecreate: true, NoDeps: true, Pull: pull},
 	}, nil)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor"
 	"github.com/berth-dev/berth/supervisor/api"
+	"github.com/berth-dev/berth/supervisor/build"
 	"github.com/berth-dev/berth/supervisor/image"
 	"github.com/berth-dev/berth/supervisor/runtime"
 )
@@ -93,6 +94,7 @@ type stackEnv struct {
 	project *spec.Project
 	client  *api.Client
 	rt      *runtime.Runtime
+	builder *build.Builder
 	port    int // web's published port on 127.0.0.1
 }
 
@@ -110,6 +112,12 @@ func freePort(t testing.TB) int {
 // $PORT, $NAME substituted) written in a new project directory, after
 // prepare made the host files.
 func newStack(t testing.TB, compose string, prepare func(dir string)) *stackEnv {
+	t.Helper()
+	return newStackWith(t, compose, prepare, nil)
+}
+
+// newStackWith is newStack with a hook that runs just before up.
+func newStackWith(t testing.TB, compose string, prepare func(dir string), beforeUp func(*stackEnv)) *stackEnv {
 	t.Helper()
 	requirePrivileged(t)
 	root, err := os.MkdirTemp("", "berth-watch-")
@@ -142,6 +150,9 @@ func newStack(t testing.TB, compose string, prepare func(dir string)) *stackEnv 
 		t.Fatal(err)
 	}
 	busyboxImage(t, st)
+	if env.builder, err = build.New(root, st, nil); err != nil {
+		t.Fatal(err)
+	}
 	d, err := supervisor.NewDaemon(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -157,9 +168,12 @@ func newStack(t testing.TB, compose string, prepare func(dir string)) *stackEnv 
 	if env.rt, err = runtime.New(filepath.Join(root, "runtime")); err != nil {
 		t.Fatal(err)
 	}
+	if beforeUp != nil {
+		beforeUp(env)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := env.client.Up(ctx, api.UpRequest{Project: p, Options: api.UpOptions{Detach: true, Wait: true, WaitTimeout: time.Minute}}, nil)
+	res, err := env.client.Up(ctx, api.UpRequest{Project: env.project, Options: api.UpOptions{Detach: true, Wait: true, WaitTimeout: time.Minute}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +224,7 @@ func (env *stackEnv) watch(services ...string) *syncBuffer {
 	out := &syncBuffer{}
 	ready := make(chan struct{})
 	s, err := NewSession(Options{Project: env.project, Services: services, Out: out,
-		Controller: NewDaemonController(env.project, env.client, env.rt),
+		Controller: NewDaemonController(env.project, env.client, env.rt, env.builder),
 		Ready:      func() { close(ready) }})
 	if err != nil {
 		env.t.Fatal(err)
@@ -447,11 +461,53 @@ func TestE2EActions(t *testing.T) {
 	}
 }
 
+const rebuildStack = `
+name: $NAME
+services:
+  web:
+    build: ./ctx
+    ports: ["127.0.0.1:$PORT:8080"]
+    stop_grace_period: 1s
+    develop:
+      watch:
+        - path: ./ctx
+          action: rebuild
+`
+
+// A rebuild rule builds the image again from its context and recreates
+// the service: the new image's content is served.
+func TestE2ERebuild(t *testing.T) {
+	var st *stackEnv
+	prepare := func(dir string) {
+		write(t, filepath.Join(dir, "ctx/Dockerfile"), "FROM busybox:latest\nCOPY page.html /srv/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/srv\"]\n")
+		write(t, filepath.Join(dir, "ctx/page.html"), "built 1")
+	}
+	// The stack's image must exist before up: build it first, as
+	// `berth up` does for a service with build:.
+	st = newStackWith(t, rebuildStack, prepare, func(env *stackEnv) {
+		svc, _ := env.project.Service("web")
+		ref, err := env.builder.BuildService(context.Background(), env.project, svc, build.ServiceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range env.project.Services {
+			if env.project.Services[i].Name == "web" {
+				env.project.Services[i].Image = ref
+			}
+		}
+	})
+	st.waitGet("/index.html", 200, "built 1")
+	out := st.watch()
+	write(t, filepath.Join(st.dir, "ctx/page.html"), "built 2")
+	st.waitGet("/index.html", 200, "built 2")
+	waitFor(t, "rebuild line", func() bool { return strings.Contains(out.String(), "web: rebuilt") })
+}
+
 // execOut runs a command in a container and returns its output.
 func execOut(t testing.TB, env *stackEnv, container string, args ...string) string {
 	t.Helper()
 	var buf syncBuffer
-	c := NewDaemonController(env.project, env.client, env.rt)
+	c := NewDaemonController(env.project, env.client, env.rt, env.builder)
 	if err := c.Exec(context.Background(), container, args, &buf); err != nil {
 		t.Fatalf("exec %v: %v (%s)", args, err, buf.String())
 	}

@@ -27,8 +27,8 @@ const (
 var (
 	// ErrNothingToWatch: none of the selected services has develop.watch.
 	ErrNothingToWatch = errors.New("none of the selected services has develop.watch rules")
-	// ErrNoBuilder: rebuild of a service with build: needs berth build.
-	ErrNoBuilder = errors.New("rebuild needs berth build (not yet available)")
+	// ErrNoBuilder: rebuild of a service with build: needs a builder.
+	ErrNoBuilder = errors.New("rebuild needs a builder (supervisor/build), and none was given")
 )
 
 // Controller is what a session needs of the running stack. The real one
@@ -331,7 +331,7 @@ func (s *Session) handle(ctx context.Context, r *rule, b Batch) {
 			s.ruleErr(r, err)
 			return
 		}
-		s.printf("%s: rebuilt", r.service)
+		s.printf("%s: rebuilt and recreated", r.service)
 		return
 	}
 	targets, err := c.Targets(ctx, r.service)

@@ -252,7 +252,7 @@ func TestNewSessionErrors(t *testing.T) {
 
 func TestRebuildWithBuildNeedsBuilder(t *testing.T) {
 	p := &spec.Project{Name: "p", Services: []spec.Service{{Name: "app", Build: &spec.Build{Context: t.TempDir()}}}}
-	c := NewDaemonController(p, nil, nil)
+	c := NewDaemonController(p, nil, nil, nil)
 	if err := c.Rebuild(context.Background(), "app"); !errors.Is(err, ErrNoBuilder) {
 		t.Errorf("Rebuild = %v, want ErrNoBuilder", err)
 	}
