@@ -16,13 +16,17 @@ import (
 
 // editorTemp reports whether base (a file name) is an editor's temporary
 // or backup file: vim swap files (*.swp, *.swx, *.swo) and its write test
-// file 4913, emacs backups (*~) and lock files (.#*), and the *.tmp files
-// JetBrains editors write before renaming.
+// file 4913, emacs backups (*~), lock files (.#*) and autosaves (#*#),
+// Kate swap files (.*.kate-swp), gedit's .goutputstream-*, and the *.tmp
+// and *___jb_tmp___ files JetBrains editors write before renaming.
 func editorTemp(base string) bool {
 	switch {
 	case base == "4913",
 		strings.HasSuffix(base, "~"),
 		strings.HasPrefix(base, ".#"),
+		len(base) > 1 && strings.HasPrefix(base, "#") && strings.HasSuffix(base, "#"),
+		strings.HasSuffix(base, ".kate-swp"),
+		strings.HasPrefix(base, ".goutputstream-"),
 		strings.HasSuffix(base, ".swp"),
 		strings.HasSuffix(base, ".swx"),
 		strings.HasSuffix(base, ".swo"),

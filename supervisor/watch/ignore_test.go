@@ -48,6 +48,11 @@ src/gen/**
 		{".#app.js", false, true},    // emacs lock
 		{"4913", false, true},        // vim write test
 		{"x.tmp", false, true},
+		{"#app.js#", false, true},             // emacs autosave
+		{".app.js.kate-swp", false, true},     // Kate
+		{".goutputstream-XYZ12", false, true}, // gedit
+		{"app.js___jb_tmp___", false, true},   // JetBrains
+		{"#", false, false},
 		{"dir.swp", true, false}, // a directory named like a temp file is kept
 	}
 	for _, c := range cases {
