@@ -89,12 +89,15 @@ func (w *Watcher) Run(ctx context.Context, ready func(), fn func(Batch)) error {
 	defer fsw.Close()
 
 	pending := map[string]bool{}
+	// dirs: the directories watched (fsnotify forgets a moved one before
+	// we see its parent's event, and a gone path cannot be stat'ed).
+	dirs := map[string]bool{}
 	full := false
 	if w.file != "" {
 		if err := fsw.Add(filepath.Dir(w.root)); err != nil {
 			return err
 		}
-	} else if err := w.addTree(fsw, w.root, nil); err != nil {
+	} else if err := w.addTree(fsw, w.root, dirs, nil); err != nil {
 		return err
 	}
 	if ready != nil {
@@ -136,7 +139,7 @@ func (w *Watcher) Run(ctx context.Context, ready func(), fn func(Batch)) error {
 			if !ok {
 				return nil
 			}
-			if w.event(fsw, ev, pending) {
+			if w.event(fsw, ev, dirs, pending) {
 				mark()
 			}
 		case err, ok := <-fsw.Errors:
@@ -157,7 +160,7 @@ func (w *Watcher) Run(ctx context.Context, ready func(), fn func(Batch)) error {
 
 // event records one fsnotify event in pending and reports whether it
 // was kept.
-func (w *Watcher) event(fsw *fsnotify.Watcher, ev fsnotify.Event, pending map[string]bool) bool {
+func (w *Watcher) event(fsw *fsnotify.Watcher, ev fsnotify.Event, dirs, pending map[string]bool) bool {
 	if ev.Op == fsnotify.Chmod {
 		return false // mode-only changes are not synced (and atime noise)
 	}
@@ -178,17 +181,21 @@ func (w *Watcher) event(fsw *fsnotify.Watcher, ev fsnotify.Event, pending map[st
 	}
 	fi, statErr := os.Lstat(ev.Name)
 	isDir := statErr == nil && fi.IsDir()
+	if statErr != nil && dirs[ev.Name] {
+		isDir = true // a watched directory that went away
+	}
 	if w.m.Ignored(rel, isDir) && (!isDir || w.m.SkipDir(rel)) {
 		return false
 	}
 	if ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove) {
 		// A renamed-away directory keeps its inotify watch; drop it and
 		// those below it so its later events are not misread.
-		if statErr != nil {
+		if statErr != nil && isDir {
 			prefix := ev.Name + string(filepath.Separator)
-			for _, p := range fsw.WatchList() {
+			for p := range dirs {
 				if p == ev.Name || strings.HasPrefix(p, prefix) {
 					_ = fsw.Remove(p)
+					delete(dirs, p)
 				}
 			}
 		}
@@ -197,14 +204,15 @@ func (w *Watcher) event(fsw *fsnotify.Watcher, ev fsnotify.Event, pending map[st
 	if isDir && ev.Has(fsnotify.Create) {
 		// A new directory: watch it and everything below, and report
 		// what it already holds (made before the watch was in place).
-		_ = w.addTree(fsw, ev.Name, pending)
+		_ = w.addTree(fsw, ev.Name, dirs, pending)
 	}
 	return true
 }
 
-// addTree watches dir and its subdirectories (skipping ignored ones) and,
-// when pending is not nil, records every path found below dir.
-func (w *Watcher) addTree(fsw *fsnotify.Watcher, dir string, pending map[string]bool) error {
+// addTree watches dir and its subdirectories (skipping ignored ones),
+// recording them in dirs, and, when pending is not nil, records every path
+// found below dir.
+func (w *Watcher) addTree(fsw *fsnotify.Watcher, dir string, dirs, pending map[string]bool) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == dir {
@@ -224,6 +232,7 @@ func (w *Watcher) addTree(fsw *fsnotify.Watcher, dir string, pending map[string]
 				}
 				return nil
 			}
+			dirs[p] = true
 		}
 		if pending != nil && rel != "." && !w.m.Ignored(rel, d.IsDir()) {
 			pending[rel] = true

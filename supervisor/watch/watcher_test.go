@@ -179,3 +179,16 @@ func TestNewWatcherMissingPath(t *testing.T) {
 		t.Error("missing path accepted")
 	}
 }
+
+// With include set, a directory moved away is still reported (its files
+// were included), though its own name matches no include pattern.
+func TestWatcherIncludeDirMovedAway(t *testing.T) {
+	root, away := t.TempDir(), t.TempDir()
+	write(t, filepath.Join(root, "src/a.go"), "package a")
+	m, _ := NewMatcher(nil, []string{"*.go", "**/*.go"})
+	out := startWatcher(t, root, m)
+	if err := os.Rename(filepath.Join(root, "src"), filepath.Join(away, "src")); err != nil {
+		t.Fatal(err)
+	}
+	collect(t, out, []string{"src"})
+}
