@@ -410,6 +410,9 @@ func TestE2EActions(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(env.dir, "log/starts"))
 		return strings.Count(string(b), "start")
 	}
+	// up --wait returns once the process runs; its first line may
+	// come a moment later.
+	waitFor(t, "rs first start logged", func() bool { return starts() >= 1 })
 	if n := starts(); n != 1 {
 		t.Fatalf("rs started %d times before any change", n)
 	}
