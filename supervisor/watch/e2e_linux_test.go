@@ -394,12 +394,31 @@ services:
         - path: ./conf.txt
           target: /home/conf.txt
           action: sync
+        - path: ./t
+          target: /run/t/app
+          action: sync
+    volumes:
+      - data:/data
+      - type: tmpfs
+        target: /run/t
+  vol:
+    image: busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]
+    stop_grace_period: 1s
+    volumes: ["data:/data"]
+    develop:
+      watch:
+        - path: ./v
+          target: /data/app
+          action: sync
+volumes:
+  data:
 `
 
 func TestE2EActions(t *testing.T) {
 	env := newStack(t, actionStack, func(dir string) {
 		write(t, filepath.Join(dir, "conf.txt"), "c0")
-		for _, d := range []string{"rs", "ex", "log", "out", "own"} {
+		for _, d := range []string{"rs", "ex", "log", "out", "own", "t", "v"} {
 			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -461,6 +480,22 @@ func TestE2EActions(t *testing.T) {
 	}
 	if got := execOut(t, env, own, "cat", "/home/conf.txt"); got != "c1" {
 		t.Errorf("conf.txt = %q", got)
+	}
+
+	// Under a tmpfs mount (reached through the running container) and
+	// under a named volume (through its host directory): the other
+	// container sharing the volume sees the file too.
+	write(t, filepath.Join(env.dir, "t/tm.txt"), "tm")
+	write(t, filepath.Join(env.dir, "v/vol.txt"), "vol")
+	waitFor(t, "tmpfs and volume synced", func() bool {
+		return strings.Contains(out.String(), "own: synced 1 file to /run/t/app") &&
+			strings.Contains(out.String(), "vol: synced 1 file to /data/app")
+	})
+	if got := execOut(t, env, own, "cat", "/run/t/app/tm.txt"); got != "tm" {
+		t.Errorf("tmpfs file = %q", got)
+	}
+	if got := execOut(t, env, own, "cat", "/data/app/vol.txt"); got != "vol" {
+		t.Errorf("volume file seen from own = %q", got)
 	}
 }
 
