@@ -9,7 +9,22 @@ import (
 	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
 )
+
+// knownCaps are the Linux capabilities (capability.h, up to
+// CAP_CHECKPOINT_RESTORE).
+var knownCaps = map[string]bool{}
+
+func init() {
+	for _, c := range strings.Fields(`CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID
+		SETPCAP LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER
+		SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE
+		SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN
+		SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE`) {
+		knownCaps["CAP_"+c] = true
+	}
+}
 
 func supportedMountType(t string) bool {
 	return t == types.VolumeTypeBind || t == types.VolumeTypeVolume || t == types.VolumeTypeTmpfs
@@ -460,6 +475,10 @@ func (l *load) convertService(cp *types.Project, s *types.ServiceConfig) (Servic
 			StartPeriod:   durPtr(hc.StartPeriod),
 			StartInterval: durPtr(hc.StartInterval),
 		}
+		if len(h.Test) > 0 && h.Test[0] != "CMD" && h.Test[0] != "CMD-SHELL" && h.Test[0] != "NONE" {
+			return Service{}, l.at(sp.key("healthcheck").key("test"),
+				fmt.Sprintf("test must start with CMD, CMD-SHELL or NONE, not %q (or be a string, run by the shell)", h.Test[0]))
+		}
 		if len(h.Test) == 1 && h.Test[0] == "NONE" {
 			h.Disable = true
 		}
@@ -481,11 +500,25 @@ func (l *load) convertService(cp *types.Project, s *types.ServiceConfig) (Servic
 	case s.LogDriver != "" || len(s.LogOpt) > 0:
 		out.Logging = &Logging{Driver: s.LogDriver, Options: nonEmptyMap(s.LogOpt)}
 	}
-	for _, c := range s.CapAdd {
-		out.CapAdd = append(out.CapAdd, normalizeCap(c))
+	for _, list := range []struct {
+		key string
+		in  []string
+		out *[]string
+	}{{"cap_add", s.CapAdd, &out.CapAdd}, {"cap_drop", s.CapDrop, &out.CapDrop}} {
+		for _, c := range list.in {
+			nc := normalizeCap(c)
+			if nc != "ALL" && !knownCaps[nc] {
+				return Service{}, l.atItem(sp.key(list.key), func(n *yaml.Node) bool { return n.Value == c },
+					fmt.Sprintf("unknown capability %q", c))
+			}
+			*list.out = append(*list.out, nc)
+		}
 	}
-	for _, c := range s.CapDrop {
-		out.CapDrop = append(out.CapDrop, normalizeCap(c))
+	for _, t := range s.Tmpfs {
+		if p, _, _ := strings.Cut(t, ":"); !path.IsAbs(p) {
+			return Service{}, l.atItem(sp.key("tmpfs"), func(n *yaml.Node) bool { return n.Value == t },
+				fmt.Sprintf("tmpfs target %q is not an absolute path", p))
+		}
 	}
 
 	r := Resources{

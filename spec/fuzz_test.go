@@ -104,3 +104,19 @@ func BenchmarkLoad200(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheck200 is berth's own share of BenchmarkLoad200: parsing,
+// guarding and checking the node tree, without compose-go.
+func BenchmarkCheck200(b *testing.B) {
+	content := []byte(gen200(200))
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := parseYAML("compose.yaml", "compose.yaml", content)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := validateFile(f, func(string) (string, bool) { return "", false }, func(string) {}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package spec
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -106,15 +105,11 @@ func newLoad(o LoadOptions) (*load, error) {
 			l.env[k] = v
 		}
 	}
-	l.cwd = o.WorkingDir
-	if l.cwd == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return nil, err
-		}
-		l.cwd = wd
+	wd, err := filepath.Abs(o.WorkingDir) // "" is the current directory
+	if err != nil {
+		return nil, err
 	}
-	l.cwd = l.abs(l.cwd)
+	l.cwd = wd
 	return l, nil
 }
 
@@ -624,6 +619,17 @@ func (l *load) checkReferences(cp *types.Project) error {
 		if s.Image == "" && s.Build == nil && s.Provider == nil {
 			return l.at(sp, "service has neither an image nor a build context")
 		}
+		if err := l.checkServiceFiles(sp, &s); err != nil {
+			return err
+		}
+		if s.Scale != nil && s.Deploy != nil && s.Deploy.Replicas != nil && *s.Scale != *s.Deploy.Replicas {
+			return l.at(sp.key("scale"), fmt.Sprintf("scale (%d) and deploy.replicas (%d) differ", *s.Scale, *s.Deploy.Replicas))
+		}
+		if s.ContainerName != "" {
+			if n := replicasOf(&s); n > 1 {
+				return l.at(sp.key("container_name"), fmt.Sprintf("container_name %q cannot be used with %d replicas (names must be unique)", s.ContainerName, n))
+			}
+		}
 		for _, n := range sortedKeys(s.Networks) {
 			if _, ok := cp.Networks[n]; !ok {
 				return l.atItem(sp.key("networks"), scalarIs(n), fmt.Sprintf("undefined network %q (declare it under the top-level networks:)", n))
@@ -658,7 +664,7 @@ func (l *load) checkReferences(cp *types.Project) error {
 				return err
 			}
 		}
-		for i, v := range s.Volumes {
+		for _, v := range s.Volumes {
 			if v.Type == types.VolumeTypeVolume && v.Source != "" {
 				if _, ok := cp.Volumes[v.Source]; !ok {
 					src := v.Source
@@ -671,7 +677,6 @@ func (l *load) checkReferences(cp *types.Project) error {
 					}, fmt.Sprintf("undefined volume %q (declare it under the top-level volumes:)", src))
 				}
 			}
-			_ = i
 		}
 		for _, ref := range s.Secrets {
 			if _, ok := cp.Secrets[ref.Source]; !ok {
@@ -695,6 +700,45 @@ func (l *load) checkReferences(cp *types.Project) error {
 			return l.at(keyPath{"services", name, "container_name"}, fmt.Sprintf("container name %q is already used by service %q", cn, other))
 		}
 		seen[cn] = name
+	}
+	return nil
+}
+
+func replicasOf(s *types.ServiceConfig) int {
+	n := 1
+	if s.Scale != nil {
+		n = *s.Scale
+	}
+	if s.Deploy != nil && s.Deploy.Replicas != nil {
+		n = *s.Deploy.Replicas
+	}
+	return n
+}
+
+// checkServiceFiles reports a missing required env_file or label_file at
+// its entry (compose-go's message names neither service nor position).
+func (l *load) checkServiceFiles(sp keyPath, s *types.ServiceConfig) error {
+	baseIs := func(p string) func(*yaml.Node) bool {
+		return func(n *yaml.Node) bool {
+			v := n.Value
+			if n.Kind == yaml.MappingNode {
+				v = scalarValue(n, "path")
+			}
+			return v != "" && filepath.Base(v) == filepath.Base(p)
+		}
+	}
+	for _, ef := range s.EnvFiles {
+		if !bool(ef.Required) {
+			continue
+		}
+		if st, err := os.Stat(ef.Path); err != nil || st.IsDir() {
+			return l.atItem(sp.key("env_file"), baseIs(ef.Path), fmt.Sprintf("env file %q not found", ef.Path))
+		}
+	}
+	for _, lf := range s.LabelFiles {
+		if st, err := os.Stat(lf); err != nil || st.IsDir() {
+			return l.atItem(sp.key("label_file"), baseIs(lf), fmt.Sprintf("label file %q not found", lf))
+		}
 	}
 	return nil
 }
@@ -766,11 +810,46 @@ func (l *load) composeError(err error) error {
 		}
 		return e
 	}
+	if strings.HasPrefix(msg, "Circular reference:\n") {
+		// "  a in FILE\n  extends b in FILE\n  extends a in FILE"
+		var chain []string
+		for _, ln := range strings.Split(msg, "\n")[1:] {
+			ln = strings.TrimPrefix(strings.TrimSpace(ln), "extends ")
+			if name, _, ok := strings.Cut(ln, " in "); ok {
+				chain = append(chain, name)
+			}
+		}
+		if len(chain) > 1 && chain[0] == chain[len(chain)-1] {
+			// compose-go starts the cycle at whichever service it met
+			// first (map order): start it at the smallest name instead.
+			ring := chain[:len(chain)-1]
+			min := 0
+			for i := range ring {
+				if ring[i] < ring[min] {
+					min = i
+				}
+			}
+			chain = append(append(append([]string{}, ring[min:]...), ring[:min]...), ring[min])
+		}
+		if len(chain) > 0 {
+			return l.at(keyPath{"services", chain[0], "extends"}, "extends cycle: "+strings.Join(chain, " -> "))
+		}
+	}
+	if strings.HasPrefix(msg, "include cycle detected:\n") {
+		var chain []string
+		for _, ln := range strings.Split(msg, "\n")[1:] {
+			chain = append(chain, l.displayFor(strings.TrimPrefix(strings.TrimSpace(ln), "include ")))
+		}
+		return l.at(keyPath{"include"}, "include cycle: "+strings.Join(chain, " -> "))
+	}
 	if m := extendsErrRE.FindStringSubmatch(msg); m != nil {
 		return l.at(keyPath{"services", m[1], "extends"}, m[3])
 	}
 	if m := cannotOverrideRE.FindStringSubmatch(msg); m != nil {
 		return l.at(parseDotted(m[1]), "cannot be merged with the value in an earlier file (use !override or !reset)")
+	}
+	if m := resourceErrRE.FindStringSubmatch(msg); m != nil {
+		return l.at(parseDotted(m[1]), m[2])
 	}
 	if m := interpFormatRE.FindStringSubmatch(msg); m != nil {
 		return l.at(parseDotted(m[1]), "invalid interpolation format (write a literal $ as $$)")
@@ -808,9 +887,6 @@ func (l *load) composeError(err error) error {
 	if len(l.parsed) == 1 {
 		e.File = l.parsed[0].Display
 	}
-	if errors.Is(err, ErrInvalid) {
-		return e
-	}
 	return e
 }
 
@@ -819,6 +895,7 @@ var (
 	yamlInnerLineRE  = regexp.MustCompile(`(?s)line (\d+): (.*)$`)
 	extendsErrRE     = regexp.MustCompile(`^cannot extend service "([^"]+)" in (.+?): (.*)$`)
 	cannotOverrideRE = regexp.MustCompile(`^cannot override (\S+)$`)
+	resourceErrRE    = regexp.MustCompile(`^((?:secrets|configs|volumes|networks)\.[a-zA-Z0-9._-]+): (.*)$`)
 	interpFormatRE   = regexp.MustCompile(`^invalid interpolation format for ([^\s]+?)\.?\n`)
 )
 

@@ -138,3 +138,28 @@ func TestMergeErrorPointsAtLaterFile(t *testing.T) {
 		t.Errorf("error %v\nwant %s", err, want)
 	}
 }
+
+func TestErrorsNameTheRightFile(t *testing.T) {
+	dir := writeStack(t, map[string]string{
+		"compose.yaml":     "include: [sub/inc.yaml]\nservices:\n  web:\n    image: nginx\n",
+		"sub/inc.yaml":     "services:\n  db:\n    image: postgres\n    mem_limit: 1zb\n",
+		"ok.yaml":          "services:\n  web:\n    image: nginx\n",
+		"override.yaml":    "services:\n  web:\n    networks: [missing]\n",
+		"override2.yaml":   "services:\n  web:\n    healthcheck:\n      timeout: forever\n",
+		"nested/deep.yaml": "services:\n  web:\n    image: nginx\n",
+	})
+	cases := []struct {
+		files []string
+		want  string
+	}{
+		{nil, "sub/inc.yaml:4:16: services.db.mem_limit: invalid byte size \"1zb\""},
+		{[]string{"ok.yaml", "override.yaml"}, "override.yaml:3:16: services.web.networks[0]: undefined network \"missing\" (declare it under the top-level networks:)"},
+		{[]string{"ok.yaml", "override2.yaml"}, "override2.yaml:4:16: services.web.healthcheck.timeout: invalid duration \"forever\""},
+	}
+	for _, c := range cases {
+		_, err := loadDir(t, dir, LoadOptions{Files: c.files})
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%v: error %v\nwant %s", c.files, err, c.want)
+		}
+	}
+}

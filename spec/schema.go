@@ -30,6 +30,9 @@ type rule struct {
 	keyOK  func(string) string // optional check on keys of a values-mapping
 	str    bool                // the scalar must be a YAML string, not a number or boolean
 	needs  []string            // keys a mapping must have
+	// mapCheck runs on a mapping once its keys passed; it returns the key
+	// to point at ("" for the mapping itself) and a complaint, or "", "".
+	mapCheck func(n *yaml.Node) (key, msg string)
 	// nullOK lets a scalar rule accept null (an environment variable
 	// passed through, a label without value). Rules without a scalar form
 	// always accept null (an empty section).
@@ -217,6 +220,49 @@ func checkOctal(s string) string {
 	return ""
 }
 
+func checkDevice(s string) string {
+	parts := strings.Split(s, ":")
+	if len(parts) > 3 || !strings.HasPrefix(parts[0], "/") {
+		return fmt.Sprintf("invalid device %q (want /dev/host[:/dev/container[:rwm]])", s)
+	}
+	perms := ""
+	switch len(parts) {
+	case 2:
+		if !strings.HasPrefix(parts[1], "/") {
+			perms = parts[1]
+		}
+	case 3:
+		perms = parts[2]
+	}
+	if strings.Trim(perms, "rwm") != "" {
+		return fmt.Sprintf("invalid device %q: permissions %q are not a combination of r, w and m", s, perms)
+	}
+	return ""
+}
+
+var everyRE = regexp.MustCompile(`^every_([0-9]+[wdhms])+$`)
+
+func checkPullPolicy(s string) string {
+	switch s {
+	case "always", "never", "missing", "if_not_present", "build", "refresh", "daily", "weekly":
+		return ""
+	}
+	if everyRE.MatchString(s) {
+		return ""
+	}
+	return fmt.Sprintf("invalid pull_policy %q (want always, never, missing, build, daily, weekly or every_<duration>)", s)
+}
+
+// scalarValue is the value of key in mapping n when it is a scalar.
+func scalarValue(n *yaml.Node, key string) string {
+	if _, v := mapGet(n, key); v != nil {
+		if r := resolve(v); r.Kind == yaml.ScalarNode && r.Tag != "!!null" {
+			return r.Value
+		}
+	}
+	return ""
+}
+
 var serviceNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 
 func checkName(s string) string {
@@ -295,7 +341,14 @@ var (
 		"volume": obj(map[string]*rule{"labels": rListOrMap, "nocopy": rBool, "subpath": rString}),
 		"tmpfs":  obj(map[string]*rule{"size": rBytes, "mode": {want: "a file mode", scalar: checkOctal}}),
 		"image":  obj(map[string]*rule{"subpath": rString}),
-	}, needs: []string{"type"}}
+	}, needs: []string{"type", "target"}, mapCheck: func(n *yaml.Node) (string, string) {
+		if scalarValue(n, "type") == "bind" {
+			if k, v := mapGet(n, "source"); k == nil || resolve(v).Value == "" {
+				return "", "a bind mount needs a source"
+			}
+		}
+		return "", ""
+	}}
 	rFileRef = &rule{want: "a string or a mapping", scalar: anyScalar, str: true, keys: map[string]*rule{
 		"source": rPath, "target": rPath, "uid": rString, "gid": rString,
 		"mode": {want: "a file mode", scalar: checkOctal},
@@ -314,7 +367,18 @@ var (
 	rDevelop = obj(map[string]*rule{"watch": {want: "a list", items: &rule{want: "a mapping", keys: map[string]*rule{
 		"path": rPath, "action": {want: "a string", scalar: checkEnum("sync", "sync+restart", "sync+exec", "restart", "rebuild")},
 		"target": rString, "exec": rHook, "ignore": rStrOrList, "include": rStrOrList, "initial_sync": rBool,
-	}, needs: []string{"path", "action"}}}})
+	}, needs: []string{"path", "action"}, mapCheck: func(n *yaml.Node) (string, string) {
+		action := scalarValue(n, "action")
+		if strings.HasPrefix(action, "sync") && scalarValue(n, "target") == "" {
+			return "action", fmt.Sprintf("action %q needs a target", action)
+		}
+		if action == "sync+exec" {
+			if k, _ := mapGet(n, "exec"); k == nil {
+				return "action", `action "sync+exec" needs exec.command`
+			}
+		}
+		return "", ""
+	}}}})
 	rBerth = obj(map[string]*rule{"restart_on_unhealthy": rBool, "unhealthy_restart_limit": rInt})
 
 	rService = obj(map[string]*rule{
@@ -332,7 +396,7 @@ var (
 		"cgroup": rString, "cgroup_parent": rString, "command": rStrOrList, "configs": {want: "a list", items: rFileRef},
 		"cpu_count": rInt, "cpu_percent": rNumber, "cpu_period": rInt, "cpu_quota": rInt,
 		"cpu_rt_period": rAny, "cpu_rt_runtime": rAny, "cpu_shares": rInt, "cpus": rNumber, "cpuset": rString,
-		"credential_spec": rAny, "device_cgroup_rules": rStringList, "devices": {want: "a list", items: &rule{want: "a string or a mapping", scalar: anyScalar, keys: map[string]*rule{"source": rPath, "target": rPath, "permissions": rString}}},
+		"credential_spec": rAny, "device_cgroup_rules": rStringList, "devices": {want: "a list", items: &rule{want: "a string or a mapping", scalar: checkDevice, keys: map[string]*rule{"source": rPath, "target": rPath, "permissions": rString}}},
 		"dns": rStrOrList, "dns_opt": rStringList, "dns_search": rStrOrList, "domainname": rString,
 		"entrypoint": rStrOrList, "env_file": rEnvFile, "environment": rListOrMap, "extra_hosts": rListOrMap,
 		"gpus": rAny, "group_add": {want: "a list", items: rString}, "hostname": rString, "image": rString,
@@ -341,7 +405,7 @@ var (
 		"mac_address": rString, "mem_limit": rBytes, "mem_reservation": rBytes, "mem_swappiness": rInt,
 		"memswap_limit": rBytes, "models": rAny, "network_mode": rString, "networks": rServiceNetworks,
 		"oom_kill_disable": rBool, "oom_score_adj": rInt, "pid": rString, "pids_limit": rInt, "platform": rString,
-		"privileged": rBool, "pull_policy": rString, "pull_refresh_after": rString, "read_only": rBool,
+		"privileged": rBool, "pull_policy": {want: "a string", scalar: checkPullPolicy}, "pull_refresh_after": rString, "read_only": rBool,
 		"runtime": rString, "secrets": {want: "a list", items: rFileRef}, "security_opt": rStringList,
 		"shm_size": rBytes, "stop_grace_period": rDuration, "stop_signal": rString, "storage_opt": rAny,
 		"sysctls": rListOrMap, "tmpfs": rStrOrList, "ulimits": rUlimits, "umask": rString, "use_api_socket": rBool,
@@ -408,6 +472,10 @@ func (v *validator) fail(n *yaml.Node, p keyPath, msg string) {
 func validateFile(f *yamlFile, lookup func(string) (string, bool), unset func(string)) error {
 	v := &validator{file: f, lookup: lookup, unset: unset}
 	for _, d := range f.Docs {
+		if d.Tag == "!reset" || d.Tag == "!override" {
+			v.fail(d, nil, fmt.Sprintf("the whole document cannot be tagged %s", d.Tag))
+			continue
+		}
 		if resolve(d).Kind != yaml.MappingNode {
 			if resolve(d).Kind == yaml.ScalarNode && resolve(d).Tag == "!!null" {
 				continue
@@ -531,6 +599,18 @@ func (v *validator) check(n, at *yaml.Node, r *rule, p keyPath) {
 				return
 			}
 		}
+		defer func() {
+			if r.mapCheck == nil || len(v.errs) > 0 {
+				return
+			}
+			if key, msg := r.mapCheck(n); msg != "" {
+				if key == "" {
+					v.fail(at, p, msg)
+				} else if k, _ := mapGet(n, key); k != nil {
+					v.fail(k, p.key(key), msg)
+				}
+			}
+		}()
 		for i, k := range keys {
 			name := k.Value
 			kp := p.key(name)

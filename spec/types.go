@@ -27,7 +27,8 @@ type Project struct {
 	// Profiles lists every profile named by any service (enabled or not).
 	Profiles []string `json:"profiles,omitempty" yaml:"profiles,omitempty"`
 	// DisabledServices are services left out because none of their
-	// profiles is active.
+	// profiles is active (or, with LoadOptions.SelectServices, because
+	// they were not selected), sorted.
 	DisabledServices []string `json:"-" yaml:"-"`
 
 	// Warnings are human-readable notes about fields berth parsed but does

@@ -2,7 +2,9 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/api"
+	"github.com/berth-dev/berth/supervisor/image"
 )
 
 // TestDaemonFailedUpRunScale: a failed up reports every error and leaves
@@ -135,9 +138,15 @@ func TestDaemonFailedUpRunScale(t *testing.T) {
 	fcancel()
 
 	tr := env.traces(c)
-	res, err = c.Down(ctx, api.DownRequest{ProjectName: env.project, RemoveOrphans: true, Volumes: true}, nil)
+	res, err = c.Down(ctx, api.DownRequest{ProjectName: env.project, RemoveOrphans: true, Volumes: true, RMI: "all"}, nil)
 	if err != nil || res.Err() != nil {
 		t.Fatalf("down: %v %v", err, res.Err())
+	}
+	// --rmi all removed the image the project used.
+	if st, err := image.Open(filepath.Join(env.root, "images")); err != nil {
+		t.Fatal(err)
+	} else if _, err := st.Get("busybox:latest"); !errors.Is(err, image.ErrNotFound) {
+		t.Errorf("busybox after down --rmi all: %v", err)
 	}
 	if left := env.leftovers(tr); len(left) > 0 {
 		t.Errorf("left after down: %v", left)

@@ -204,6 +204,7 @@ func (d *Daemon) upLocked(ctx context.Context, p *spec.Project, services []strin
 
 	hashes := map[string]string{}
 	digests := map[string]string{}
+	pulled := map[string]bool{}
 	var errs error
 	for k := range p.Services {
 		svc := &p.Services[k]
@@ -216,12 +217,16 @@ func (d *Daemon) upLocked(ctx context.Context, p *spec.Project, services []strin
 		if svc.Image == "" {
 			continue
 		}
-		if o.Pull == "always" && (len(services) == 0 || contains(services, svc.Name)) {
+		if o.Pull == "always" && !pulled[svc.Image] && (len(services) == 0 || contains(services, svc.Name)) {
+			pulled[svc.Image] = true
 			send(api.Event{Time: time.Now().UTC(), Project: p.Name, Service: svc.Name, Action: "pull", Status: "working", Message: svc.Image})
 			if _, err := d.images.Pull(ctx, svc.Image, d.cfg.PullOptions); err != nil {
-				errs = multierror.Append(errs, fmt.Errorf("service %q: pulling %s: %w", svc.Name, svc.Image, err))
+				err = fmt.Errorf("service %q: pulling %s: %w", svc.Name, svc.Image, err)
+				send(api.Event{Time: time.Now().UTC(), Project: p.Name, Service: svc.Name, Action: "pull", Status: "error", Message: svc.Image, Error: err.Error()})
+				errs = multierror.Append(errs, err)
 				continue
 			}
+			send(api.Event{Time: time.Now().UTC(), Project: p.Name, Service: svc.Name, Action: "pull", Status: "done", Message: svc.Image})
 		}
 		img, err := d.images.Get(svc.Image)
 		if err == nil {

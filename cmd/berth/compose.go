@@ -9,11 +9,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/spf13/pflag"
 
-	"github.com/berth-dev/berth/scheduler"
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/api"
 )
@@ -189,59 +187,6 @@ func containerByIndex(cs []api.ContainerSummary, service string, index int) (api
 		return reps[0], nil
 	}
 	return api.ContainerSummary{}, fmt.Errorf("service %q has no container with index %d", service, index)
-}
-
-// walkOrder runs fn on every service in dependency order (forward: a
-// service after its dependencies; reverse: a service after its
-// dependents), concurrently where the graph allows. Without a project (or
-// with a graph error) every service runs at once. Services not in only
-// are passed over (they still order the others). It returns every error,
-// sorted.
-func walkOrder(p *spec.Project, services []string, reverse bool, fn func(service string) error) error {
-	var g *scheduler.Graph
-	if p != nil {
-		g, _ = scheduler.NewGraph(p)
-	}
-	done := map[string]chan struct{}{}
-	for _, s := range services {
-		done[s] = make(chan struct{})
-	}
-	var mu sync.Mutex
-	var errs []string
-	var wg sync.WaitGroup
-	for _, s := range services {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(done[s])
-			if g != nil {
-				edges := g.Dependencies(s)
-				if reverse {
-					edges = g.Dependents(s)
-				}
-				for _, e := range edges {
-					other := e.On
-					if reverse {
-						other = e.Service
-					}
-					if ch, ok := done[other]; ok && other != s {
-						<-ch
-					}
-				}
-			}
-			if err := fn(s); err != nil {
-				mu.Lock()
-				errs = append(errs, err.Error())
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(errs) == 0 {
-		return nil
-	}
-	sort.Strings(errs)
-	return fmt.Errorf("%s", strings.Join(errs, "\n"))
 }
 
 // servicesIn lists the distinct services of cs, sorted.

@@ -457,11 +457,15 @@ func TestUpAttachedExitCodeFrom(t *testing.T) {
 		t.Errorf("stderr lacks the abort note:\n%s", r.errOut)
 	}
 	d.mu.Lock()
-	acts := slices.Clone(d.actions)
+	acts := slices.Clone(d.projActs)
 	d.mu.Unlock()
-	slices.Sort(acts)
-	if !slices.Equal(acts, []string{"stop demo-db-1", "stop demo-web-1"}) {
-		t.Errorf("on abort up stopped %v, want the running containers", acts)
+	if len(acts) != 1 || acts[0].Project != "demo" || acts[0].Action != "stop" || len(acts[0].Req.Services) != 0 {
+		t.Errorf("on abort up asked %+v, want one stop of the whole project", acts)
+	}
+	for _, want := range []string{"web-1 exited with code 137", "db-1 exited with code 137"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("stdout lacks %q (exits after the stop are noted):\n%s", want, r.out)
+		}
 	}
 }
 
@@ -518,23 +522,31 @@ func TestLifecycleCommands(t *testing.T) {
 	var order []string
 	d.onAction = func(name, action string) { order = append(order, action+" "+name) }
 
-	// stop: dependents first (api before db), web on its own.
+	// stop, start and restart go to the daemon as project actions, which
+	// walk the dependency graph.
 	_, errOut, err := d.run("stop", "-f", f, "-t", "2", "api", "db")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(order, []string{"stop demo-api-1", "stop demo-db-1"}) {
-		t.Errorf("stop order %v: api depends on db, so api stops first", order)
+	if len(d.projActs) != 1 || d.projActs[0].Action != "stop" || !slices.Equal(d.projActs[0].Req.Services, []string{"api", "db"}) ||
+		d.projActs[0].Req.Timeout == nil || *d.projActs[0].Req.Timeout != 2*time.Second {
+		t.Errorf("stop asked %+v", d.projActs)
 	}
-	if !strings.Contains(errOut, "Container demo-api-1 Stopped") {
+	if !strings.Contains(errOut, "Container demo-api-1 Stopped") || !strings.Contains(errOut, "Container demo-db-1 Stopped") {
 		t.Errorf("stop progress %q", errOut)
 	}
-	order = nil
-	if _, _, err := d.run("start", "-f", f); err != nil {
+	if _, _, err := d.run("start", "-p", "demo"); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(order, []string{"start demo-db-1", "start demo-api-1"}) {
-		t.Errorf("start order %v: db first, web already running", order)
+	if _, _, err := d.run("restart", "-p", "demo", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.projActs) != 3 || d.projActs[1].Action != "start" || d.projActs[1].Req.Services != nil || d.projActs[1].Req.Timeout != nil ||
+		d.projActs[2].Action != "restart" || !slices.Equal(d.projActs[2].Req.Services, []string{"web"}) {
+		t.Errorf("start/restart asked %+v", d.projActs[1:])
+	}
+	if len(order) != 0 {
+		t.Errorf("project actions went container by container: %v", order)
 	}
 	order = nil
 	if _, _, err := d.run("kill", "-p", "demo", "-s", "TERM", "web"); err != nil {
@@ -569,7 +581,7 @@ func TestLifecycleCommands(t *testing.T) {
 	if left != 0 {
 		t.Errorf("rm -f -s left %d containers (actions %v)", left, order)
 	}
-	if _, _, err := d.run("stop", "-p", "demo", "web"); err == nil || !strings.Contains(err.Error(), `service "web" has no container`) {
+	if _, _, err := d.run("stop", "-p", "demo", "web"); err == nil || !strings.Contains(err.Error(), `service "web" has no containers`) {
 		t.Errorf("stop of a service without containers: %v", err)
 	}
 }
@@ -775,5 +787,52 @@ func TestResolveProject(t *testing.T) {
 	}
 	if err := st.checkServices([]string{"web", "x", "y"}); err == nil || err.Error() != `no such services: "x", "y"` {
 		t.Errorf("checkServices: %v", err)
+	}
+}
+
+func TestRunCommand(t *testing.T) {
+	d := newFakeDaemon(t)
+	dir := stackDir(t, demoYAML)
+	f := filepath.Join(dir, "compose.yaml")
+	out, errOut, err := d.run("run", "-f", f, "--rm", "-e", "A=1", "--no-deps", "-u", "nobody", "web", "sh", "-c", "echo x; exit 4")
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 4 {
+		t.Fatalf("run: %v, want exit code 4", err)
+	}
+	if out != "sh -c echo x; exit 4\n" || !strings.Contains(errOut, "to stderr\n") {
+		t.Errorf("run output %q / %q: stdout and stderr unprefixed, each on its stream", out, errOut)
+	}
+	r := d.runs[0]
+	if r.Service != "web" || !r.Remove || !r.NoDeps || r.User != "nobody" || !slices.Equal(r.Env, []string{"A=1"}) || r.Project.Name != "demo" || r.Entrypoint != nil {
+		t.Errorf("run request %+v", r)
+	}
+	out, _, err = d.run("run", "-f", f, "-d", "--entrypoint", "/bin/echo", "db")
+	if err != nil || out != "demo-db-run-0a1b\n" || !slices.Equal(d.runs[1].Entrypoint, []string{"/bin/echo"}) {
+		t.Errorf("run -d: %q, %v, entrypoint %v", out, err, d.runs[1].Entrypoint)
+	}
+	if _, _, err := d.run("run", "-f", f, "-d", "--rm", "db"); err == nil || !strings.Contains(err.Error(), "--rm and --detach are incompatible") {
+		t.Errorf("run -d --rm: %v", err)
+	}
+	if _, _, err := d.run("run", "-f", f, "nosuch"); err == nil || !strings.Contains(err.Error(), `no such service: "nosuch"`) {
+		t.Errorf("run of an unknown service: %v", err)
+	}
+}
+
+func TestWaitCommand(t *testing.T) {
+	d := newFakeDaemon(t)
+	for _, c := range sampleContainers() {
+		d.containers[c.Name] = &c
+	}
+	out, _, err := d.run("wait", "-p", "demo", "api")
+	var ee *exitError
+	if out != "3\n" || !errors.As(err, &ee) || ee.code != 3 {
+		t.Errorf("wait api: %q, %v; want 3 and exit code 3", out, err)
+	}
+	d.containers["demo-web-1"].ExitCode = 0
+	if out, _, err := d.run("wait", "-p", "demo", "--down-project", "web"); out != "0\n" || err != nil || len(d.downs) != 1 {
+		t.Errorf("wait --down-project web: %q, %v, %d downs", out, err, len(d.downs))
+	}
+	if _, _, err := d.run("wait", "-p", "demo"); err == nil {
+		t.Error("wait without a service accepted")
 	}
 }

@@ -29,7 +29,7 @@ type configOptions struct {
 func newConfigCmd(_ *globalOptions) *cobra.Command {
 	o := &configOptions{}
 	cmd := &cobra.Command{
-		Use:   "config [OPTIONS] [SERVICE...]",
+		Use:   "config [SERVICE...]",
 		Short: "Validate the stack and print its normalized model",
 		Long: `Load the stack like every other command (merging -f files, interpolating,
 applying profiles) and print the result as Docker Compose's normalized model,

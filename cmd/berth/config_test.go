@@ -1,27 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// runBerth runs the berth command tree in-process.
-func runBerth(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
-	t.Helper()
-	root := newRootCmd()
-	var out, errb bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	root.SetIn(strings.NewReader(stdin))
-	root.SetArgs(args)
-	err = root.ExecuteContext(context.Background())
-	return out.String(), errb.String(), err
-}
 
 func writeFiles(t *testing.T, files map[string]string) string {
 	t.Helper()

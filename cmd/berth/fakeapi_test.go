@@ -35,6 +35,8 @@ type fakeDaemon struct {
 	ups        []api.UpRequest
 	downs      []api.DownRequest
 	actions    []string // "stop demo-web-1"
+	projActs   []projAct
+	runs       []api.RunRequest
 	subs       []chan api.Event
 	// onAction, when set, runs after a container action is recorded
 	// (with mu not held).
@@ -62,6 +64,8 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 	mux.HandleFunc("GET /v1/logs", d.serveLogs)
 	mux.HandleFunc("GET /v1/events", d.events)
 	mux.HandleFunc("GET /v1/projects", d.projects)
+	mux.HandleFunc("POST /v1/run", d.runOne)
+	mux.HandleFunc("POST /v1/projects/{name}/{action}", d.projectAction)
 	d.srv = httptest.NewUnstartedServer(mux)
 	d.srv.Listener = l
 	d.srv.Start()
@@ -85,7 +89,7 @@ func newFakeDaemon(t *testing.T) *fakeDaemon {
 // run runs berth in-process against this daemon.
 func (d *fakeDaemon) run(args ...string) (string, string, error) {
 	d.t.Helper()
-	return runCLI(d.t, append([]string{"--root", d.root}, args...)...)
+	return runBerth(d.t, "", append([]string{"--root", d.root}, args...)...)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -302,6 +306,100 @@ func (d *fakeDaemon) events(w http.ResponseWriter, r *http.Request) {
 			sw.Event(ev)
 		}
 	}
+}
+
+// runOne runs a one-off container: its "output" is its command line
+// echoed back on stdout, and its exit code the number after "exit", if
+// any (sh -c 'exit 4'-like commands give 4).
+func (d *fakeDaemon) runOne(w http.ResponseWriter, r *http.Request) {
+	var req api.RunRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Project == nil {
+		writeErr(w, api.KindBadRequest, fmt.Sprintf("bad run request: %v", err))
+		return
+	}
+	d.mu.Lock()
+	d.runs = append(d.runs, req)
+	d.mu.Unlock()
+	name := req.Name
+	if name == "" {
+		name = req.Project.Name + "-" + req.Service + "-run-0a1b"
+	}
+	sw := api.NewStreamWriter(w)
+	sw.Event(api.Event{Time: time.Now(), Container: name, Action: "start", Status: "done"})
+	if req.Detach {
+		sw.Result(api.Result{Containers: []string{name}})
+		return
+	}
+	cmd := strings.Join(req.Command, " ")
+	sw.Log(api.LogLine{Container: name, Service: req.Service, Stream: "stdout", Time: time.Now(), Log: cmd})
+	sw.Log(api.LogLine{Container: name, Service: req.Service, Stream: "stderr", Time: time.Now(), Log: "to stderr"})
+	code := 0
+	if _, after, ok := strings.Cut(cmd, "exit "); ok {
+		code, _ = strconv.Atoi(strings.Fields(after)[0])
+	}
+	sw.Result(api.Result{ExitCode: code, Containers: []string{name}})
+}
+
+// projAct is a recorded project action request.
+type projAct struct {
+	Project, Action string
+	Req             api.ProjectRequest
+}
+
+// projectAction acts on the project's containers of the requested
+// services (the real daemon walks the dependency graph; the order is its
+// business and tested there), streaming progress like the daemon.
+func (d *fakeDaemon) projectAction(w http.ResponseWriter, r *http.Request) {
+	name, action := r.PathValue("name"), r.PathValue("action")
+	var req api.ProjectRequest
+	json.NewDecoder(r.Body).Decode(&req)
+	d.mu.Lock()
+	d.projActs = append(d.projActs, projAct{name, action, req})
+	var names []string
+	var res api.Result
+	for _, s := range req.Services {
+		found := false
+		for _, c := range d.containers {
+			found = found || (c.Project == name && c.Service == s)
+		}
+		if !found {
+			res.Errors = append(res.Errors, fmt.Sprintf("service %q has no containers", s))
+		}
+	}
+	for n, c := range d.containers {
+		if c.Project == name && (len(req.Services) == 0 || slices.Contains(req.Services, c.Service)) {
+			names = append(names, n)
+		}
+	}
+	d.mu.Unlock()
+	slices.Sort(names)
+	sw := api.NewStreamWriter(w)
+	if len(res.Errors) > 0 {
+		sw.Result(res)
+		return
+	}
+	for _, n := range names {
+		d.mu.Lock()
+		c := d.containers[n]
+		died := action == api.ActionStop && c.State == "running"
+		switch action {
+		case api.ActionStop:
+			if c.State == "running" {
+				c.State, c.ExitCode, c.FinishedAt = "exited", 137, time.Now()
+			}
+		default:
+			c.State = "running"
+		}
+		svc := c.Service
+		d.mu.Unlock()
+		sw.Event(api.Event{Time: time.Now(), Project: name, Service: svc, Container: n, Action: action, Status: "working"})
+		if died {
+			d.emit(api.Event{Container: n, Service: svc, Project: name, Action: "die", Status: "exited", ExitCode: 137})
+		}
+		sw.Event(api.Event{Time: time.Now(), Project: name, Service: svc, Container: n, Action: action, Status: "done"})
+		res.Containers = append(res.Containers, n)
+	}
+	sw.Result(res)
 }
 
 // emit sends ev to every events subscriber.

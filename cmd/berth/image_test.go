@@ -10,16 +10,12 @@ import (
 	"testing"
 )
 
-// runBerth runs the CLI in-process with --root root.
-func runBerth(t *testing.T, root string, args ...string) (string, error) {
+// runImageCLI runs the CLI in-process with --root root and returns its
+// stdout and stderr together.
+func runImageCLI(t *testing.T, root string, args ...string) (string, error) {
 	t.Helper()
-	cmd := newRootCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetArgs(append([]string{"--root", root}, args...))
-	err := cmd.Execute()
-	return out.String(), err
+	out, errOut, err := runBerth(t, "", append([]string{"--root", root}, args...)...)
+	return out + errOut, err
 }
 
 func rootfsTar(t *testing.T) string {
@@ -40,13 +36,13 @@ func rootfsTar(t *testing.T) string {
 
 func TestImageCommands(t *testing.T) {
 	root := t.TempDir()
-	out, err := runBerth(t, root, "image", "import", "--change", `CMD ["sh"]`, rootfsTar(t), "busybox:latest")
+	out, err := runImageCLI(t, root, "image", "import", "--change", `CMD ["sh"]`, rootfsTar(t), "busybox:latest")
 	if err != nil || !strings.HasPrefix(out, "sha256:") {
 		t.Fatalf("import: %q %v", out, err)
 	}
 	id := strings.TrimSpace(out)
 
-	out, err = runBerth(t, root, "image", "ls", "--format", "json")
+	out, err = runImageCLI(t, root, "image", "ls", "--format", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +53,12 @@ func TestImageCommands(t *testing.T) {
 	if len(rows) != 1 || rows[0].Repository != "docker.io/library/busybox" || rows[0].Tag != "latest" || !strings.HasPrefix(id, "sha256:"+rows[0].ID) {
 		t.Fatalf("ls: %+v", rows)
 	}
-	out, err = runBerth(t, root, "image", "ls")
+	out, err = runImageCLI(t, root, "image", "ls")
 	if err != nil || !strings.Contains(out, "docker.io/library/busybox   latest") {
 		t.Fatalf("ls table: %q %v", out, err)
 	}
 
-	out, err = runBerth(t, root, "image", "inspect", "busybox")
+	out, err = runImageCLI(t, root, "image", "inspect", "busybox")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,26 +70,26 @@ func TestImageCommands(t *testing.T) {
 		t.Fatalf("inspect config: %v", cfg)
 	}
 
-	if out, err := runBerth(t, root, "image", "check"); err != nil || !strings.Contains(out, "clean") {
+	if out, err := runImageCLI(t, root, "image", "check"); err != nil || !strings.Contains(out, "clean") {
 		t.Fatalf("check: %q %v", out, err)
 	}
 	saved := filepath.Join(t.TempDir(), "saved.tar")
-	if _, err := runBerth(t, root, "image", "save", "-o", saved, "busybox"); err != nil {
+	if _, err := runImageCLI(t, root, "image", "save", "-o", saved, "busybox"); err != nil {
 		t.Fatal(err)
 	}
-	out, err = runBerth(t, root, "image", "rm", "busybox")
+	out, err = runImageCLI(t, root, "image", "rm", "busybox")
 	if err != nil || !strings.Contains(out, "Untagged: docker.io/library/busybox:latest\nDeleted: "+id) {
 		t.Fatalf("rm: %q %v", out, err)
 	}
-	out, err = runBerth(t, root, "image", "prune")
+	out, err = runImageCLI(t, root, "image", "prune")
 	if err != nil || !strings.Contains(out, "Removed 1 layers") {
 		t.Fatalf("prune: %q %v", out, err)
 	}
-	out, err = runBerth(t, root, "image", "load", "-i", saved)
+	out, err = runImageCLI(t, root, "image", "load", "-i", saved)
 	if err != nil || !strings.Contains(out, "Loaded image: docker.io/library/busybox:latest") {
 		t.Fatalf("load: %q %v", out, err)
 	}
-	if out, err := runBerth(t, root, "image", "inspect", "busybox:latest"); err != nil || !strings.Contains(out, id) {
+	if out, err := runImageCLI(t, root, "image", "inspect", "busybox:latest"); err != nil || !strings.Contains(out, id) {
 		t.Fatalf("inspect after load: %v", err)
 	}
 
@@ -103,7 +99,7 @@ func TestImageCommands(t *testing.T) {
 		t.Fatal("no blobs")
 	}
 	os.WriteFile(blobs[0], []byte("corrupt"), 0o600)
-	if out, err := runBerth(t, root, "image", "check"); err == nil || !strings.Contains(out, "content hashes to") {
+	if out, err := runImageCLI(t, root, "image", "check"); err == nil || !strings.Contains(out, "content hashes to") {
 		t.Fatalf("check on a corrupt store: %q %v", out, err)
 	}
 
@@ -118,11 +114,11 @@ func TestImageCommands(t *testing.T) {
 		{"image", "pull", "UPPER/case"},
 		{"image", "pull", "--platform", "linux", "busybox"},
 	} {
-		if _, err := runBerth(t, root, args...); err == nil {
+		if _, err := runImageCLI(t, root, args...); err == nil {
 			t.Errorf("berth %s: no error", strings.Join(args, " "))
 		}
 	}
-	if _, err := runBerth(t, root, "image", "inspect", "nothere"); err == nil || !strings.Contains(err.Error(), "image not found") {
+	if _, err := runImageCLI(t, root, "image", "inspect", "nothere"); err == nil || !strings.Contains(err.Error(), "image not found") {
 		t.Errorf("inspect missing: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -30,14 +31,15 @@ func init() {
 type lifecycleSpec struct {
 	use, short string
 	action     string
-	// states the containers must be in to be acted on (nil: any).
-	states []string
-	// order: 0 none (all at once), 1 dependencies first, -1 dependents first.
-	order int
+	// project: the daemon acts on the project as a whole, walking its
+	// dependency graph (start, stop, restart). Otherwise the CLI acts on
+	// each container in one of states (nil: any), all at once.
+	project bool
+	states  []string
 }
 
-// runLifecycle acts on the containers of services (all when empty) that
-// are in one of ls.states, with progress on stderr.
+// runLifecycle acts on the containers of services (all when empty), with
+// progress on stderr.
 func runLifecycle(cmd *cobra.Command, g *globalOptions, po *projectOptions, services []string, ls lifecycleSpec, req api.ContainerRequest) error {
 	st, err := po.resolve(cmd.Context(), services)
 	if err != nil {
@@ -51,6 +53,12 @@ func runLifecycle(cmd *cobra.Command, g *globalOptions, po *projectOptions, serv
 		return err
 	}
 	defer c.Close()
+	errw := cmd.ErrOrStderr()
+	prog := newProgress(errw, isTerminal(errw), "Running")
+	defer prog.Done()
+	if ls.project {
+		return projectAction(cmd.Context(), c, st.Name, ls.action, api.ProjectRequest{Services: services, Timeout: req.Timeout}, prog, errw)
+	}
 	all, err := c.Ps(cmd.Context(), st.Name, true)
 	if err != nil {
 		return err
@@ -60,17 +68,22 @@ func runLifecycle(cmd *cobra.Command, g *globalOptions, po *projectOptions, serv
 		return err
 	}
 	cs = filterPs(cs, nil, ls.states)
-	if len(cs) == 0 {
-		return nil
+	return containerAction(cmd.Context(), c, cs, ls.action, req, prog)
+}
+
+// projectAction has the daemon start, stop or restart a project's
+// containers in dependency order, with progress; it prints the warnings
+// and returns every error.
+func projectAction(ctx context.Context, c *api.Client, project, action string, req api.ProjectRequest, prog progress, errw io.Writer) error {
+	res, err := c.ProjectAction(ctx, project, action, req, prog.Event)
+	if err != nil {
+		return err
 	}
-	errw := cmd.ErrOrStderr()
-	prog := newProgress(errw, isTerminal(errw), "Running")
-	defer prog.Done()
-	p := st.Project
-	if ls.order == 0 {
-		p = nil
+	prog.Done()
+	for _, w := range res.Warnings {
+		fmt.Fprintln(errw, "berth: warning:", w)
 	}
-	return containerAction(cmd.Context(), c, p, cs, ls.action, req, ls.order < 0, prog)
+	return res.Err()
 }
 
 func lifecycleCmd(g *globalOptions, ls lifecycleSpec, flags func(*cobra.Command) func() (api.ContainerRequest, error)) *cobra.Command {
@@ -109,17 +122,17 @@ func timeoutFlag(cmd *cobra.Command) func() (api.ContainerRequest, error) {
 
 func newStartCmd(g *globalOptions) *cobra.Command {
 	return lifecycleCmd(g, lifecycleSpec{use: "start [SERVICE...]", short: "Start a project's existing containers",
-		action: api.ActionStart, states: []string{"created", "exited", "dead"}, order: 1}, nil)
+		action: api.ActionStart, project: true}, nil)
 }
 
 func newStopCmd(g *globalOptions) *cobra.Command {
 	return lifecycleCmd(g, lifecycleSpec{use: "stop [SERVICE...]", short: "Stop a project's containers without removing them",
-		action: api.ActionStop, states: []string{"running", "restarting", "paused"}, order: -1}, timeoutFlag)
+		action: api.ActionStop, project: true}, timeoutFlag)
 }
 
 func newRestartCmd(g *globalOptions) *cobra.Command {
 	return lifecycleCmd(g, lifecycleSpec{use: "restart [SERVICE...]", short: "Restart a project's containers",
-		action: api.ActionRestart, order: 1}, timeoutFlag)
+		action: api.ActionRestart, project: true}, timeoutFlag)
 }
 
 func newPauseCmd(g *globalOptions) *cobra.Command {
@@ -180,7 +193,7 @@ func newRmCmd(g *globalOptions) *cobra.Command {
 				running := filterPs(cs, nil, []string{"running", "restarting", "paused"})
 				if len(running) > 0 {
 					prog := newProgress(errw, isTerminal(errw), "Running")
-					err := containerAction(cmd.Context(), c, st.Project, running, api.ActionStop, api.ContainerRequest{}, true, prog)
+					err := projectAction(cmd.Context(), c, st.Name, api.ActionStop, api.ProjectRequest{Services: servicesIn(running)}, prog, errw)
 					prog.Done()
 					if err != nil {
 						return err
@@ -209,7 +222,7 @@ func newRmCmd(g *globalOptions) *cobra.Command {
 			}
 			prog := newProgress(errw, isTerminal(errw), "Running")
 			defer prog.Done()
-			return containerAction(cmd.Context(), c, nil, stopped, api.ActionRemove, api.ContainerRequest{Volumes: volumes}, false, prog)
+			return containerAction(cmd.Context(), c, stopped, api.ActionRemove, api.ContainerRequest{Volumes: volumes}, prog)
 		},
 	}
 	addProjectFlagsNoF(cmd.Flags(), &po)

@@ -2,33 +2,35 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 )
 
-// runCLI runs the berth command tree in-process and returns its stdout,
-// stderr and error.
-func runCLI(t *testing.T, args ...string) (string, string, error) {
+// runBerth runs the berth command tree in-process with stdin and returns
+// its stdout, stderr and error.
+func runBerth(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	cmd := newRootCmd()
 	var out, errb bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)
+	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetArgs(args)
-	err := cmd.Execute()
+	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errb.String(), err
 }
 
 func TestVersion(t *testing.T) {
-	out, _, err := runCLI(t, "version")
+	out, _, err := runBerth(t, "", "version")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out, "berth version ") {
 		t.Fatalf("version output %q", out)
 	}
-	out, _, err = runCLI(t, "version", "--format", "json")
+	out, _, err = runBerth(t, "", "version", "--format", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +41,7 @@ func TestVersion(t *testing.T) {
 	if v.Version == "" || v.Os == "" || v.GoVersion == "" {
 		t.Fatalf("incomplete version info: %+v", v)
 	}
-	if _, _, err := runCLI(t, "version", "--format", "xml"); err == nil || !strings.Contains(err.Error(), `unknown format "xml"`) {
+	if _, _, err := runBerth(t, "", "version", "--format", "xml"); err == nil || !strings.Contains(err.Error(), `unknown format "xml"`) {
 		t.Fatalf("bad format error: %v", err)
 	}
 }

@@ -30,7 +30,7 @@ func init() { register(newRuntimeCmd) }
 func newRuntimeCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "runtime",
-		Short: "OCI runtime command line (create, start, state, kill, delete, run, list, exec)",
+		Short: "OCI runtime command line (create, start, state, kill, delete, run, list, exec, pause, resume, update)",
 	}
 	rt := func() (*runtime.Runtime, error) { return runtime.New(filepath.Join(g.Root, "runtime")) }
 	load := func(id string) (*runtime.Container, error) {
@@ -202,7 +202,9 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 		cwd, user, processFile, xPidFile string
 		envs                             []string
 		xConsole                         string
-		xDetach                          bool
+		xDetach, noNewPrivs              bool
+		addCaps                          []string
+		addGids                          []uint
 	)
 	execCmd := &cobra.Command{
 		Use: "exec [flags] ID [COMMAND [ARG...]]", Short: "run a process in a running container", Args: cobra.MinimumNArgs(1),
@@ -228,12 +230,39 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 				p = ct.ExecProcess(args[1:]...)
 				p.Terminal = tty
 			}
+			if p.Terminal {
+				if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+					p.ConsoleSize = &specs.Box{Height: uint(ws.Row), Width: uint(ws.Col)}
+				}
+			}
 			if cwd != "" {
 				p.Cwd = cwd
 			}
 			p.Env = append(p.Env, envs...)
 			if user != "" {
 				p.User = specs.User{Username: user}
+			}
+			for _, g := range addGids {
+				p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(g))
+			}
+			if noNewPrivs {
+				p.NoNewPrivileges = true
+			}
+			if len(addCaps) > 0 {
+				var caps specs.LinuxCapabilities
+				if p.Capabilities != nil {
+					caps = *p.Capabilities
+				}
+				for _, c := range addCaps {
+					c = strings.ToUpper(c)
+					if !strings.HasPrefix(c, "CAP_") {
+						c = "CAP_" + c
+					}
+					caps.Bounding = append(caps.Bounding, c)
+					caps.Effective = append(caps.Effective, c)
+					caps.Permitted = append(caps.Permitted, c)
+				}
+				p.Capabilities = &caps
 			}
 			if p.Terminal && xDetach && xConsole == "" {
 				return errors.New("exec --detach with a terminal needs --console-socket")
@@ -269,6 +298,9 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 	execCmd.Flags().StringVar(&xPidFile, "pid-file", "", "file to write the process pid to")
 	execCmd.Flags().StringVar(&xConsole, "console-socket", "", "unix socket that receives the pty master")
 	execCmd.Flags().BoolVarP(&xDetach, "detach", "d", false, "do not wait for the process")
+	execCmd.Flags().BoolVar(&noNewPrivs, "no-new-privs", false, "set no_new_privs for the process")
+	execCmd.Flags().StringArrayVarP(&addCaps, "cap", "c", nil, "add a capability (bounding, effective, permitted)")
+	execCmd.Flags().UintSliceVarP(&addGids, "additional-gids", "g", nil, "additional gids")
 
 	specCmd := &cobra.Command{
 		Use: "spec", Short: "write a default config.json (rootfs ./rootfs, running sh) to the bundle", Args: cobra.NoArgs,
@@ -293,7 +325,49 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 	}
 	specCmd.Flags().StringVarP(&bundle, "bundle", "b", ".", "bundle directory")
 
-	cmd.AddCommand(createCmd, startCmd, stateCmd, killCmd, deleteCmd, runCmd, listCmd, execCmd, specCmd)
+	simple := func(use, short string, f func(*runtime.Container) error) *cobra.Command {
+		return &cobra.Command{
+			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
+				ct, err := load(args[0])
+				if err != nil {
+					return err
+				}
+				return f(ct)
+			},
+		}
+	}
+	pauseCmd := simple("pause", "freeze every process of a container", (*runtime.Container).Pause)
+	resumeCmd := simple("resume", "thaw a paused container", (*runtime.Container).Resume)
+	var resourcesFile string
+	updateCmd := &cobra.Command{
+		Use: "update -r FILE ID", Short: "change a container's resources (linux.resources JSON; - for stdin)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			var b []byte
+			var err error
+			if resourcesFile == "-" {
+				b, err = io.ReadAll(os.Stdin)
+			} else {
+				b, err = os.ReadFile(resourcesFile)
+			}
+			if err != nil {
+				return err
+			}
+			var r specs.LinuxResources
+			if err := json.Unmarshal(b, &r); err != nil {
+				return fmt.Errorf("resources: %w", err)
+			}
+			ct, err := load(args[0])
+			if err != nil {
+				return err
+			}
+			return ct.Update(&r)
+		},
+	}
+	updateCmd.Flags().StringVarP(&resourcesFile, "resources", "r", "", "linux.resources JSON file")
+	_ = updateCmd.MarkFlagRequired("resources")
+
+	cmd.AddCommand(createCmd, startCmd, stateCmd, killCmd, deleteCmd, runCmd, listCmd, execCmd, specCmd, pauseCmd, resumeCmd, updateCmd)
 	return cmd
 }
 
@@ -330,6 +404,12 @@ func waitForeground(ctx context.Context, console *os.File, forward func(syscall.
 	defer signal.Stop(sigs)
 	go func() {
 		for s := range sigs {
+			if s == unix.SIGWINCH && console != nil {
+				if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+					_ = unix.IoctlSetWinsize(int(console.Fd()), unix.TIOCSWINSZ, ws)
+				}
+				continue
+			}
 			if s == unix.SIGCHLD || s == unix.SIGURG || s == unix.SIGWINCH || s == unix.SIGPIPE {
 				continue
 			}
@@ -337,6 +417,19 @@ func waitForeground(ctx context.Context, console *os.File, forward func(syscall.
 		}
 	}()
 	if console != nil {
+		// Our terminal goes raw while it feeds the container's pty.
+		if old, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
+			raw := *old
+			raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+			raw.Oflag &^= unix.OPOST
+			raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+			raw.Cflag &^= unix.CSIZE | unix.PARENB
+			raw.Cflag |= unix.CS8
+			raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+			if unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, &raw) == nil {
+				defer unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, old)
+			}
+		}
 		go func() { _, _ = io.Copy(console, os.Stdin) }()
 		go func() { _, _ = io.Copy(os.Stdout, console) }()
 	}

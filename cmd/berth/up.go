@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/scheduler"
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/api"
 )
@@ -184,6 +184,14 @@ func runUp(cmd *cobra.Command, g *globalOptions, p *spec.Project, services []str
 		// Listen for exits before anything starts, so none is missed.
 		a = newAttachment(c, p, services, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		a.since = time.Now()
+		a.upServices = services
+		if len(services) > 0 && !f.noDeps {
+			if g, err := scheduler.NewGraph(p); err == nil {
+				if withDeps, err := g.WithDependencies(services); err == nil {
+					a.upServices = withDeps
+				}
+			}
+		}
 		a.startEvents()
 		defer a.close()
 	}
@@ -193,10 +201,19 @@ func runUp(cmd *cobra.Command, g *globalOptions, p *spec.Project, services []str
 	res, err := c.Up(ctx, req, prog.Event)
 	prog.Done()
 	if err != nil {
-		if ctx.Err() != nil {
-			return &exitError{code: 130, err: errors.New("interrupted")}
+		if ctx.Err() == nil {
+			return err
 		}
-		return err
+		if attached {
+			// Ctrl-C while the stack comes up stops what came up
+			// (another Ctrl-C kills it), as it does once attached.
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			fmt.Fprintln(errw, "Gracefully stopping... (press Ctrl+C again to force)")
+			a.stopAll(sigs)
+		}
+		return &exitError{code: 130, err: errors.New("interrupted")}
 	}
 	for _, w := range res.Warnings {
 		fmt.Fprintln(errw, "berth: warning:", w)
@@ -218,9 +235,12 @@ type attachment struct {
 	c        *api.Client
 	p        *spec.Project
 	services []string // the attached services
-	f        *upFlags
-	out      io.Writer
-	errw     io.Writer
+	// upServices are the services this up brought up (nil: all), the
+	// ones Ctrl-C stops.
+	upServices []string
+	f          *upFlags
+	out        io.Writer
+	errw       io.Writer
 
 	ctx    context.Context // ends when the attachment ends
 	cancel context.CancelFunc
@@ -278,6 +298,10 @@ func (a *attachment) run() error {
 		return err
 	}
 	cs = filterPs(cs, a.services, nil)
+	// One-off containers of `run` are not attached.
+	cs = slices.DeleteFunc(cs, func(c api.ContainerSummary) bool {
+		return strings.HasPrefix(c.Name, c.Project+"-"+c.Service+"-run-")
+	})
 	names := make([]string, 0, len(cs))
 	for _, c := range cs {
 		names = append(names, shortName(c.Project, c.Service, c.Name))
@@ -367,7 +391,7 @@ func (a *attachment) run() error {
 			}
 			return finish(exitCode)
 		case ev := <-a.events:
-			if !a.attached(ev.Service) || ev.Time.Before(psAt) {
+			if !a.attached(ev.Service) || ev.Time.Before(psAt) || strings.HasPrefix(ev.Container, a.p.Name+"-"+ev.Service+"-run-") {
 				continue // not ours, or already seen in ps
 			}
 			switch ev.Action {
@@ -442,11 +466,6 @@ func (a *attachment) stopAll(sigs <-chan os.Signal) {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		cs, err := a.c.Ps(ctx, a.p.Name, false)
-		if err != nil {
-			fmt.Fprintln(a.errw, "berth:", err)
-			return
-		}
 		prog := newProgress(a.errw, isTerminal(a.errw), "Stopping")
 		defer prog.Done()
 		var timeout *time.Duration
@@ -454,7 +473,8 @@ func (a *attachment) stopAll(sigs <-chan os.Signal) {
 			d := time.Duration(a.f.timeout) * time.Second
 			timeout = &d
 		}
-		if err := containerAction(ctx, a.c, a.p, cs, api.ActionStop, api.ContainerRequest{Timeout: timeout}, true, prog); err != nil && ctx.Err() == nil {
+		req := api.ProjectRequest{Services: a.upServices, Timeout: timeout}
+		if err := projectAction(ctx, a.c, a.p.Name, api.ActionStop, req, prog, a.errw); err != nil && ctx.Err() == nil {
 			fmt.Fprintln(a.errw, "berth:", err)
 		}
 	}()
@@ -477,43 +497,35 @@ func (a *attachment) killAll() {
 	}
 	prog := newProgress(a.errw, isTerminal(a.errw), "Killing")
 	defer prog.Done()
-	if err := containerAction(ctx, a.c, nil, cs, api.ActionKill, api.ContainerRequest{Signal: "SIGKILL"}, false, prog); err != nil {
+	if err := containerAction(ctx, a.c, cs, api.ActionKill, api.ContainerRequest{Signal: "SIGKILL"}, prog); err != nil {
 		fmt.Fprintln(a.errw, "berth:", err)
 	}
 }
 
-// containerAction runs action on every container of cs, service by
-// service in dependency order (reverse when reverse is set) when p is
-// known, replicas of a service at once, reporting progress. It returns
-// every failure, each naming its container.
-func containerAction(ctx context.Context, c *api.Client, p *spec.Project, cs []api.ContainerSummary, action string, req api.ContainerRequest, reverse bool, prog progress) error {
-	byService := map[string][]api.ContainerSummary{}
-	for _, ct := range cs {
-		byService[ct.Service] = append(byService[ct.Service], ct)
+// containerAction runs action on every container of cs at once (at most
+// actionLimit at a time), reporting progress. It returns every failure,
+// each naming its container.
+func containerAction(ctx context.Context, c *api.Client, cs []api.ContainerSummary, action string, req api.ContainerRequest, prog progress) error {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, actionLimit)
+	errs := make([]error, len(cs))
+	for i, ct := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			prog.Event(api.Event{Container: ct.Name, Service: ct.Service, Action: action, Status: "working"})
+			if _, err := c.Container(ctx, ct.Name, action, req); err != nil {
+				prog.Event(api.Event{Container: ct.Name, Service: ct.Service, Action: action, Status: "error", Error: err.Error()})
+				errs[i] = fmt.Errorf("container %s: %w", ct.Name, err)
+				return
+			}
+			prog.Event(api.Event{Container: ct.Name, Service: ct.Service, Action: action, Status: "done"})
+		}()
 	}
-	services := make([]string, 0, len(byService))
-	for s := range byService {
-		services = append(services, s)
-	}
-	sort.Strings(services)
-	return walkOrder(p, services, reverse, func(service string) error {
-		var wg sync.WaitGroup
-		errs := make([]error, len(byService[service]))
-		for i, ct := range byService[service] {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				prog.Event(api.Event{Container: ct.Name, Service: ct.Service, Action: action, Status: "working"})
-				_, err := c.Container(ctx, ct.Name, action, req)
-				if err != nil {
-					prog.Event(api.Event{Container: ct.Name, Service: ct.Service, Action: action, Status: "error", Error: err.Error()})
-					errs[i] = fmt.Errorf("container %s: %w", ct.Name, err)
-					return
-				}
-				prog.Event(api.Event{Container: ct.Name, Service: ct.Service, Action: action, Status: "done"})
-			}()
-		}
-		wg.Wait()
-		return errors.Join(errs...)
-	})
+	wg.Wait()
+	return errors.Join(errs...)
 }
+
+const actionLimit = 16

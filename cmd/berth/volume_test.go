@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -14,14 +13,7 @@ import (
 // runVolumeCLI runs berth in-process with --root root and stdin.
 func runVolumeCLI(t *testing.T, root, stdin string, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := newRootCmd()
-	var out, errb bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&errb)
-	cmd.SetIn(strings.NewReader(stdin))
-	cmd.SetArgs(append([]string{"--root", root}, args...))
-	err := cmd.Execute()
-	return out.String(), errb.String(), err
+	return runBerth(t, stdin, append([]string{"--root", root}, args...)...)
 }
 
 func TestVolumeCLI(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,27 @@ func TestPublishedStackCommands(t *testing.T) {
 	})
 	if r := s.must("logs", "--no-log-prefix", "--tail", "1", "web"); strings.Count(r.stdout, "\n") != 1 || strings.Contains(r.stdout, "|") {
 		t.Errorf("logs --tail 1 --no-log-prefix: %q", r.stdout)
+	}
+	// logs -f follows: a new request shows up while it runs.
+	follow := exec.Command(berthBin, "logs", "-f", "--tail", "0", "web")
+	follow.Dir = s.dir
+	follow.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
+	var followOut syncBuffer
+	follow.Stdout = &followOut
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/followed", port)); err == nil {
+		resp.Body.Close()
+	}
+	waitUntil(t, 5*time.Second, "logs -f to show the new request", func() bool {
+		return strings.Contains(followOut.String(), "response:404") // httpd -v: no /followed
+
+	})
+	follow.Process.Signal(syscall.SIGINT)
+	if err := follow.Wait(); err != nil {
+		t.Errorf("logs -f after SIGINT: %v", err)
 	}
 
 	// exec: environment, user, working directory, exit code.
@@ -135,20 +157,33 @@ func TestChainUpInOrder(t *testing.T) {
 	if len(ps) != 5 {
 		t.Fatalf("ps: %d containers: %+v", len(ps), ps)
 	}
-	for i := 2; i <= 5; i++ {
-		prev, cur := ps[fmt.Sprintf("link%d", i-1)], ps[fmt.Sprintf("link%d", i)]
-		if cur.State != "running" {
-			t.Errorf("%s: %s", cur.Name, cur.State)
-		}
-		if gap := cur.StartedAt.Sub(prev.StartedAt); gap < 250*time.Millisecond {
-			t.Errorf("%s started %v after %s; it must wait for it to be healthy (≥ 0.3 s)", cur.Name, gap, prev.Name)
-		}
-		if prev.Health != "healthy" {
-			t.Errorf("%s is %q once its dependent started", prev.Name, prev.Health)
+	// Each link logs the host's uptime when it starts and when it is
+	// ready: link N must start after link N-1 was ready.
+	times := map[string]float64{}
+	for _, line := range strings.Split(s.must("logs", "--no-log-prefix").stdout, "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			v, err := strconv.ParseFloat(f[2], 64)
+			if err == nil {
+				times[f[0]+" "+f[1]] = v
+			}
 		}
 	}
-	if h := ps["link5"].Health; h != "healthy" {
-		t.Errorf("after up --wait link5 is %q", h)
+	for i := 1; i <= 5; i++ {
+		cur := ps[fmt.Sprintf("link%d", i)]
+		if cur.State != "running" || cur.Health != "healthy" {
+			t.Errorf("after up --wait %s is %s (%q)", cur.Name, cur.State, cur.Health)
+		}
+		if i == 1 {
+			continue
+		}
+		start, ok1 := times[fmt.Sprintf("link%d start", i)]
+		ready, ok2 := times[fmt.Sprintf("link%d ready", i-1)]
+		if !ok1 || !ok2 {
+			t.Fatalf("no start/ready lines in the logs: %v", times)
+		}
+		if start < ready {
+			t.Errorf("link%d started at %.2f, before link%d was ready at %.2f", i, start, i-1, ready)
+		}
 	}
 	// A second up touches nothing.
 	s.must("up", "-d")
@@ -158,9 +193,6 @@ func TestChainUpInOrder(t *testing.T) {
 			t.Errorf("second up recreated or restarted %s: %+v -> %+v", c.Name, c, a)
 		}
 	}
-	waitUntil(t, 5*time.Second, "link5's ready line", func() bool {
-		return strings.Contains(s.must("logs", "link5").stdout, "link5 ready")
-	})
 }
 
 // on-failure:3 restarts the crasher exactly three times; wait reports its
@@ -272,7 +304,7 @@ func TestAttachedUpInterrupt(t *testing.T) {
 		<-done
 	})
 	waitUntil(t, 30*time.Second, "the attached chain", func() bool {
-		return strings.Contains(out.String(), "link5-1  | link5 ready")
+		return strings.Contains(out.String(), "link5-1  | link5 ready ")
 	})
 	cmd.Process.Signal(syscall.SIGINT)
 	var err error
@@ -309,8 +341,14 @@ func TestLifecycleCommands(t *testing.T) {
 	if ps["link4"].State != "exited" || ps["link5"].State != "exited" || ps["link3"].State != "running" {
 		t.Fatalf("after stop link4 link5: %+v", ps)
 	}
+	if ps["link5"].FinishedAt.After(ps["link4"].FinishedAt) {
+		t.Errorf("stop: link5 (depends on link4) stopped at %v, after link4 at %v", ps["link5"].FinishedAt, ps["link4"].FinishedAt)
+	}
 	s.must("start", "link4", "link5")
-	waitUntil(t, 10*time.Second, "link5 running again", func() bool { return s.ps()["link5"].State == "running" })
+	ps = s.ps()
+	if ps["link5"].State != "running" || !ps["link5"].StartedAt.After(ps["link4"].StartedAt) {
+		t.Errorf("start: link5 must start after link4: link4 %v, link5 %v (%s)", ps["link4"].StartedAt, ps["link5"].StartedAt, ps["link5"].State)
+	}
 	s.must("pause", "link1")
 	if c := s.ps()["link1"]; c.State != "paused" {
 		t.Errorf("pause: %+v", c)
@@ -337,9 +375,9 @@ func TestLifecycleCommands(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // subscribed
 	before := s.ps()["link3"]
 	s.must("restart", "-t", "1", "link3")
-	waitUntil(t, 5*time.Second, "die and restart events of link3", func() bool {
+	waitUntil(t, 5*time.Second, "die and (re)start events of link3", func() bool {
 		o := evOut.String()
-		return strings.Contains(o, `"action":"die"`) && strings.Contains(o, `"action":"restart"`)
+		return strings.Contains(o, `"action":"die"`) && (strings.Contains(o, `"action":"restart"`) || strings.Contains(o, `"action":"start"`))
 	})
 	for _, line := range strings.Split(strings.TrimSpace(evOut.String()), "\n") {
 		if !strings.Contains(line, `"id":"`+s.project+`-link3-1"`) || !strings.Contains(line, `"service":"link3"`) {
@@ -381,4 +419,115 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// kill -9 of the daemon stops no container: the next command finds a
+// daemon again (the keeper restarts it), the container still runs with
+// the same pid and serves, and down removes everything.
+func TestDaemonKill9(t *testing.T) {
+	port := freePort(t)
+	s := newStack(t, "published", "WEB_PORT="+strconv.Itoa(port))
+	s.must("up", "-d")
+	before := s.ps()["web"]
+	b, err := os.ReadFile(filepath.Join(root, "berth.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		t.Fatalf("berth.pid: %q", b)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the daemon to die", func() bool {
+		st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+		return err != nil || strings.Contains(string(st), ") Z ")
+	})
+	after := s.ps()["web"]
+	if after.State != "running" || after.Pid != before.Pid || after.ID != before.ID {
+		t.Errorf("after kill -9 of the daemon: %+v, before %+v", after, before)
+	}
+	b2, _ := os.ReadFile(filepath.Join(root, "berth.pid"))
+	if strings.TrimSpace(string(b2)) == strconv.Itoa(pid) {
+		t.Errorf("berth.pid still names the killed daemon %d", pid)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatalf("the published port after kill -9 of the daemon: %v", err)
+	}
+	resp.Body.Close()
+	s.must("down")
+	if ps := s.ps(); len(ps) != 0 {
+		t.Errorf("after down: %+v", ps)
+	}
+}
+
+// --scale adds and removes replicas; exec --index picks one.
+func TestScaleAndIndex(t *testing.T) {
+	s := newStack(t, "fetch")
+	s.must("up", "-d", "--scale", "server=3", "server")
+	r := s.must("ps", "--format", "json", "server")
+	if n := strings.Count(strings.TrimSpace(r.stdout), "\n") + 1; n != 3 {
+		t.Fatalf("ps after --scale server=3: %d lines\n%s", n, r.stdout)
+	}
+	host2 := strings.TrimSpace(s.must("exec", "-T", "--index", "2", "server", "hostname").stdout)
+	host3 := strings.TrimSpace(s.must("exec", "-T", "--index", "3", "server", "hostname").stdout)
+	if host2 == "" || host2 == host3 {
+		t.Errorf("exec --index 2 and 3 ran in %q and %q", host2, host3)
+	}
+	if r := s.berth("exec", "-T", "--index", "4", "server", "true"); r.code != 1 || !strings.Contains(r.stderr, `service "server" has no container with index 4`) {
+		t.Errorf("exec --index 4: %s", r)
+	}
+	s.must("up", "-d", "--scale", "server=1", "server")
+	ps := s.ps()
+	if len(ps) != 1 || ps["server"].Name != s.project+"-server-1" || ps["server"].State != "running" {
+		t.Errorf("after --scale server=1: %+v", ps)
+	}
+	if r := s.berth("up", "-d", "--scale", "server=many"); r.code != 1 || !strings.Contains(r.stderr, `--scale server=many: "many" is not a number`) {
+		t.Errorf("bad --scale: %s", r)
+	}
+}
+
+// Ctrl-C while the stack is still coming up stops what came up.
+func TestInterruptDuringUp(t *testing.T) {
+	s := newStack(t, "chain")
+	cmd := exec.Command(berthBin, "up")
+	cmd.Dir = s.dir
+	cmd.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// link1 runs, the chain waits on its health: interrupt then.
+	waitUntil(t, 30*time.Second, "link1 to start", func() bool {
+		return strings.Contains(errb.String(), "link1-1 Started")
+	})
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("up did not end after SIGINT\nstderr:\n%s", errb.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(errb.String(), "Gracefully stopping...") {
+		t.Errorf("up interrupted while starting: exit %d\nstderr:\n%s", code, errb.String())
+	}
+	if strings.Contains(errb.String(), "link5-1 Started") {
+		t.Fatalf("the chain came up although interrupted right after link1 started (it takes 1.2 s more):\n%s", errb.String())
+	}
+	// Whatever the daemon had started is stopped; give a plan still
+	// running in the daemon a moment to notice the cancel.
+	waitUntil(t, 10*time.Second, "no running container", func() bool {
+		for _, c := range s.ps() {
+			if c.State == "running" {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -289,9 +289,10 @@ type psEntry struct {
 		PublishedPort int
 		Protocol      string
 	}
-	CreatedAt time.Time
-	StartedAt time.Time
-	Pid       int
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Pid        int
 }
 
 // ps returns `ps -a --format json`, one entry per line, by service.

@@ -157,3 +157,47 @@ func TestOOMKilledIs137(t *testing.T) {
 		t.Fatalf("state: %+v", st)
 	}
 }
+
+func TestDeviceRules(t *testing.T) {
+	requirePrivileged(t)
+	bundle := makeRootfs(t)
+	// CAP_MKNOD makes the node (/dev/net/tun, which root may open); the
+	// device cgroup refuses to open it. Without the rules it opens.
+	script := `mknod /tmp/tun c 10 200 && echo made; (exec 3</tmp/tun) 2>/dev/null && echo opened || echo denied; head -c1 /dev/zero | wc -c`
+	wantLines(t, mustRun(t, shSpec(script), bundle), "made", "denied", "1")
+	spec := shSpec(strings.ReplaceAll(script, "/tmp/tun", "/tmp/tun2"))
+	spec.Linux.Resources = nil
+	wantLines(t, mustRun(t, spec, bundle), "made", "opened", "1")
+}
+
+func TestPauseResumeUpdate(t *testing.T) {
+	requirePrivileged(t)
+	c, _ := startSleeper(t, nil)
+	if err := c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.State(); st.Status != specs.ContainerState(Paused) {
+		t.Fatalf("after pause: %s", st.Status)
+	}
+	if err := c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.State(); st.Status != specs.StateRunning {
+		t.Fatalf("after resume: %s", st.Status)
+	}
+	if err := c.Update(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(7)}}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := execOut(t, c, c.ExecProcess("/bin/sh", "-c", "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null"))
+	wantLines(t, out, "7")
+	// a paused container can be force-deleted
+	if err := c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(context.Background(), false); err == nil {
+		t.Fatal("delete of a paused container without force")
+	}
+	if err := c.Delete(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -65,11 +65,13 @@ type Container struct {
 	st      State
 	console *os.File // pty master when the spec asks for a terminal and no socket was given
 
-	proc     *os.Process // non-nil if we are the init's parent
-	waitOnce sync.Once
-	waitDone chan struct{}
-	exit     ExitStatus
-	waitErr  error
+	proc      *os.Process  // non-nil if we are the init's parent
+	hooks     *specs.Hooks // during Create
+	hookState specs.State  // during Create
+	waitOnce  sync.Once
+	waitDone  chan struct{}
+	exit      ExitStatus
+	waitErr   error
 }
 
 // ID is the container id.
@@ -139,6 +141,12 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if err := unix.Mkfifo(fifoPath, 0o600); err != nil {
 		return nil, &os.PathError{Op: "mkfifo", Path: fifoPath, Err: err}
 	}
+	if uid, gid, ok := hostRoot(spec); ok {
+		// The init reopens the fifo as the container's root.
+		if err := os.Chown(fifoPath, uid, gid); err != nil {
+			return nil, err
+		}
+	}
 	fifo, err := os.OpenFile(fifoPath, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -160,10 +168,28 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		}
 	}
 
+	var cgPaths map[string]string
+	if c.cg != nil {
+		cgPaths = c.cg.Paths()
+	}
+	// Relative bind sources are relative to the bundle (runtime spec).
+	initSpec := *spec
+	initSpec.Mounts = append([]specs.Mount(nil), spec.Mounts...)
+	for i, m := range initSpec.Mounts {
+		if (m.Type == "bind" || parseMountOptions(m.Options).bind) && m.Source != "" && !filepath.IsAbs(m.Source) {
+			initSpec.Mounts[i].Source = filepath.Join(bundle, m.Source)
+		}
+	}
 	cfg := &initConfig{
-		Mode: "create", ID: id, Spec: spec, Process: spec.Process, Rootfs: rootfs,
-		NumExtra: len(opts.ExtraFiles), Seccomp: spec.Linux.Seccomp,
-		Reaper: spec.Annotations[AnnotationInit] == "true",
+		Mode:        "create",
+		ID:          id,
+		Spec:        &initSpec,
+		Process:     spec.Process,
+		Rootfs:      rootfs,
+		NumExtra:    len(opts.ExtraFiles),
+		Seccomp:     spec.Linux.Seccomp,
+		Reaper:      spec.Annotations[AnnotationInit] == "true",
+		CgroupPaths: cgPaths,
 	}
 	sysAttr := &syscall.SysProcAttr{}
 	var joins []specs.LinuxNamespace
@@ -200,6 +226,9 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 			sysAttr.GidMappings = append(sysAttr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
 		sysAttr.GidMappingsEnableSetgroups = true
+		// Our host uid is not mapped in the new namespace: become its
+		// root, so that the exec keeps full capabilities there.
+		sysAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 
 	parentSync, childSync, err := newSyncPair()
@@ -208,7 +237,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	}
 	defer parentSync.Close()
 	cmd := &exec.Cmd{
-		Path:        selfExePath(self),
+		Path:        selfExePath(self, 5+len(opts.ExtraFiles)),
 		Args:        []string{"berth-init", id},
 		Env:         []string{envInit + "=create"},
 		Stdin:       opts.IO.Stdin,
@@ -233,6 +262,9 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		return nil, fmt.Errorf("start init: %w", err)
 	}
 	c.proc = cmd.Process
+	// A cancelled ctx aborts the setup: the init dies, recv sees EOF.
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
+	defer stop()
 	if c.cg != nil {
 		if err := c.cg.Apply(cmd.Process.Pid); err != nil {
 			return nil, fmt.Errorf("cgroup apply: %w", err)
@@ -241,6 +273,8 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if err := sendPacket(parentSync, cfg, -1); err != nil {
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
+	c.hookState = specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Pid: cmd.Process.Pid, Bundle: bundle, Annotations: spec.Annotations}
+	c.hooks = hooksOf(spec)
 	console, err := c.awaitInit(parentSync, true, opts.ConsoleSocket)
 	c.console = console
 	if err != nil {
@@ -345,6 +379,22 @@ func (c *Container) awaitInit(sync *os.File, create bool, consoleSocket string) 
 			return console, fmt.Errorf("container init: %s", m.Error)
 		case msgReady:
 			return console, nil
+		case msgHooks:
+			h := c.hooks
+			err := runHooks("prestart", h.Prestart, c.hookState)
+			if err == nil {
+				err = runHooks("createRuntime", h.CreateRuntime, c.hookState)
+			}
+			reply := syncMsg{Type: msgResume}
+			if err != nil {
+				reply = syncMsg{Type: msgError, Error: err.Error()}
+			}
+			if serr := sendPacket(sync, reply, -1); serr != nil && err == nil {
+				err = serr
+			}
+			if err != nil {
+				return console, err
+			}
 		case msgConsole:
 			if fd < 0 {
 				return console, errors.New("console message without fd")
@@ -380,4 +430,30 @@ func sendConsole(path string, master *os.File) error {
 		return fmt.Errorf("console socket: %w", err)
 	}
 	return nil
+}
+
+// hostRoot maps the container's uid/gid 0 to the host when the spec
+// creates a user namespace.
+func hostRoot(spec *specs.Spec) (uid, gid int, ok bool) {
+	userns := false
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.UserNamespace {
+			userns = true
+		}
+	}
+	if !userns {
+		return 0, 0, false
+	}
+	uid, gid = -1, -1
+	for _, m := range spec.Linux.UIDMappings {
+		if m.ContainerID == 0 {
+			uid = int(m.HostID)
+		}
+	}
+	for _, m := range spec.Linux.GIDMappings {
+		if m.ContainerID == 0 {
+			gid = int(m.HostID)
+		}
+	}
+	return uid, gid, uid >= 0 || gid >= 0
 }

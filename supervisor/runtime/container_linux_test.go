@@ -20,7 +20,7 @@ func checkNoLeaks(t *testing.T) {
 	t.Helper()
 	before := takeSnapshot(t)
 	t.Cleanup(func() {
-		if l := before.leaks(takeSnapshot(t)); len(l) > 0 {
+		if l := before.leaks(t, takeSnapshot(t)); len(l) > 0 {
 			t.Errorf("leaked: %v", l)
 		}
 	})
@@ -317,13 +317,20 @@ func TestInitReaper(t *testing.T) {
 	checkNoLeaks(t)
 	bundle := makeRootfs(t)
 	// An orphan is reparented to pid 1 and must be reaped there.
-	spec := shSpec(`(sh -c 'sleep 0.1' &); sleep 0.5; ps -o stat | grep -c Z; tr '\0' ' ' </proc/1/cmdline; echo; exit 3`)
+	spec := shSpec(`(sh -c 'sleep 0.1' &); sleep 0.5; ps -o stat | grep -c Z; tr '\0' ' ' </proc/1/cmdline; echo; grep Seccomp: /proc/1/status; exit 3`)
 	spec.Annotations = map[string]string{AnnotationInit: "true"}
+	// the reaper runs confined too (it forks the command after the drop)
+	spec.Process.NoNewPrivileges = true
+	prof, err := mobyseccomp.GetDefaultProfile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Linux.Seccomp = prof
 	res := runContainer(t, newTestRuntime(t), bundle, spec)
 	if res.exit.Code != 3 {
 		t.Fatalf("exit %d, want the child's 3; output:\n%s", res.exit.Code, res.out)
 	}
-	wantLines(t, res.out, "0")
+	wantLines(t, res.out, "0", "Seccomp:\t2")
 	if !strings.Contains(res.out, "\nberth-init ") {
 		t.Errorf("pid 1 is not the reaper:\n%s", res.out)
 	}
@@ -446,4 +453,111 @@ func TestBadSpecs(t *testing.T) {
 	if _, err := r.Create(context.Background(), "../x", CreateOpts{Bundle: bundle, Spec: shSpec("true")}); err == nil {
 		t.Error("bad id accepted")
 	}
+}
+
+func TestCreateWithTerminal(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	spec := shSpec(`tty; read x; echo got=$x`)
+	spec.Process.Terminal = true
+	r := newTestRuntime(t)
+	ctx := context.Background()
+	c, err := r.Create(ctx, testID(t), CreateOpts{Bundle: bundle, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), true) })
+	m := c.Console()
+	if m == nil {
+		t.Fatal("no console")
+	}
+	defer m.Close()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m.Write([]byte("xyz\n"))
+	var all []byte
+	buf := make([]byte, 256)
+	for !strings.Contains(string(all), "got=xyz") {
+		n, err := m.Read(buf)
+		if err != nil {
+			break
+		}
+		all = append(all, buf[:n]...)
+	}
+	if es, _ := c.Wait(ctx); es.Code != 0 || !strings.Contains(string(all), "/dev/pts/0") || !strings.Contains(string(all), "got=xyz") {
+		t.Fatalf("exit %+v, terminal output %q", es, all)
+	}
+}
+
+// With the reaper, a signal to the container reaches the command.
+func TestInitReaperForwardsSignals(t *testing.T) {
+	requirePrivileged(t)
+	bundle := makeRootfs(t)
+	spec := DefaultSpec("rootfs", "/bin/sleep", "1000")
+	spec.Annotations = map[string]string{AnnotationInit: "true"}
+	r := newTestRuntime(t)
+	ctx := context.Background()
+	c, err := r.Create(ctx, testID(t), CreateOpts{Bundle: bundle, Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), true) })
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let the reaper start sleep
+	if err := c.Kill(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if es, err := c.Wait(ctx); err != nil || es.Code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("exit %+v %v, want 143", es, err)
+	}
+}
+
+// A Create that fails half way leaves nothing: no state, no cgroup, no
+// process, no mount.
+func TestFailedCreateRollsBack(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	r := newTestRuntime(t)
+	spec := shSpec("true")
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/nonexistent-berth-source"})
+	id := testID(t)
+	_, err := r.Create(context.Background(), id, CreateOpts{Bundle: bundle, Spec: spec})
+	if err == nil || !strings.Contains(err.Error(), "nonexistent-berth-source") {
+		t.Fatalf("want a bind source error, got %v", err)
+	}
+	if ents, _ := os.ReadDir(r.Root()); len(ents) != 0 {
+		t.Errorf("state left: %v", ents)
+	}
+	matches, _ := filepath.Glob("/sys/fs/cgroup/*/berth/" + id)
+	more, _ := filepath.Glob("/sys/fs/cgroup/berth/" + id)
+	if len(matches)+len(more) != 0 {
+		t.Errorf("cgroups left: %v %v", matches, more)
+	}
+}
+
+// Ambient capabilities reach a non-root command.
+func TestAmbientCapabilitiesForNonRoot(t *testing.T) {
+	requirePrivileged(t)
+	bundle := makeRootfs(t)
+	spec := shSpec(`grep -E '^(CapEff|CapAmb):' /proc/self/status; id -u`)
+	spec.Process.User = specs.User{Username: "app"}
+	nb := []string{"CAP_NET_BIND_SERVICE"}
+	spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: nb, Effective: nb, Permitted: nb, Inheritable: nb, Ambient: nb}
+	wantLines(t, mustRun(t, spec, bundle), "CapEff:\t0000000000000400", "CapAmb:\t0000000000000400", "1000")
+}
+
+// A relative bind source is relative to the bundle, as the runtime spec says.
+func TestRelativeBindSource(t *testing.T) {
+	requirePrivileged(t)
+	bundle := makeRootfs(t)
+	os.MkdirAll(filepath.Join(bundle, "conf"), 0o755)
+	os.WriteFile(filepath.Join(bundle, "conf/app.ini"), []byte("rel-ok\n"), 0o644)
+	spec := shSpec(`cat /etc/conf/app.ini`)
+	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/conf", Type: "bind", Source: "conf", Options: []string{"rbind", "ro"}})
+	wantLines(t, mustRun(t, spec, bundle), "rel-ok")
 }

@@ -156,7 +156,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 		fdList = append(fdList, strconv.Itoa(5+i))
 	}
 	cmd := &exec.Cmd{
-		Path: selfExePath(self),
+		Path: selfExePath(self, 3+2+len(nsFiles)),
 		Args: []string{"berth-exec", c.id},
 		Env: []string{
 			envInit + "=exec",
@@ -197,6 +197,8 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 			_, _ = proc.Wait()
 		}
 	}()
+	stop := context.AfterFunc(ctx, func() { _ = proc.Kill() })
+	defer stop()
 	if c.cg != nil {
 		if err := c.cg.Apply(xpid); err != nil {
 			return nil, fmt.Errorf("exec: cgroup: %w", err)

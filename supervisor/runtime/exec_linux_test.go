@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -18,7 +19,7 @@ import (
 func startSleeper(t *testing.T, mut func(*specs.Spec)) (*Container, string) {
 	t.Helper()
 	bundle := makeRootfs(t)
-	spec := DefaultSpec("rootfs", "/bin/sleep", "1000")
+	spec := DefaultSpec(filepath.Join(bundle, "rootfs"), "/bin/sleep", "1000")
 	spec.Hostname = "exec-host"
 	if mut != nil {
 		mut(spec)
@@ -64,13 +65,20 @@ func execOut(t *testing.T, c *Container, p *specs.Process) (string, ExitStatus) 
 func TestExec(t *testing.T) {
 	requirePrivileged(t)
 	checkNoLeaks(t)
-	c, _ := startSleeper(t, func(s *specs.Spec) { s.Process.NoNewPrivileges = true })
-	out, es := execOut(t, c, c.ExecProcess("/bin/sh", "-c", `echo pid=$$; tr '\0' ' ' </proc/1/cmdline; echo; hostname; grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; cat /proc/self/cgroup | grep -c ':/$'; exit 7`))
+	c, _ := startSleeper(t, func(s *specs.Spec) {
+		s.Process.NoNewPrivileges = true
+		prof, err := mobyseccomp.GetDefaultProfile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Linux.Seccomp = prof
+	})
+	out, es := execOut(t, c, c.ExecProcess("/bin/sh", "-c", `echo pid=$$; tr '\0' ' ' </proc/1/cmdline; echo; hostname; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; cat /proc/self/cgroup | grep -c ':/$'; exit 7`))
 	if es.Code != 7 {
 		t.Fatalf("exit %+v output:\n%s", es, out)
 	}
 	mask, _ := capMask(DefaultCapabilities, lastCapability())
-	wantLines(t, out, "/bin/sleep 1000", "exec-host", fmt.Sprintf("CapEff:\t%016x", mask), "NoNewPrivs:\t1")
+	wantLines(t, out, "/bin/sleep 1000", "exec-host", fmt.Sprintf("CapEff:\t%016x", mask), "NoNewPrivs:\t1", "Seccomp:\t2")
 	if strings.Contains(out, "pid=1\n") || !strings.Contains(out, "pid=") {
 		t.Errorf("exec'd shell is pid 1 or missing:\n%s", out)
 	}
@@ -107,8 +115,9 @@ func TestExec(t *testing.T) {
 func TestExecTerminal(t *testing.T) {
 	requirePrivileged(t)
 	c, _ := startSleeper(t, nil)
-	p := c.ExecProcess("/bin/sh", "-c", `echo start; tty; echo cols-ok; read x; echo got=$x`)
+	p := c.ExecProcess("/bin/sh", "-c", `echo start; tty; stty size; read x; echo got=$x`)
 	p.Terminal = true
+	p.ConsoleSize = &specs.Box{Height: 33, Width: 111}
 	proc, err := c.Exec(context.Background(), p, ExecOpts{})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +140,7 @@ func TestExecTerminal(t *testing.T) {
 	}
 	es, _ := proc.Wait(context.Background())
 	all := strings.Join(got, "\n")
-	if es.Code != 0 || !strings.Contains(all, "/dev/pts/0") || !strings.Contains(all, "got=abc") {
+	if es.Code != 0 || !strings.Contains(all, "/dev/pts/0") || !strings.Contains(all, "33 111") || !strings.Contains(all, "got=abc") {
 		t.Fatalf("terminal exec: %+v\n%s", es, all)
 	}
 }

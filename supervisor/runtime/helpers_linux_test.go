@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func requirePrivileged(t testing.TB) {
 
 var busyboxApplets = []string{
 	"sh", "cat", "echo", "sleep", "true", "false", "hostname", "id", "ls", "grep",
-	"mount", "readlink", "touch", "mkdir", "ps", "kill", "wc", "head", "dd", "sed", "stat", "test", "env",
+	"mount", "readlink", "stty", "touch", "mkdir", "ps", "kill", "wc", "head", "dd", "sed", "stat", "test", "env",
 }
 
 // makeRootfs builds a tiny rootfs from /bin/busybox (Debian's
@@ -156,13 +157,21 @@ func takeSnapshot(t testing.TB) snapshot {
 	return s
 }
 
-// leaks lists what after has that s had not.
-func (s snapshot) leaks(after snapshot) []string {
+// leaks lists what after has that s had not: mounts below the test's
+// temp directories (t.TempDir names them after the test), fds, children.
+func (s snapshot) leaks(t testing.TB, after snapshot) []string {
 	var out []string
+	prefix := filepath.Join(os.TempDir(), strings.NewReplacer("/", "_", "#", "_").Replace(t.Name()))
 	for mp := range after.mounts {
-		if !s.mounts[mp] && (strings.Contains(mp, "rootfs") || strings.HasPrefix(mp, os.TempDir())) {
+		if !s.mounts[mp] && strings.HasPrefix(mp, prefix) {
 			out = append(out, "mount "+mp)
 		}
+	}
+	for _, d := range ourCgroups() {
+		out = append(out, "cgroup "+d)
+	}
+	for _, pid := range childPids() {
+		out = append(out, fmt.Sprintf("child process %d", pid))
 	}
 	if after.fds != s.fds {
 		out = append(out, fmt.Sprintf("fds: %d before, %d after", s.fds, after.fds))
@@ -183,4 +192,51 @@ func waitFor(t testing.TB, path, s string) {
 	}
 	b, _ := os.ReadFile(path)
 	t.Fatalf("timed out waiting for %q in output:\n%s", s, b)
+}
+
+// childPids lists the live children of this process (a container init or
+// exec'd process we forgot to reap or kill).
+func childPids() []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	me := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b)[i+2:])
+		if len(f) > 1 && f[1] == strconv.Itoa(me) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// ourCgroups lists cgroup directories of this test process's containers
+// (testID names them t<pid>-...) anywhere in the first levels of every
+// hierarchy.
+func ourCgroups() []string {
+	prefix := fmt.Sprintf("t%d-", os.Getpid())
+	var out []string
+	root := "/sys/fs/cgroup"
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		if strings.Count(strings.TrimPrefix(p, root), "/") > 5 {
+			return filepath.SkipDir
+		}
+		if strings.HasPrefix(d.Name(), prefix) {
+			out = append(out, p)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return out
 }

@@ -35,10 +35,17 @@ type initConfig struct {
 	NewNetNS    bool           `json:"newNetNS,omitempty"`
 	NewCgroupNS bool           `json:"newCgroupNS,omitempty"`
 	NumExtra    int            `json:"numExtra,omitempty"`
-	Reaper      bool           `json:"reaper,omitempty"`
+	// CgroupPaths are the container's cgroup directories on the host
+	// (for /sys/fs/cgroup where the kernel does not let a user namespace
+	// mount cgroupfs).
+	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	Reaper      bool              `json:"reaper,omitempty"`
 	// Seccomp applies to exec'd processes too.
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
+
+// beforePivot runs in the init between the mounts and pivot_root (hooks).
+var beforePivot = func(*initConfig) error { return nil }
 
 func init() {
 	mode := os.Getenv(envInit)
@@ -77,7 +84,7 @@ func initMain(mode string) (retErr error) {
 	}
 	if mode == "exec" {
 		if cfg.Process.Terminal {
-			if err := setupConsole(sync); err != nil {
+			if err := setupConsole(sync, cfg.Process.ConsoleSize); err != nil {
 				return err
 			}
 		}
@@ -91,11 +98,6 @@ func initMain(mode string) (retErr error) {
 			return os.NewSyscallError("unshare(CLONE_NEWCGROUP)", err)
 		}
 	}
-	unix.Umask(0)
-	if err := setupRootfs(&cfg); err != nil {
-		return fmt.Errorf("rootfs: %w", err)
-	}
-	unix.Umask(0o022)
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			return os.NewSyscallError("sethostname", err)
@@ -106,8 +108,34 @@ func initMain(mode string) (retErr error) {
 			return os.NewSyscallError("setdomainname", err)
 		}
 	}
+	unix.Umask(0)
+	beforePivot = func(cfg *initConfig) error {
+		// prestart and createRuntime hooks run in the runtime's
+		// namespaces (the parent runs them); createContainer hooks run
+		// here, in the container's namespaces, before pivot_root.
+		h := hooksOf(cfg.Spec)
+		if len(h.Prestart)+len(h.CreateRuntime) > 0 {
+			if err := sendPacket(sync, syncMsg{Type: msgHooks}, -1); err != nil {
+				return err
+			}
+			var m syncMsg
+			if _, err := recvPacket(sync, &m); err != nil {
+				return err
+			}
+			if m.Type != msgResume {
+				return fmt.Errorf("hooks: %s", m.Error)
+			}
+		}
+		return runHooks("createContainer", h.CreateContainer, specs.State{
+			Version: specs.Version, ID: cfg.ID, Status: specs.StateCreating, Pid: os.Getpid(),
+		})
+	}
+	if err := setupRootfs(&cfg); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
+	}
+	unix.Umask(0o022)
 	if cfg.Process.Terminal {
-		if err := setupConsole(sync); err != nil {
+		if err := setupConsole(sync, cfg.Process.ConsoleSize); err != nil {
 			return err
 		}
 	}
@@ -127,12 +155,17 @@ func initMain(mode string) (retErr error) {
 	}
 	fifo.Close()
 	sync.Close()
+	if err := runHooks("startContainer", hooksOf(spec).StartContainer, specs.State{
+		Version: specs.Version, ID: cfg.ID, Status: specs.StateCreated, Pid: 1,
+	}); err != nil {
+		return err
+	}
 	return finishProcess(&cfg)
 }
 
 // setupConsole makes a pty in the container's devpts, sends the master
 // to the parent and makes the slave our controlling terminal and stdio.
-func setupConsole(sync *os.File) error {
+func setupConsole(sync *os.File, size *specs.Box) error {
 	master, err := unix.Open("/dev/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		master, err = unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
@@ -143,6 +176,12 @@ func setupConsole(sync *os.File) error {
 	defer unix.Close(master)
 	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
 		return os.NewSyscallError("ioctl(TIOCSPTLCK)", err)
+	}
+	if size != nil && size.Height > 0 && size.Width > 0 {
+		ws := &unix.Winsize{Row: uint16(size.Height), Col: uint16(size.Width)}
+		if err := unix.IoctlSetWinsize(master, unix.TIOCSWINSZ, ws); err != nil {
+			return os.NewSyscallError("ioctl(TIOCSWINSZ)", err)
+		}
 	}
 	// TIOCGPTPEER opens the slave from the master, with no path lookup.
 	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)

@@ -119,6 +119,9 @@ func (c *Container) statusLocked() specs.ContainerState {
 	if _, err := os.Lstat(filepath.Join(c.dir, fifoName)); err == nil {
 		return specs.StateCreated
 	}
+	if c.pausedLocked() {
+		return specs.ContainerState(Paused)
+	}
 	return specs.StateRunning
 }
 
@@ -171,7 +174,11 @@ func (c *Container) Start() error {
 	}
 	c.st.Started = time.Now().UTC()
 	c.st.Status = specs.StateRunning
-	return c.saveLocked()
+	if err := c.saveLocked(); err != nil {
+		return err
+	}
+	// poststart: failures are reported, the container keeps running.
+	return runHooks("poststart", hooksOf(c.st.Config).Poststart, c.st.State)
 }
 
 // Kill sends sig to the container's init (pid 1 of its pid namespace).
@@ -268,9 +275,11 @@ func (c *Container) reap() {
 	ws := ps.Sys().(syscall.WaitStatus)
 	c.exit = exitStatusOf(ws)
 	if c.cg != nil {
+		// Like Docker: OOMKilled says the OOM killer fired in the
+		// container; the exit code stays what the init returned (137
+		// when the kill hit the init itself).
 		if oom, err := c.cg.OOMKilled(); err == nil && oom {
 			c.exit.OOMKilled = true
-			c.exit.Code = 137
 		}
 	}
 	c.mu.Lock()
@@ -297,7 +306,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	c.mu.Lock()
 	status := c.statusLocked()
 	c.mu.Unlock()
-	if status == specs.StateRunning && !force {
+	if (status == specs.StateRunning || status == specs.ContainerState(Paused)) && !force {
 		return fmt.Errorf("container %q: %w (use force)", c.id, ErrRunning)
 	}
 	if status != specs.StateStopped {
@@ -306,6 +315,9 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 		pid, start := c.st.Pid, c.st.InitStartTime
 		if alive {
 			_ = unix.Kill(pid, unix.SIGKILL)
+			if c.cg != nil {
+				_ = c.cg.Thaw() // a frozen (v1) task dies only once thawed
+			}
 		}
 		c.mu.Unlock()
 		if c.proc != nil {
@@ -321,7 +333,15 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 			return err
 		}
 	}
-	return c.teardown()
+	st := c.st.State
+	st.Status = specs.StateStopped
+	st.Pid = 0
+	err := c.teardown()
+	// poststop: after the container is gone; a failure is reported only.
+	if herr := runHooks("poststop", hooksOf(c.st.Config).Poststop, st); herr != nil && err == nil {
+		err = herr
+	}
+	return err
 }
 
 // teardown removes the cgroup (killing anything left in it) and the

@@ -52,6 +52,9 @@ func setupRootfs(cfg *initConfig) error {
 			}
 		}
 	}
+	if err := beforePivot(cfg); err != nil {
+		return err
+	}
 	if err := pivotRoot(rootfs); err != nil {
 		return err
 	}
@@ -239,7 +242,14 @@ func mountCgroup(cfg *initConfig, rootFd int, dest string, opts mountOpts) error
 	}
 	flags := opts.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	if len(hier) == 1 && hier[0].fstype == "cgroup2" && hier[0].mountpoint == "/sys/fs/cgroup" {
-		return mount("cgroup", fdPath(fd), "cgroup2", flags, "")
+		err := mount("cgroup", fdPath(fd), "cgroup2", flags, "")
+		if err != nil && cfg.NewUserNS && cfg.CgroupPaths[""] != "" {
+			err = mount(cfg.CgroupPaths[""], fdPath(fd), "", unix.MS_BIND|unix.MS_REC, "")
+			if err == nil && opts.readonly {
+				err = remountBind(rootFd, dest, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+			}
+		}
+		return err
 	}
 	if err := mount("tmpfs", fdPath(fd), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return err
@@ -251,7 +261,19 @@ func mountCgroup(cfg *initConfig, rootFd int, dest string, opts mountOpts) error
 		if err != nil {
 			return err
 		}
-		err = mount("cgroup", fdPath(sfd), h.fstype, flags, h.options)
+		if cfg.NewUserNS {
+			// cgroupfs cannot be mounted from a user namespace: bind the
+			// container's own directory of this hierarchy instead.
+			err = nil
+			for _, p := range cfg.CgroupPaths {
+				if strings.HasPrefix(p, h.mountpoint+"/") {
+					err = mount(p, fdPath(sfd), "", unix.MS_BIND|unix.MS_REC, "")
+					break
+				}
+			}
+		} else {
+			err = mount("cgroup", fdPath(sfd), h.fstype, flags, h.options)
+		}
 		unix.Close(sfd)
 		if err != nil {
 			return err

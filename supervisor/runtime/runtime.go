@@ -68,7 +68,7 @@ type CreateOpts struct {
 type ExitStatus struct {
 	Code      int            // exit code; 128+signal when killed by a signal
 	Signal    syscall.Signal // the signal that killed it, or 0
-	OOMKilled bool           // the cgroup's OOM killer fired (Code is then 137)
+	OOMKilled bool           // the OOM killer fired in the container's cgroup (Code is 137 if it killed the init)
 }
 
 // State is the persisted and reported state of a container. It embeds

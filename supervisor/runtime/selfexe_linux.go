@@ -45,6 +45,11 @@ func makeSealedSelf() (*os.File, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("memfd_create", err)
 	}
+	// Move it out of the way of the fds children get (see selfExePath).
+	if high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 256); err == nil {
+		unix.Close(fd)
+		fd = high
+	}
 	f := os.NewFile(uintptr(fd), "memfd:berth-init")
 	if _, err := io.Copy(f, src); err != nil {
 		f.Close()
@@ -58,9 +63,13 @@ func makeSealedSelf() (*os.File, error) {
 	return f, nil
 }
 
-// selfExePath names the sealed copy for execve in a child. It goes
-// through our own pid, not /proc/self: in the child, the low fd numbers
-// are being reused for ExtraFiles when execve resolves the path.
-func selfExePath(f *os.File) string {
-	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+// selfExePath names the sealed copy for execve in a child that passes
+// nfiles fds. The child resolves /proc/self/fd/N itself (a child in a new
+// user namespace may not look into our /proc/<pid>/fd), so N must not be
+// among the fds the child is rearranging: the copy sits at fd >= 256.
+func selfExePath(f *os.File, nfiles int) string {
+	if int(f.Fd()) < nfiles+3 {
+		return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+	}
+	return fdPath(int(f.Fd()))
 }

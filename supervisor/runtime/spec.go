@@ -22,6 +22,29 @@ var (
 	}
 )
 
+// DefaultDeviceRules is Docker's device cgroup allow-list: nothing but
+// mknod of any node, and the standard character devices (null, zero,
+// full, random, urandom, tty, console, ptmx, pts).
+func DefaultDeviceRules() []specs.LinuxDeviceCgroup {
+	dev := func(typ string, major, minor int64, access string) specs.LinuxDeviceCgroup {
+		r := specs.LinuxDeviceCgroup{Allow: true, Type: typ, Access: access}
+		if major >= 0 {
+			r.Major = &major
+		}
+		if minor >= 0 {
+			r.Minor = &minor
+		}
+		return r
+	}
+	return []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		dev("c", -1, -1, "m"), dev("b", -1, -1, "m"),
+		dev("c", 1, 3, "rwm"), dev("c", 1, 5, "rwm"), dev("c", 1, 7, "rwm"),
+		dev("c", 1, 8, "rwm"), dev("c", 1, 9, "rwm"), dev("c", 5, 0, "rwm"),
+		dev("c", 5, 1, "rwm"), dev("c", 5, 2, "rwm"), dev("c", 136, -1, "rwm"),
+	}
+}
+
 // DefaultSpec returns a Docker-like spec for rootfs (relative to the
 // bundle, or absolute) running args: new pid, mount, uts, ipc, net and
 // cgroup namespaces, Docker's mounts, capabilities, masked and read-only
@@ -54,6 +77,7 @@ func DefaultSpec(rootfs string, args ...string) *specs.Spec {
 				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
 				{Type: specs.MountNamespace}, {Type: specs.NetworkNamespace}, {Type: specs.CgroupNamespace},
 			},
+			Resources:     &specs.LinuxResources{Devices: DefaultDeviceRules()},
 			MaskedPaths:   append([]string(nil), DefaultMaskedPaths...),
 			ReadonlyPaths: append([]string(nil), DefaultReadonlyPaths...),
 		},

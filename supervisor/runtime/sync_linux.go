@@ -21,6 +21,8 @@ const (
 	msgReady   = "ready"
 	msgError   = "error"
 	msgConsole = "console"
+	msgHooks   = "hooks"  // init → parent: run createRuntime/prestart hooks now
+	msgResume  = "resume" // parent → init: hooks done
 )
 
 type syncMsg struct {

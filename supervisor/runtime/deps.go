@@ -1,3 +1,5 @@
+// The runtime's two call sites into sibling packages: cgroups and seccomp.
+
 package runtime
 
 import (
