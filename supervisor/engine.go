@@ -86,6 +86,9 @@ type Event struct {
 	Status   string
 	ExitCode int
 	Message  string
+	// RestartDelay, on a die event whose Status is restarting, is the
+	// backoff before the restart.
+	RestartDelay time.Duration
 }
 
 // ContainerInfo is what `ps` shows of a container (the fields of the

@@ -91,3 +91,29 @@ func BenchmarkEngineMemoryPerContainer(b *testing.B) {
 	for range b.N {
 	}
 }
+
+// BenchmarkEngineLifecycle measures one container's whole life through
+// the engine: Create (rootfs, netns, attach, bundle, runtime create),
+// Start (ports, start, DNS), Stop (SIGKILL at once) and Remove.
+func BenchmarkEngineLifecycle(b *testing.B) {
+	env := newTestEnv(b)
+	p := env.projectOf(spec.Service{Name: "life", Command: []string{"sleep", "100000"}})
+	svc, _ := p.Service("life")
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		i, err := env.eng.Create(ctx, p, svc, 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := i.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := i.Stop(ctx, 0); err != nil {
+			b.Fatal(err)
+		}
+		if err := i.Remove(ctx, RemoveOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

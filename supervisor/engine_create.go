@@ -455,8 +455,15 @@ func (e *Engine) sharedNetTarget(p *spec.Project, mode string) (*Instance, error
 
 // teardown undoes Create from the saved state alone: runtime container,
 // attachments and ports, volumes, rootfs, netns file.
-func (e *Engine) teardown(ctx context.Context, name string, st *containerState, removeVolumes bool) error {
+// rc, when not nil, is the engine's handle on the runtime container: if it
+// is the init's parent it reaps it.
+func (e *Engine) teardown(ctx context.Context, name string, st *containerState, rc *runtime.Container, removeVolumes bool) error {
 	var errs []error
+	if rc != nil {
+		if err := rc.Delete(ctx, true); err != nil && !errors.Is(err, runtime.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
 	if c, err := e.cfg.Runtime.Load(name); err == nil {
 		if err := c.Delete(ctx, true); err != nil && !errors.Is(err, runtime.ErrNotExist) {
 			errs = append(errs, err)

@@ -445,12 +445,15 @@ func TestEngineRestartOnFailure(t *testing.T) {
 		Restart: spec.RestartPolicy{Condition: "on-failure", MaxAttempts: 3}})
 	i := env.create(p, "crash")
 	var mu sync.Mutex
-	var starts []time.Time
+	var starts, exits []time.Time
 	unsub := i.Subscribe(func(c ContainerInfo) {
 		mu.Lock()
 		defer mu.Unlock()
 		if c.State == StateRunning && (len(starts) == 0 || !starts[len(starts)-1].Equal(c.StartedAt)) {
 			starts = append(starts, c.StartedAt)
+		}
+		if (c.State == StateRestarting || c.State == StateExited) && (len(exits) == 0 || !exits[len(exits)-1].Equal(c.FinishedAt)) {
+			exits = append(exits, c.FinishedAt)
 		}
 	})
 	defer unsub()
@@ -466,16 +469,30 @@ func TestEngineRestartOnFailure(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(starts) != 4 {
-		t.Fatalf("%d starts, want 4 (1 + 3 restarts)", len(starts))
+	if len(starts) != 4 || len(exits) != 4 {
+		t.Fatalf("%d starts and %d exits, want 4 (1 + 3 restarts)", len(starts), len(exits))
 	}
-	var gaps []time.Duration
-	for k := 1; k < len(starts); k++ {
-		gaps = append(gaps, starts[k].Sub(starts[k-1]))
+	// The backoff the engine applied grows (100 ms, 200 ms, 400 ms), and
+	// each observed gap between an exit and the next start is at least
+	// that long. (Gaps themselves also hold the time to create the next
+	// run, which a loaded machine makes vary by seconds.)
+	var delays []time.Duration
+	env.mu.Lock()
+	for _, ev := range env.events {
+		if ev.Container == i.Name() && ev.Action == "die" && ev.Status == StateRestarting {
+			delays = append(delays, ev.RestartDelay)
+		}
 	}
-	for k := 1; k < len(gaps); k++ {
-		if gaps[k] <= gaps[k-1] {
-			t.Errorf("gaps between starts do not grow: %v", gaps)
+	env.mu.Unlock()
+	if len(delays) != 3 {
+		t.Fatalf("%d restart decisions, want 3", len(delays))
+	}
+	for k := range delays {
+		if k > 0 && delays[k] <= delays[k-1] {
+			t.Errorf("backoff does not grow: %v", delays)
+		}
+		if gap := starts[k+1].Sub(exits[k]); gap < delays[k] {
+			t.Errorf("restart %d came %v after the exit, before its backoff %v", k+1, gap, delays[k])
 		}
 	}
 	if err := i.WaitCondition(ctx, "completed_successfully"); !errors.Is(err, ErrConditionFailed) || !strings.Contains(err.Error(), i.Name()) {

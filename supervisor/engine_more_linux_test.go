@@ -58,9 +58,19 @@ func TestEngineNetworkModes(t *testing.T) {
 	if _, out := execOut(t, alone, "ip", "-o", "link", "show", "lo"); !strings.Contains(out, "UP") {
 		t.Errorf("none: lo is not up: %s", out)
 	}
-	hostLinks, _ := net.Interfaces()
-	if _, out := execOut(t, hostnet, "ip", "-o", "link"); strings.Count(out, "\n") != len(hostLinks) {
-		t.Errorf("host: %d links in the container, %d on the host", strings.Count(out, "\n"), len(hostLinks))
+	// thread-self: the runtime retires threads it moved into container
+	// namespaces, and the main thread cannot exit, so /proc/self (the
+	// main thread's view) may name a container's namespace.
+	hostNS, err := os.Readlink("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, out := execOut(t, hostnet, "readlink", "/proc/self/ns/net"); strings.TrimSpace(out) != hostNS {
+		t.Errorf("host: container netns %q, host %q", out, hostNS)
+	}
+	_, mainNS := execOut(t, main, "readlink", "/proc/self/ns/net")
+	if _, out := execOut(t, side, "readlink", "/proc/self/ns/net"); out != mainNS || strings.TrimSpace(out) == hostNS {
+		t.Errorf("service:main: netns %q, main's %q", out, mainNS)
 	}
 	// Removing everything leaves no netns files.
 	ctx := context.Background()
@@ -139,8 +149,14 @@ func TestEngineHooksPauseAndPorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(t, i, "bye")
-	if c := i.Snapshot(); c.State != StateExited {
+	if c := i.Snapshot(); c.State != StateExited || len(c.Publishers) != 0 {
 		t.Fatalf("after stop: %+v", c)
+	}
+	// The host port is free while the container is stopped.
+	if l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+		t.Errorf("host port still held after stop: %v", err)
+	} else {
+		l.Close()
 	}
 	// Start again: the same container, its files kept.
 	env.start(i)
@@ -242,4 +258,77 @@ func TestEngineTTYLogs(t *testing.T) {
 	i := env.create(p, "term")
 	env.start(i)
 	waitLog(t, i, "on-a-tty")
+}
+
+// zombies counts our children that exited and were not reaped.
+func zombies(t testing.TB) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	me := fmt.Sprint(os.Getpid())
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == me {
+			n++
+		}
+	}
+	return n
+}
+
+func TestEngineRemoveCreatedReaps(t *testing.T) {
+	env := newTestEnv(t)
+	p := env.projectOf(spec.Service{Name: "idle", Command: []string{"true"}})
+	before := zombies(t)
+	i := env.create(p, "idle")
+	if err := i.Remove(context.Background(), RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := zombies(t); n > before {
+		t.Fatalf("%d zombie children after removing a created container", n-before)
+	}
+}
+
+func TestEngineVolumesAndVolumesFrom(t *testing.T) {
+	env := newTestEnv(t)
+	p := env.projectOf(
+		spec.Service{Name: "data", Command: []string{"sh", "-c", "echo kept > /data/file; exec sleep 1000"},
+			Mounts: []spec.Mount{{Type: "volume", Source: "vol", Target: "/data"}}},
+		spec.Service{Name: "reader", VolumesFrom: []string{"data:ro"}, Command: []string{"sleep", "1000"}},
+	)
+	p.Volumes = []spec.Volume{{Name: "vol", ActualName: env.project + "_vol"}}
+	data := env.create(p, "data")
+	env.start(data)
+	reader := env.create(p, "reader")
+	env.start(reader)
+	var out string
+	for k := 0; k < 50; k++ {
+		if _, out = execOut(t, reader, "cat", "/data/file"); out == "kept\n" {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out != "kept\n" {
+		t.Fatalf("volumes_from: /data/file = %q", out)
+	}
+	if code, _ := execOut(t, reader, "touch", "/data/other"); code == 0 {
+		t.Error("volumes_from :ro is writable")
+	}
+	ctx := context.Background()
+	for _, i := range []*Instance{reader, data} {
+		if err := i.Remove(ctx, RemoveOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The named volume outlives its containers.
+	v, err := env.vols.Inspect(env.project + "_vol")
+	if err != nil || len(v.UsedBy) != 0 {
+		t.Fatalf("volume after remove: %+v %v", v, err)
+	}
+	if b, err := os.ReadFile(v.Mountpoint + "/file"); err != nil || string(b) != "kept\n" {
+		t.Fatalf("volume content: %q %v", b, err)
+	}
 }

@@ -366,10 +366,10 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 	}
 	if console := rc.Console(); console != nil {
 		i.mu.Lock()
-		lf := i.lf
+		lf, ing := i.lf, i.ing
 		i.mu.Unlock()
 		if lf != nil {
-			go copyConsole(console, lf)
+			go copyConsole(console, lf, ing)
 		} else {
 			console.Close()
 		}
@@ -425,6 +425,16 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 // same rootfs (its writable layer kept), netns and mounts. opMu held.
 func (i *Instance) createRuntime(ctx context.Context) (*runtime.Container, error) {
 	rt := i.e.cfg.Runtime
+	i.mu.Lock()
+	prev := i.rc
+	i.rc = nil
+	i.mu.Unlock()
+	if prev != nil {
+		// Our handle first: when it is the init's parent, it reaps.
+		if err := prev.Delete(ctx, true); err != nil && !errors.Is(err, runtime.ErrNotExist) {
+			return nil, fmt.Errorf("deleting the previous run: %w", err)
+		}
+	}
 	if old, err := rt.Load(i.name); err == nil {
 		if err := old.Delete(ctx, true); err != nil {
 			return nil, fmt.Errorf("deleting the previous run: %w", err)
@@ -563,6 +573,12 @@ func (i *Instance) handleExit(r *run, es runtime.ExitStatus, note string) {
 		c.State = StateExited
 	}
 	state := c.State
+	unpublish := state == StateExited && len(c.Publishers) > 0
+	if unpublish {
+		// A stopped container holds no host ports (as in Docker); Start
+		// publishes them again.
+		c.Publishers = nil
+	}
 	_ = i.saveLocked(true)
 	notify := i.changedLocked()
 	netMode := i.st.NetMode
@@ -570,11 +586,17 @@ func (i *Instance) handleExit(r *run, es runtime.ExitStatus, note string) {
 
 	if netMode == netModeBridge {
 		i.e.cfg.Net.Unregister(i.name)
+		if unpublish {
+			if err := i.e.cfg.Net.UnpublishPorts(i.name); err != nil {
+				i.emit("error", state, "unpublishing ports: "+err.Error(), 0)
+			}
+		}
 	}
 	if es.OOMKilled {
 		i.emit("oom", state, "", es.Code)
 	}
-	i.emit("die", state, strings.TrimSpace(note+" "+d.Reason), es.Code)
+	i.e.emit(Event{Project: i.project, Service: i.service, Container: i.name, Action: "die", Status: state,
+		ExitCode: es.Code, Message: strings.TrimSpace(note + " " + d.Reason), RestartDelay: d.Delay})
 	close(r.done)
 	notify()
 }
@@ -806,7 +828,11 @@ func (i *Instance) Remove(ctx context.Context, opts RemoveOptions) error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, i.e.teardown(ctx, i.name, &i.st, opts.Volumes))
+	i.mu.Lock()
+	rc := i.rc
+	i.rc = nil
+	i.mu.Unlock()
+	errs = append(errs, i.e.teardown(ctx, i.name, &i.st, rc, opts.Volumes))
 
 	i.mu.Lock()
 	if i.ing != nil {
@@ -889,7 +915,14 @@ func (i *Instance) saveOffsets(offs [2]int64) {
 // startLogs opens the log and starts ingesting the raw files.
 func (i *Instance) startLogs() error {
 	svc := i.Service()
-	opts, err := ParseLogOptions(svc.Logging)
+	logging := svc.Logging
+	if logging != nil && logging.Driver != "" && logging.Driver != "json-file" && logging.Driver != "local" {
+		i.emit("warning", "", fmt.Sprintf("logging.driver %q is not supported: berth keeps json-file logs", logging.Driver), 0)
+		l := *logging
+		l.Driver = ""
+		logging = &l
+	}
+	opts, err := ParseLogOptions(logging)
 	if err != nil {
 		return err
 	}

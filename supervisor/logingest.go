@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -119,16 +118,21 @@ func (ing *ingester) pumpStreams(ss ...*rawStream) {
 		offs[i] = s.off - int64(len(s.w.buf))
 	}
 	if wrote {
-		for ch := range ing.followers {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
-		}
+		ing.notifyLocked()
 	}
 	ing.mu.Unlock()
 	if wrote && ing.onProgress != nil {
 		ing.onProgress(offs)
+	}
+}
+
+// notifyLocked wakes the followers. Needs ing.mu held.
+func (ing *ingester) notifyLocked() {
+	for ch := range ing.followers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -263,10 +267,26 @@ func (lw *logWatcher) Close() error {
 }
 
 // copyConsole copies a tty container's pty master into its log until the
-// master reports EOF or EIO (the container's side closed).
-func copyConsole(console *os.File, lf *LogFile) {
+// master reports EOF or EIO (the container's side closed), waking the log's
+// followers after each write.
+func copyConsole(console *os.File, lf *LogFile, ing *ingester) {
 	w := lf.Writer("stdout")
-	_, _ = io.Copy(w, console)
+	bp := ingestBufs.Get().(*[]byte)
+	defer ingestBufs.Put(bp)
+	for {
+		n, err := console.Read(*bp)
+		if n > 0 {
+			w.Write((*bp)[:n])
+			if ing != nil {
+				ing.mu.Lock()
+				ing.notifyLocked()
+				ing.mu.Unlock()
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	w.Close()
 	console.Close()
 }

@@ -15,9 +15,7 @@ import (
 // any process runs in it and containers can join it by path.
 //
 // unshare(CLONE_NEWNET) changes only the calling thread, so it runs on a
-// locked thread in a goroutine of its own that returns without unlocking:
-// the Go runtime then ends that thread instead of reusing it with the
-// wrong namespace.
+// locked thread in a goroutine of its own (see inOtherNetNS).
 func createNetNS(path string) (retErr error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
@@ -29,19 +27,45 @@ func createNetNS(path string) (retErr error) {
 			os.Remove(path)
 		}
 	}()
-	errc := make(chan error, 1)
-	go func() {
-		goruntime.LockOSThread()
+	return inOtherNetNS(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- os.NewSyscallError("unshare", err)
-			return
+			return os.NewSyscallError("unshare", err)
 		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 		if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
-			errc <- &os.PathError{Op: "mount", Path: path, Err: err}
+			return &os.PathError{Op: "mount", Path: path, Err: err}
+		}
+		return nil
+	})
+}
+
+// inOtherNetNS runs fn, which may move its thread into another network
+// namespace, on a locked thread of a goroutine of its own, and moves the
+// thread back to its original namespace afterwards. Only when that fails
+// does the thread stay locked, so the Go runtime retires it rather than
+// reusing it in the wrong namespace. (Never leaving it to that: the main
+// thread cannot exit, and a wedged main thread in a container's
+// namespace would make /proc/PID/ns/net of the daemon name that
+// namespace.)
+func inOtherNetNS(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		orig, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			goruntime.UnlockOSThread()
+			errc <- os.NewSyscallError("open netns", err)
 			return
 		}
-		errc <- nil
+		defer unix.Close(orig)
+		ferr := fn()
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			// Stay locked: the thread is retired with the goroutine.
+			errc <- errors.Join(ferr, os.NewSyscallError("setns back", err))
+			return
+		}
+		goruntime.UnlockOSThread()
+		errc <- ferr
 	}()
 	return <-errc
 }
@@ -84,29 +108,21 @@ func setNetSysctls(path string, sysctls map[string]string) error {
 	if len(sysctls) == 0 {
 		return nil
 	}
-	errc := make(chan error, 1)
-	go func() {
-		// The thread joins another namespace and is never unlocked:
-		// the Go runtime ends it when this goroutine returns.
-		goruntime.LockOSThread()
+	return inOtherNetNS(func() error {
 		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			errc <- &os.PathError{Op: "open", Path: path, Err: err}
-			return
+			return &os.PathError{Op: "open", Path: path, Err: err}
 		}
 		defer unix.Close(fd)
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- os.NewSyscallError("setns", err)
-			return
+			return os.NewSyscallError("setns", err)
 		}
 		for k, v := range sysctls {
 			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
 			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
-				errc <- fmt.Errorf("sysctl %s: %w", k, err)
-				return
+				return fmt.Errorf("sysctl %s: %w", k, err)
 			}
 		}
-		errc <- nil
-	}()
-	return <-errc
+		return nil
+	})
 }
