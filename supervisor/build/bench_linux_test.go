@@ -27,8 +27,12 @@ func BenchmarkBuildCold(b *testing.B) {
 	e, opts := benchEnv(b)
 	opts.NoCache = true
 	for b.Loop() {
-		if _, err := e.b.Build(context.Background(), opts); err != nil {
+		res, err := e.b.Build(context.Background(), opts)
+		if err != nil {
 			b.Fatal(err)
+		}
+		if res.Cached != 0 || res.Steps != 6 {
+			b.Fatalf("%d steps, %d cached; want 6 run", res.Steps, res.Cached)
 		}
 	}
 }

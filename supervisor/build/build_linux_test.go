@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ RUN mkdir -p /out && cp /bin/busybox /out/busybox && cp message.txt /out/
 FROM scratch
 COPY --from=build /out/ /
 COPY --from=build /src/greet.sh /greet.sh
+COPY --from=build /bin/sh /sh
 ENTRYPOINT ["/busybox"]
 CMD ["cat", "/message.txt"]
 `
@@ -37,7 +39,7 @@ func TestMultiStageFromScratch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	for _, want := range []string{"[build 1/6] FROM busybox", "[build 5/6] RUN chmod 755", "[stage-1 2/5] COPY --from=build /out/ /", "naming to docker.io/library/demo:1", "DONE"} {
+	for _, want := range []string{"[build 1/6] FROM busybox", "[build 5/6] RUN chmod 755", "[stage-1 2/6] COPY --from=build /out/ /", "naming to docker.io/library/demo:1", "DONE"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("progress lacks %q:\n%s", want, out)
 		}
@@ -47,6 +49,10 @@ func TestMultiStageFromScratch(t *testing.T) {
 	}
 	if got := e.runImage(t, "demo:1", "/busybox", "ls", "/"); strings.Contains(got, "etc") || !strings.Contains(got, "greet.sh") {
 		t.Errorf("scratch image holds more than it should: %q", got)
+	}
+	// A named symlink is copied as the file it points at.
+	if got := e.runImage(t, "demo:1", "/busybox", "sh", "-c", "test -f /sh && test ! -L /sh && /sh -c 'echo via-sh'"); got != "via-sh" {
+		t.Errorf("COPY of a symlink: %q", got)
 	}
 	if res.Image.Names[0] != "docker.io/library/demo:1" {
 		t.Errorf("names = %v", res.Image.Names)
@@ -396,5 +402,145 @@ func TestBuiltImageChecksSavesAndPrunes(t *testing.T) {
 	}
 	if _, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"saved:1"}}); err != nil || strings.Contains(out, "CACHED") {
 		t.Errorf("rebuild after removing the layers: %v\n%s", err, out)
+	}
+}
+
+func TestRunMountPointsStayOutOfLayers(t *testing.T) {
+	if _, err := os.Stat("/etc/hosts"); err != nil {
+		t.Skip("host has no /etc/hosts")
+	}
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM scratch\nCOPY --from=busybox /bin /bin\nRUN [\"/bin/sh\", \"-c\", \"test -s /etc/hosts && test -d /proc/self && echo ok > /ok\"]\nRUN --mount=type=cache,target=/var/cache/x [\"/bin/sh\", \"-c\", \"touch /var/cache/x/f\"]\n"})
+	if _, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"mp:1"}}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	img, _ := e.store.Get("mp:1")
+	rootfs, cleanup, err := e.store.Prepare(newID("test"), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	ents, _ := os.ReadDir(rootfs)
+	var names []string
+	for _, en := range ents {
+		names = append(names, en.Name())
+	}
+	if strings.Join(names, " ") != "bin ok" {
+		t.Errorf("image root holds %v, want only bin and ok", names)
+	}
+}
+
+func TestCancelStopsRunningStep(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started && sleep 60\n"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.b.Build(ctx, Options{ContextDir: dir, Tags: []string{"cancel:1"}, Progress: &out})
+		done <- err
+	}()
+	for !strings.Contains(out.String(), "started") {
+		select {
+		case err := <-done:
+			t.Fatalf("build ended early: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("build did not stop after cancel")
+	}
+	if _, err := e.store.Get("cancel:1"); err == nil {
+		t.Error("a cancelled build tagged its image")
+	}
+	if states, _ := e.rt.List(); len(states) != 0 {
+		t.Errorf("containers left: %v", states)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.root, "images", "containers")); len(ents) != 0 {
+		t.Errorf("rootfs dirs left: %d", len(ents))
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunHeredocs(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox\nRUN <<EOF\necho one > /one\necho two >> /one\nEOF\nRUN cat <<EOT > /two\nhello $((1+1))\nEOT\n"})
+	if _, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"hd:1"}}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := e.runImage(t, "hd:1", "cat", "/one", "/two"); got != "one\ntwo\nhello 2" {
+		t.Errorf("heredoc output: %q", got)
+	}
+}
+
+func TestRunBindMounts(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": `FROM busybox AS gen
+RUN echo generated > /gen.txt
+FROM busybox
+RUN --mount=type=bind,target=/src --mount=type=bind,from=gen,source=/gen.txt,target=/in/gen.txt \
+    ls -A /src | sort | tr '\n' ' ' > /listing && cat /in/gen.txt >> /listing && ! touch /src/x 2>/dev/null
+`,
+		".dockerignore": "hidden.txt\n",
+		"shown.txt":     "s",
+		"hidden.txt":    "h",
+	})
+	_, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"bind:1"}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := e.runImage(t, "bind:1", "sh", "-c", "cat /listing; test -e /src || test -e /in || echo clean"); got != ".dockerignore Dockerfile shown.txt generated\nclean" {
+		t.Errorf("bind mounts: %q", got)
+	}
+	if _, out, _ := e.build(t, Options{ContextDir: dir, Tags: []string{"bind:1"}}); strings.Count(out, "CACHED") != 2 {
+		t.Errorf("unchanged binds missed the cache:\n%s", out)
+	}
+	writeFiles(t, dir, map[string]string{"shown.txt": "changed"})
+	if _, out, _ := e.build(t, Options{ContextDir: dir, Tags: []string{"bind:1"}}); strings.Count(out, "CACHED") != 1 {
+		t.Errorf("a changed bind source hit the cache:\n%s", out)
+	}
+}
+
+func TestRenamesAndOpaqueDirs(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": `FROM busybox
+RUN mkdir -p /data/sub /again && echo x > /data/sub/f && echo old > /again/old
+RUN mv /data /moved && rm -rf /again && mkdir /again && echo new > /again/new
+`})
+	if _, out, err := e.build(t, Options{ContextDir: dir, Tags: []string{"mv:1"}}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := e.runImage(t, "mv:1", "sh", "-c", "cat /moved/sub/f; test -e /data || echo no-data; ls /again")
+	if got != "x\nno-data\nnew" {
+		t.Errorf("after rename and re-created dir: %q", got)
 	}
 }

@@ -192,7 +192,7 @@ func (b *Builder) BuildService(ctx context.Context, p *spec.Project, svc *spec.S
 	ctxDir := bd.Context
 	if ctxDir == "" {
 		ctxDir = p.WorkingDir
-	} else if !filepath.IsAbs(ctxDir) {
+	} else if !filepath.IsAbs(ctxDir) && !strings.Contains(ctxDir, "://") {
 		ctxDir = filepath.Join(p.WorkingDir, ctxDir)
 	}
 	args := map[string]string{}
@@ -240,6 +240,12 @@ func (b *Builder) EnsureService(ctx context.Context, p *spec.Project, svc *spec.
 // Build builds an image. Nothing is tagged unless every needed step
 // succeeded.
 func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
+	if opts.ContextDir == "" {
+		return nil, errors.New("build: no context directory")
+	}
+	if strings.Contains(opts.ContextDir, "://") || strings.HasPrefix(opts.ContextDir, "git@") {
+		return nil, fmt.Errorf("build context %s: remote contexts are %w (use a local directory)", opts.ContextDir, ErrNotSupported)
+	}
 	prog := newProgress(opts.Progress)
 	dfPath := opts.Dockerfile
 	if dfPath == "" {
@@ -318,6 +324,9 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 		layers = []image.Layer{ly}
 	}
 	cfg := out.cfg.DeepCopy()
+	if len(out.layers) == 0 {
+		cfg.History = append(cfg.History, v1.History{Created: v1.Time{Time: out.created}, Comment: "empty layer"})
+	}
 	if len(opts.Labels) > 0 && cfg.Config.Labels == nil {
 		cfg.Config.Labels = map[string]string{}
 	}

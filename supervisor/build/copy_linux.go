@@ -161,7 +161,11 @@ func copyInto(rootfs string, src *source, matches []string, dest string, destDir
 		destDir = true
 	}
 	for _, m := range matches {
-		fi, err := os.Lstat(filepath.Join(src.dir, m))
+		real, err := src.follow(m)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(filepath.Join(src.dir, real))
 		if err != nil {
 			return err
 		}
@@ -176,13 +180,13 @@ func copyInto(rootfs string, src *source, matches []string, dest string, destDir
 		if err := mkdirAllIn(rootfs, parent, o.own); err != nil {
 			return err
 		}
-		ents, err := src.walk(m)
+		ents, err := src.walk(real)
 		if err != nil {
 			return err
 		}
 		for _, e := range ents {
-			rel := strings.TrimPrefix(strings.TrimPrefix(e.rel, m), "/")
-			if m == "." {
+			rel := strings.TrimPrefix(strings.TrimPrefix(e.rel, real), "/")
+			if real == "." {
 				rel = e.rel
 				if e.rel == "." {
 					rel = ""

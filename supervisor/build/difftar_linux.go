@@ -155,6 +155,13 @@ func readXattrs(p string) (map[string]string, bool, error) {
 			continue
 		}
 		if strings.HasPrefix(name, "trusted.overlay.") {
+			switch name {
+			case "trusted.overlay.redirect", "trusted.overlay.metacopy":
+				// A renamed directory or a metadata-only copy-up: the
+				// upper entry does not hold the content, so a diff
+				// from it would lose data.
+				return nil, false, fmt.Errorf("overlayfs %s is set (redirect_dir or metacopy is on for this kernel's overlay module); berth cannot take a layer from it: load overlay with redirect_dir=off metacopy=off", strings.TrimPrefix(name, "trusted.overlay."))
+			}
 			if name == opaqueXattr {
 				v := make([]byte, 8)
 				n, err := unix.Lgetxattr(p, name, v)

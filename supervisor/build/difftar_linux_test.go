@@ -97,3 +97,15 @@ func TestWriteDiffWhiteouts(t *testing.T) {
 		t.Errorf("diff:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestWriteDiffRefusesRedirects(t *testing.T) {
+	requirePrivileged(t)
+	up := t.TempDir()
+	os.Mkdir(filepath.Join(up, "moved"), 0o755)
+	if err := unix.Setxattr(filepath.Join(up, "moved"), "trusted.overlay.redirect", []byte("/orig"), 0); err != nil {
+		t.Skipf("trusted xattrs not supported: %v", err)
+	}
+	if _, err := writeDiff(up, io.Discard); err == nil || !strings.Contains(err.Error(), "redirect") {
+		t.Errorf("err = %v", err)
+	}
+}

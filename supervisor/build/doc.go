@@ -4,6 +4,13 @@
 // RUN step runs in a container made by supervisor/runtime, and each step
 // that changes the filesystem becomes a layer in supervisor/image.
 //
+// Use: New(root, store, rt) once per process (rt nil: a runtime of its own
+// under root/build/runtime), then Build for a Dockerfile, BuildService for a
+// compose service's build: section (tagged ImageName(p, svc) plus
+// build.tags), or EnsureService for `up` (builds when forced, when
+// pull_policy is build, or when the image is missing). Progress goes to
+// Options.Progress / ServiceOptions.Progress; a failed step is a *StepError.
+//
 // How a stage is built:
 //
 //	base image (Get/Pull; scratch = one empty layer)
@@ -29,11 +36,19 @@
 //
 // Network: RUN steps use the host's network namespace unless the build
 // network (compose build.network, or RUN --network) is "none", which gives
-// them an empty namespace. The host's network namespace is a first-version
-// shortcut: builds do not join a project network.
+// them an empty namespace; with the host's, the host's /etc/resolv.conf and
+// /etc/hosts are bind-mounted read-only, as Docker does. The host's network
+// namespace is a first-version shortcut: builds do not join a project
+// network or the default bridge. Mount points a RUN needed that the image
+// lacked (/proc, /dev, /sys, those files, cache mount targets) are removed
+// again before the layer is taken.
 //
-// Not supported (a clear error): ADD from URLs or git, RUN --mount types
-// other than cache and tmpfs, RUN heredocs, ONBUILD triggers of a base image
-// (they are reported and skipped; ONBUILD in the Dockerfile is recorded in
-// the image config).
+// Not supported (a clear error wrapping ErrNotSupported): remote build
+// contexts, ADD from URLs or git, ADD --checksum, RUN --mount types other
+// than bind (read-only), cache and tmpfs, RUN --security=insecure, RUN
+// heredocs starting with #!, COPY/ADD heredocs, COPY --parents and
+// --exclude, symbolic --chmod. ONBUILD triggers of a base image are
+// reported and skipped; ONBUILD in the Dockerfile is recorded in the image
+// config. Builds run on and for the host platform: FROM --platform picks
+// the base image, but RUN steps of another architecture fail.
 package build

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/berth-dev/berth/supervisor/image"
 )
 
 func mustParse(t *testing.T, src string) *dockerfile {
@@ -250,5 +253,57 @@ func TestStepErrorMessage(t *testing.T) {
 	wrapped := &StepError{Step: "x", Err: ErrNotSupported}
 	if !errors.Is(wrapped, ErrNotSupported) {
 		t.Error("StepError does not unwrap")
+	}
+}
+
+func TestBuildInputErrors(t *testing.T) {
+	root := t.TempDir()
+	st, err := image.Open(filepath.Join(root, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(root, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := b.Build(ctx, Options{ContextDir: "https://github.com/x/y.git"}); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("remote context: %v", err)
+	}
+	if _, err := b.Build(ctx, Options{ContextDir: dir}); err == nil || !strings.Contains(err.Error(), "Dockerfile") {
+		t.Errorf("missing Dockerfile: %v", err)
+	}
+	if _, err := b.Build(ctx, Options{ContextDir: filepath.Join(dir, "nope"), DockerfileInline: "FROM scratch\n"}); err == nil {
+		t.Error("missing context accepted")
+	}
+	if _, err := b.Build(ctx, Options{ContextDir: dir, DockerfileInline: "FROM scratch\n", Target: "x"}); err == nil || !strings.Contains(err.Error(), "target stage") {
+		t.Errorf("unknown target: %v", err)
+	}
+	if _, err := b.Build(ctx, Options{ContextDir: dir, DockerfileInline: "FROM scratch\nEXPOSE abc\n"}); err == nil || !strings.Contains(err.Error(), "EXPOSE") {
+		t.Errorf("bad EXPOSE: %v", err)
+	}
+	if _, err := b.Build(ctx, Options{ContextDir: dir, DockerfileInline: "FROM scratch\nCOPY --chmod=u+x a /a\n"}); err == nil || !strings.Contains(err.Error(), "octal") {
+		t.Errorf("symbolic chmod: %v", err)
+	}
+	if _, err := b.Build(ctx, Options{ContextDir: dir, DockerfileInline: "FROM scratch\nRUN --mount=type=secret,id=x true\n"}); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("secret mount: %v", err)
+	}
+}
+
+func TestRunArgsHeredocs(t *testing.T) {
+	df := mustParse(t, "FROM scratch\nRUN <<EOF\necho a\nEOF\nRUN cat <<X > /f\nbody\nX\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n")
+	st := &stageState{shell: []string{"/bin/sh", "-c"}}
+	cmds := df.stages[0].Commands
+	a, err := st.runArgs(cmds[0].(*instructions.RunCommand))
+	if err != nil || strings.Join(a, "|") != "/bin/sh|-c|echo a\n" {
+		t.Errorf("simple heredoc: %q %v", a, err)
+	}
+	a, err = st.runArgs(cmds[1].(*instructions.RunCommand))
+	if err != nil || strings.Join(a, "|") != "/bin/sh|-c|cat <<X > /f\nbody\nX" {
+		t.Errorf("shell heredoc: %q %v", a, err)
+	}
+	if _, err := st.runArgs(cmds[2].(*instructions.RunCommand)); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("shebang heredoc: %v", err)
 	}
 }

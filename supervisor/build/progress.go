@@ -1,6 +1,7 @@
 package build
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -82,7 +83,7 @@ type lineWriter struct {
 func (lw *lineWriter) Write(b []byte) (int, error) {
 	lw.buf = append(lw.buf, b...)
 	for {
-		i := strings.IndexByte(string(lw.buf), '\n')
+		i := bytes.IndexByte(lw.buf, '\n')
 		if i < 0 {
 			break
 		}

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/supervisor/runtime"
@@ -21,9 +23,6 @@ import (
 
 // runStep runs a RUN instruction in a container over the stage's layers.
 func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.RunCommand, name string) error {
-	if len(c.Files) > 0 {
-		return fmt.Errorf("RUN with heredocs: %w", ErrNotSupported)
-	}
 	if sec := instructions.GetSecurity(c); sec == instructions.SecurityInsecure {
 		return fmt.Errorf("RUN --security=insecure: %w", ErrNotSupported)
 	}
@@ -31,16 +30,38 @@ func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.
 	if n := instructions.GetNetwork(c); n != "" && n != instructions.NetworkDefault {
 		network = n
 	}
+	wd := st.cfg.Config.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
 	var mounts []*instructions.Mount
+	var binds []specs.Mount
+	var bindKeys []string
+	var releases []func()
+	defer func() {
+		for i := len(releases) - 1; i >= 0; i-- {
+			releases[i]()
+		}
+	}()
 	for _, m := range instructions.GetMounts(c) {
 		switch m.Type {
 		case instructions.MountTypeCache, instructions.MountTypeTmpfs:
 			mounts = append(mounts, m)
+		case instructions.MountTypeBind:
+			bm, key, err := r.bindMount(ctx, m, wd, &releases)
+			if err != nil {
+				return err
+			}
+			binds = append(binds, bm)
+			bindKeys = append(bindKeys, key)
 		default:
-			return fmt.Errorf("RUN --mount=type=%s: %w (cache and tmpfs are)", m.Type, ErrNotSupported)
+			return fmt.Errorf("RUN --mount=type=%s: %w (bind, cache and tmpfs are)", m.Type, ErrNotSupported)
 		}
 	}
-	args := st.cmdline(c.ShellDependantCmdLine)
+	args, err := st.runArgs(c)
+	if err != nil {
+		return err
+	}
 	if len(args) == 0 {
 		return errors.New("RUN: empty command")
 	}
@@ -69,20 +90,16 @@ func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.
 	if !set["PATH"] {
 		env = append(env, defaultPath)
 	}
-	wd := st.cfg.Config.WorkingDir
-	if wd == "" {
-		wd = "/"
-	}
 	user := st.cfg.Config.User
 	mountKey, _ := json.Marshal(mounts)
 	sort.Strings(argKV)
-	key := keyOf(st.key, "RUN", jsonText(args), strings.Join(argKV, "\x00"), string(mountKey), network, wd, user)
+	key := keyOf(st.key, "RUN", jsonText(args), strings.Join(argKV, "\x00"), string(mountKey), strings.Join(bindKeys, "\x00"), network, wd, user)
 	var lw *lineWriter
-	err := r.fsStep(ctx, st, name, key, func(rootfs string, v *vertex) error {
+	err = r.fsStep(ctx, st, name, key, func(rootfs string, v *vertex) error {
 		lw = &lineWriter{v: v, max: 12}
 		code, err := r.b.runContainer(ctx, rootfs, runSpec{
 			args: args, env: env, cwd: wd, user: user, network: network,
-			shmSize: r.opts.ShmSize, mounts: mounts, out: lw,
+			shmSize: r.opts.ShmSize, mounts: mounts, binds: binds, out: lw,
 		}, r.b.cache)
 		lw.flush()
 		if err != nil {
@@ -119,6 +136,7 @@ type runSpec struct {
 	network string
 	shmSize int64
 	mounts  []*instructions.Mount
+	binds   []specs.Mount // read-only binds, sources resolved on the host
 	out     *lineWriter
 }
 
@@ -158,26 +176,34 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 			}
 		}
 	}
-	made := []string{}
+	// Mount points the runtime or we create are recorded (parents first)
+	// and removed after the run, so they stay out of the layer.
+	var made []string
 	for _, d := range []string{"/proc", "/dev", "/sys"} {
-		if p, err := secureJoin(rootfs, d); err == nil {
-			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-				made = append(made, d)
+		made = append(made, missingChain(rootfs, d)...)
+	}
+	if rs.network != "none" {
+		// The host's network namespace needs the host's resolver and
+		// hosts files, as in Docker builds.
+		for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+			if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+				made = append(made, missingChain(rootfs, f)...)
+				s.Mounts = append(s.Mounts, specs.Mount{Destination: f, Type: "bind", Source: f, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 			}
 		}
+	}
+	for _, m := range rs.binds {
+		made = append(made, missingChain(rootfs, m.Destination)...)
+		s.Mounts = append(s.Mounts, m)
 	}
 	for _, m := range rs.mounts {
 		target := m.Target
 		if !path.IsAbs(target) {
 			target = path.Join(rs.cwd, target)
 		}
-		if p, err := secureJoin(rootfs, target); err == nil {
-			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-				made = append(made, target)
-				if err := mkdirAllIn(rootfs, target, nil); err != nil {
-					return 0, err
-				}
-			}
+		made = append(made, missingChain(rootfs, target)...)
+		if err := mkdirAllIn(rootfs, target, nil); err != nil {
+			return 0, err
 		}
 		switch m.Type {
 		case instructions.MountTypeCache:
@@ -269,4 +295,97 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 		return 0, ctx.Err()
 	}
 	return st.Code, nil
+}
+
+// missingChain lists p and those of its parents that do not exist in
+// rootfs, outermost first.
+func missingChain(rootfs, p string) []string {
+	var out []string
+	for d := path.Clean(p); d != "/" && d != "."; d = path.Dir(d) {
+		full, err := secureJoin(rootfs, d)
+		if err != nil {
+			break
+		}
+		if _, err := os.Lstat(full); err == nil {
+			break
+		}
+		out = append([]string{d}, out...)
+	}
+	return out
+}
+
+// runArgs is the command a RUN runs. Heredocs follow BuildKit: a RUN that
+// is only "<<EOF" runs the document's text with the shell; otherwise the
+// command and its documents go to the shell whole, which reads them as
+// shell heredocs.
+func (st *stageState) runArgs(c *instructions.RunCommand) ([]string, error) {
+	if len(c.Files) == 0 {
+		return st.cmdline(c.ShellDependantCmdLine), nil
+	}
+	if !c.PrependShell || len(c.CmdLine) != 1 {
+		return nil, errors.New("RUN: heredocs need the shell form")
+	}
+	if h := parser.MustParseHeredoc(c.CmdLine[0]); h != nil && len(c.Files) == 1 {
+		if strings.HasPrefix(c.Files[0].Data, "#!") {
+			return nil, fmt.Errorf("RUN heredoc with a #! interpreter line: %w", ErrNotSupported)
+		}
+		return append(append([]string(nil), st.shell...), c.Files[0].Data), nil
+	}
+	full := c.CmdLine[0]
+	for _, f := range c.Files {
+		full += "\n" + f.Data + f.Name
+	}
+	return append(append([]string(nil), st.shell...), full), nil
+}
+
+// bindMount resolves RUN --mount=type=bind: its source in the context (or
+// from=) as a read-only bind, and a cache key part hashing what it shows.
+// A context directory with .dockerignore patterns is first copied without
+// the ignored files, so the step sees what COPY would.
+func (r *buildRun) bindMount(ctx context.Context, m *instructions.Mount, wd string, releases *[]func()) (specs.Mount, string, error) {
+	if !m.ReadOnly {
+		return specs.Mount{}, "", fmt.Errorf("RUN --mount=type=bind,rw: %w (bind mounts are read-only)", ErrNotSupported)
+	}
+	src, release, err := r.copySource(ctx, m.From)
+	if err != nil {
+		return specs.Mount{}, "", err
+	}
+	*releases = append(*releases, release)
+	rel := strings.TrimPrefix(path.Clean("/"+m.Source), "/")
+	if rel == "" {
+		rel = "."
+	}
+	if src.ignored(rel) {
+		return specs.Mount{}, "", fmt.Errorf("--mount source %q: excluded by .dockerignore", m.Source)
+	}
+	real, err := src.follow(rel)
+	if err != nil {
+		return specs.Mount{}, "", fmt.Errorf("--mount source %q: %w", m.Source, err)
+	}
+	h := sha256.New()
+	if err := src.hashSources(h, []string{real}); err != nil {
+		return specs.Mount{}, "", err
+	}
+	host := filepath.Join(src.dir, real)
+	fi, err := os.Stat(host)
+	if err != nil {
+		return specs.Mount{}, "", err
+	}
+	if fi.IsDir() && src.ignore != nil {
+		tmp, err := os.MkdirTemp(r.b.tmp, newID("bind")+"-*")
+		if err != nil {
+			return specs.Mount{}, "", err
+		}
+		*releases = append(*releases, func() { os.RemoveAll(tmp) })
+		if err := copyInto(tmp, src, []string{real}, "/", true, copyOpts{}); err != nil {
+			return specs.Mount{}, "", err
+		}
+		host = tmp
+	}
+	target := m.Target
+	if !path.IsAbs(target) {
+		target = path.Join(wd, target)
+	}
+	key := fmt.Sprintf("bind %s %s %s %x", m.From, real, target, h.Sum(nil))
+	return specs.Mount{Destination: target, Type: "bind", Source: host, Options: []string{"rbind", "ro"}}, key, nil
 }

@@ -153,8 +153,12 @@ func (s *source) walk(rel string) ([]fileEntry, error) {
 // kept, link targets and contents) into h, for the cache key.
 func (s *source) hashSources(h hash.Hash, matches []string) error {
 	for _, m := range matches {
-		fmt.Fprintf(h, "match %s\n", m)
-		ents, err := s.walk(m)
+		real, err := s.follow(m)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "match %s %s\n", m, real)
+		ents, err := s.walk(real)
 		if err != nil {
 			return err
 		}
@@ -189,4 +193,22 @@ func (s *source) hashSources(h hash.Hash, matches []string) error {
 		}
 	}
 	return nil
+}
+
+// follow resolves a matched path that is a symlink to what it points at
+// (inside the source root), as COPY copies the target of a named symlink;
+// links below a copied directory are copied as links.
+func (s *source) follow(rel string) (string, error) {
+	p, err := secureJoin(s.dir, rel)
+	if err != nil {
+		return "", err
+	}
+	r, err := filepath.Rel(s.dir, p)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Lstat(p); err != nil {
+		return "", fmt.Errorf("%s: %w", rel, err)
+	}
+	return filepath.ToSlash(r), nil
 }

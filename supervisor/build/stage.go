@@ -115,6 +115,7 @@ func (r *buildRun) from(ctx context.Context, st *stageState) error {
 	if strings.EqualFold(sp.base, "scratch") {
 		plat, _ := image.ParsePlatform(sp.platform)
 		st.cfg = &v1.ConfigFile{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}
+		st.cfg.Config.Env = []string{defaultPath} // as BuildKit gives scratch images
 		st.key = keyOf("scratch", sp.platform)
 		return nil
 	}
@@ -132,6 +133,20 @@ func (r *buildRun) from(ctx context.Context, st *stageState) error {
 	}
 	st.cfg = cf
 	st.layers = append([]image.Layer(nil), img.Layers...)
+	// Keep history consistent with the layers (one non-empty entry per
+	// layer), which some consumers of saved images check.
+	nonEmpty := 0
+	for _, h := range cf.History {
+		if !h.EmptyLayer {
+			nonEmpty++
+		}
+	}
+	if nonEmpty != len(img.Layers) {
+		cf.History = nil
+		for range img.Layers {
+			cf.History = append(cf.History, v1.History{Created: v1.Time{Time: img.Created}, Comment: "base layer"})
+		}
+	}
 	st.key = keyOf("image", img.ID)
 	st.created = img.Created
 	if len(cf.Config.OnBuild) > 0 {
