@@ -45,6 +45,10 @@ Stop with Ctrl-C.`,
 			if err := st.checkServices(args); err != nil {
 				return err
 			}
+			// Bad or missing rules fail before anything is brought up.
+			if err := watch.Validate(p, args); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if !noUp {

@@ -448,3 +448,25 @@ func (w *prefixWriter) Flush() {
 		w.buf = nil
 	}
 }
+
+// Validate checks the develop.watch rules of services (every service when
+// empty) of p as NewSession does, without a controller: ErrNothingToWatch
+// when none has rules, or the first bad rule.
+func Validate(p *spec.Project, services []string) error {
+	_, err := NewSession(Options{Project: p, Services: services, Controller: nopController{}, Out: io.Discard})
+	return err
+}
+
+// nopController is the controller of Validate; it is never called.
+type nopController struct{}
+
+func (nopController) Targets(context.Context, string) ([]Target, error) { return nil, nil }
+func (nopController) Restart(context.Context, string) error             { return nil }
+func (nopController) Exec(context.Context, string, []string, io.Writer) error {
+	return nil
+}
+func (nopController) Rebuild(context.Context, string) error { return nil }
+func (nopController) Starts(ctx context.Context, _ func(string, string)) error {
+	<-ctx.Done()
+	return nil
+}
