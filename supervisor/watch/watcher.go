@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -227,10 +228,14 @@ func (w *Watcher) addTree(fsw *fsnotify.Watcher, dir string, dirs, pending map[s
 				return filepath.SkipDir
 			}
 			if err := fsw.Add(p); err != nil {
+				if errors.Is(err, syscall.ENOSPC) {
+					// inotify's per-user watch limit, not the disk.
+					return fmt.Errorf("watch %s: too many directories watched (raise sysctl fs.inotify.max_user_watches): %w", p, err)
+				}
 				if p == dir {
 					return fmt.Errorf("watch %s: %w", p, err)
 				}
-				return nil
+				return nil // vanished meanwhile
 			}
 			dirs[p] = true
 		}
