@@ -443,7 +443,9 @@ func TestCancelStopsRunningStep(t *testing.T) {
 		_, err := e.b.Build(ctx, Options{ContextDir: dir, Tags: []string{"cancel:1"}, Progress: &out})
 		done <- err
 	}()
-	for !strings.Contains(out.String(), "started") {
+	// The step's header names "started" too; the second one is the
+	// command's own output, so the step is running.
+	for strings.Count(out.String(), "started") < 2 {
 		select {
 		case err := <-done:
 			t.Fatalf("build ended early: %v\n%s", err, out.String())

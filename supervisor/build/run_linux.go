@@ -274,6 +274,11 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 	defer func() { pw.Close(); <-copied; pr.Close() }()
 	ctr, err := b.rt.Create(ctx, id, runtime.CreateOpts{Bundle: bundle, Spec: s, IO: runtime.IO{Stdout: pw, Stderr: pw}})
 	if err != nil {
+		if ctx.Err() != nil {
+			// Cancelled while the container was being made: that, not
+			// the half-made container, is what went wrong.
+			return 0, ctx.Err()
+		}
 		return 0, fmt.Errorf("create build container: %w", err)
 	}
 	defer func() {
@@ -282,6 +287,9 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 		ctr.Delete(dctx, true)
 	}()
 	if err := ctr.Start(); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
 		return 0, fmt.Errorf("start build container: %w", err)
 	}
 	// Kill the step when the build is cancelled; Wait then returns.

@@ -413,21 +413,24 @@ func (s *stackEnv) checkNoLeaks(containers, links []string) {
 
 func containerLeaks(name string) []string {
 	var leaks []string
-	seg := "/berth/" + name
+	// Containers live in /berth/<root hash>/<name> (runtime.DefaultCgroupsPath).
+	seg := "/" + name
 	for _, pid := range pids() {
 		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
 		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, ":/berth/") {
+				continue
+			}
 			if strings.HasSuffix(line, seg) || strings.Contains(line, seg+"/") {
 				leaks = append(leaks, fmt.Sprintf("process %d in cgroup %s", pid, line))
 				break
 			}
 		}
 	}
-	hier, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
-	for _, h := range hier {
-		if _, err := os.Stat(filepath.Join(h, name)); err == nil {
-			leaks = append(leaks, "cgroup "+filepath.Join(h, name))
-		}
+	v1, _ := filepath.Glob("/sys/fs/cgroup/*/berth/*/" + name)
+	v2, _ := filepath.Glob("/sys/fs/cgroup/berth/*/" + name)
+	for _, d := range append(v1, v2...) {
+		leaks = append(leaks, "cgroup "+d)
 	}
 	for _, mp := range mountsUnder(root) {
 		if strings.Contains(mp, name) {

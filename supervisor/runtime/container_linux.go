@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +52,15 @@ func New(root string) (*Runtime, error) {
 
 // Root is the state root directory.
 func (r *Runtime) Root() string { return r.root }
+
+// DefaultCgroupsPath is the cgroup of container id when its spec names
+// none: /berth/<root>/<id>, where <root> is a short hash of the state
+// root, so that two berth roots with containers of the same name (two
+// checkouts, tests beside a real stack) never share a cgroup.
+func (r *Runtime) DefaultCgroupsPath(id string) string {
+	sum := sha256.Sum256([]byte(r.root))
+	return "/berth/" + hex.EncodeToString(sum[:6]) + "/" + id
+}
 
 // Container is a handle on one container. A handle from Create is the
 // container init's parent and can reap it (Wait reports the exit code); a
@@ -153,11 +164,9 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	}
 	defer fifo.Close()
 
-	cgPath := ""
-	if spec.Linux.CgroupsPath != "" {
-		cgPath = spec.Linux.CgroupsPath
-	} else {
-		cgPath = "/berth/" + id
+	cgPath := spec.Linux.CgroupsPath
+	if cgPath == "" {
+		cgPath = r.DefaultCgroupsPath(id)
 	}
 	if c.cg, err = newCgroupManager(cgPath); err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)

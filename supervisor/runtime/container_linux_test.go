@@ -533,8 +533,8 @@ func TestFailedCreateRollsBack(t *testing.T) {
 	if ents, _ := os.ReadDir(r.Root()); len(ents) != 0 {
 		t.Errorf("state left: %v", ents)
 	}
-	matches, _ := filepath.Glob("/sys/fs/cgroup/*/berth/" + id)
-	more, _ := filepath.Glob("/sys/fs/cgroup/berth/" + id)
+	matches, _ := filepath.Glob("/sys/fs/cgroup/*" + r.DefaultCgroupsPath(id))
+	more, _ := filepath.Glob("/sys/fs/cgroup" + r.DefaultCgroupsPath(id))
 	if len(matches)+len(more) != 0 {
 		t.Errorf("cgroups left: %v %v", matches, more)
 	}
