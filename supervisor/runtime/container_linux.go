@@ -329,23 +329,71 @@ func startInNamespaces(cmd *exec.Cmd, joins []specs.LinuxNamespace) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		goruntime.LockOSThread() // never unlocked: the thread exits with us
+		goruntime.LockOSThread()
+		// Remember this thread's own namespaces so that it can go back
+		// to them after the start: a locked goroutine that exits ends its
+		// thread, except the main thread, which Go parks forever instead;
+		// parked in a container's namespace it would keep that namespace
+		// (and its veths) alive after the container is gone, and make
+		// /proc/<berth pid>/ns/* point into the container.
+		var restore []int
+		defer func() {
+			ok := true
+			for i, fd := range restore {
+				if ok && unix.Setns(fd, nsFlag(joins[i].Type)) != nil {
+					ok = false
+				}
+				unix.Close(fd)
+			}
+			if ok {
+				goruntime.UnlockOSThread()
+			}
+		}()
 		for _, ns := range joins {
+			own, err := unix.Open("/proc/thread-self/ns/"+nsProcName(ns.Type), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				errc <- &os.PathError{Op: "open own namespace", Path: string(ns.Type), Err: err}
+				return
+			}
 			fd, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 			if err != nil {
+				unix.Close(own)
 				errc <- &os.PathError{Op: "open namespace", Path: ns.Path, Err: err}
 				return
 			}
 			err = unix.Setns(fd, nsFlag(ns.Type))
 			unix.Close(fd)
 			if err != nil {
+				unix.Close(own)
 				errc <- &os.PathError{Op: "setns", Path: ns.Path, Err: err}
 				return
 			}
+			restore = append(restore, own)
 		}
 		errc <- cmd.Start()
 	}()
 	return <-errc
+}
+
+// nsProcName is the name of a namespace type's file in /proc/PID/ns.
+func nsProcName(t specs.LinuxNamespaceType) string {
+	switch t {
+	case specs.PIDNamespace:
+		return "pid"
+	case specs.NetworkNamespace:
+		return "net"
+	case specs.MountNamespace:
+		return "mnt"
+	case specs.UTSNamespace:
+		return "uts"
+	case specs.IPCNamespace:
+		return "ipc"
+	case specs.UserNamespace:
+		return "user"
+	case specs.CgroupNamespace:
+		return "cgroup"
+	}
+	return string(t)
 }
 
 func nsFlag(t specs.LinuxNamespaceType) int {
