@@ -566,10 +566,18 @@ func (m *v1Manager) setFreezer(state string) error {
 	}
 	// Writing FROZEN starts freezing; freezer.state reads FREEZING until
 	// every task stopped. Re-writing the state nudges tasks that were
-	// busy in the kernel.
+	// busy in the kernel. A freeze can also stall for good on a task
+	// caught half-way (forking, in vfork, being added): every so often
+	// thaw, let it finish, and freeze again.
 	deadline := time.Now().Add(5 * time.Second)
 	for i := 0; ; i++ {
-		if i%10 == 0 {
+		if state == "FROZEN" && i%200 == 199 {
+			if err := writeFile(d, "freezer.state", "THAWED"); err != nil {
+				return err
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if i%10 == 0 || (state == "FROZEN" && i%200 == 199) {
 			if err := writeFile(d, "freezer.state", state); err != nil {
 				return err
 			}
