@@ -187,6 +187,8 @@ func TestTmpfsOptions(t *testing.T) {
 		{"/run:size=64m,mode=1770", []string{"noexec", "nosuid", "nodev", "size=64m", "mode=1770"}},
 		{"/run:exec,uid=1000", []string{"nosuid", "nodev", "exec", "uid=1000"}},
 		{"/run:rw,noexec,nosuid,nodev,size=10%", []string{"rw", "noexec", "nosuid", "nodev", "size=10%"}},
+		// Each flag the entry gives replaces Docker's default of the pair.
+		{"/run:dev,suid,ro", []string{"noexec", "dev", "suid", "ro"}},
 	} {
 		mt, err := ParseTmpfs(tc.in)
 		if err != nil || mt.Destination != "/run" || mt.Type != "tmpfs" || !reflect.DeepEqual(mt.Options, tc.want) {

@@ -161,13 +161,16 @@ func TestOOMKilledIs137(t *testing.T) {
 func TestDeviceRules(t *testing.T) {
 	requirePrivileged(t)
 	bundle := makeRootfs(t)
-	// CAP_MKNOD makes the node (/dev/net/tun, which root may open); the
-	// device cgroup refuses to open it. Without the rules it opens.
-	script := `mknod /tmp/tun c 10 200 && echo made; (exec 3</tmp/tun) 2>/dev/null && echo opened || echo denied; head -c1 /dev/zero | wc -c`
-	wantLines(t, mustRun(t, shSpec(script), bundle), "made", "denied", "1")
-	spec := shSpec(strings.ReplaceAll(script, "/tmp/tun", "/tmp/tun2"))
+	// CAP_MKNOD makes the node (/dev/kmsg, which root may open for
+	// writing without CAP_SYSLOG); the device cgroup refuses to open it.
+	// Without the rules it opens. /dev/net/tun (10:200) is allowed, as
+	// runc allows it to Docker containers.
+	script := `mknod /tmp/kmsg c 1 11 && echo made; (exec 3>/tmp/kmsg) 2>/dev/null && echo opened || echo denied; ` +
+		`mknod /tmp/tun c 10 200 && (exec 3</tmp/tun) 2>/dev/null && echo tun; head -c1 /dev/zero | wc -c`
+	wantLines(t, mustRun(t, shSpec(script), bundle), "made", "denied", "tun", "1")
+	spec := shSpec(strings.ReplaceAll(strings.ReplaceAll(script, "/tmp/kmsg", "/tmp/kmsg2"), "/tmp/tun", "/tmp/tun2"))
 	spec.Linux.Resources = nil
-	wantLines(t, mustRun(t, spec, bundle), "made", "opened", "1")
+	wantLines(t, mustRun(t, spec, bundle), "made", "opened", "tun", "1")
 }
 
 func TestPauseResumeUpdate(t *testing.T) {

@@ -22,9 +22,10 @@ var (
 	}
 )
 
-// DefaultDeviceRules is Docker's device cgroup allow-list: nothing but
-// mknod of any node, and the standard character devices (null, zero,
-// full, random, urandom, tty, console, ptmx, pts).
+// DefaultDeviceRules is the device cgroup allow-list a Docker container
+// gets (Docker's rules plus runc's built-in ones): nothing but mknod of
+// any node, and the standard character devices (null, zero, full, random,
+// urandom, tty, console, ptmx, pts, net/tun).
 func DefaultDeviceRules() []specs.LinuxDeviceCgroup {
 	dev := func(typ string, major, minor int64, access string) specs.LinuxDeviceCgroup {
 		r := specs.LinuxDeviceCgroup{Allow: true, Type: typ, Access: access}
@@ -42,6 +43,7 @@ func DefaultDeviceRules() []specs.LinuxDeviceCgroup {
 		dev("c", 1, 3, "rwm"), dev("c", 1, 5, "rwm"), dev("c", 1, 7, "rwm"),
 		dev("c", 1, 8, "rwm"), dev("c", 1, 9, "rwm"), dev("c", 5, 0, "rwm"),
 		dev("c", 5, 1, "rwm"), dev("c", 5, 2, "rwm"), dev("c", 136, -1, "rwm"),
+		dev("c", 10, 200, "rwm"),
 	}
 }
 

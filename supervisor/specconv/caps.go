@@ -6,26 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-)
 
-// DefaultCapabilities is Docker's default capability set, in Docker's
-// order.
-var DefaultCapabilities = []string{
-	"CAP_CHOWN",
-	"CAP_DAC_OVERRIDE",
-	"CAP_FSETID",
-	"CAP_FOWNER",
-	"CAP_MKNOD",
-	"CAP_NET_RAW",
-	"CAP_SETGID",
-	"CAP_SETUID",
-	"CAP_SETFCAP",
-	"CAP_SETPCAP",
-	"CAP_NET_BIND_SERVICE",
-	"CAP_SYS_CHROOT",
-	"CAP_KILL",
-	"CAP_AUDIT_WRITE",
-}
+	"github.com/berth-dev/berth/supervisor/runtime"
+)
 
 // allCapabilities lists every capability by number (linux/capability.h).
 var allCapabilities = []string{
@@ -109,7 +92,7 @@ func Capabilities(add, drop []string, privileged bool) ([]string, error) {
 	case slices.Contains(drops, "ALL"):
 		caps = adds
 	default:
-		for _, c := range DefaultCapabilities {
+		for _, c := range runtime.DefaultCapabilities {
 			if !slices.Contains(drops, c) {
 				caps = append(caps, c)
 			}

@@ -4,6 +4,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/berth-dev/berth/supervisor/runtime"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -18,28 +19,6 @@ func devRule(typ string, major, minor int64, access string) specs.LinuxDeviceCgr
 	return r
 }
 
-// DefaultDeviceRules are the device cgroup rules every unprivileged
-// container gets, as Docker and runc together give them: deny everything,
-// allow mknod of any node, and allow the standard devices (null, zero,
-// full, random, urandom, tty, console, ptmx, /dev/pts/*, /dev/net/tun).
-func DefaultDeviceRules() []specs.LinuxDeviceCgroup {
-	return []specs.LinuxDeviceCgroup{
-		{Allow: false, Access: "rwm"},
-		devRule("c", -1, -1, "m"),
-		devRule("b", -1, -1, "m"),
-		devRule("c", 1, 3, "rwm"),    // /dev/null
-		devRule("c", 1, 5, "rwm"),    // /dev/zero
-		devRule("c", 1, 7, "rwm"),    // /dev/full
-		devRule("c", 1, 8, "rwm"),    // /dev/random
-		devRule("c", 1, 9, "rwm"),    // /dev/urandom
-		devRule("c", 5, 0, "rwm"),    // /dev/tty
-		devRule("c", 5, 1, "rwm"),    // /dev/console
-		devRule("c", 5, 2, "rwm"),    // /dev/ptmx
-		devRule("c", 136, -1, "rwm"), // /dev/pts/*
-		devRule("c", 10, 200, "rwm"), // /dev/net/tun
-	}
-}
-
 func (c *conv) devices() error {
 	res := c.s.Linux.Resources
 	if c.svc.Privileged {
@@ -50,7 +29,7 @@ func (c *conv) devices() error {
 		c.s.Linux.Devices = devs
 		res.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 	} else {
-		res.Devices = DefaultDeviceRules()
+		res.Devices = runtime.DefaultDeviceRules()
 	}
 	for _, d := range c.svc.Devices {
 		perms := d.Permissions

@@ -1,16 +1,21 @@
 // Package specconv turns a compose service into an OCI runtime spec
 // (github.com/opencontainers/runtime-spec/specs-go) with Docker's
-// defaults: the 14 default capabilities, Docker's default seccomp profile
+// defaults: the 14 default capabilities (runtime.DefaultCapabilities), Docker's default seccomp profile
 // resolved for the final capability set, its masked and read-only paths,
 // default mounts (/proc, a tmpfs /dev, devpts, /dev/shm, mqueue, a
 // read-only sysfs and cgroup), the default device cgroup rules, and new
-// pid, ipc, uts, mount, cgroup and network namespaces.
+// pid, ipc, uts, mount, cgroup and network namespaces. The default
+// capabilities, masked and read-only paths and device rules are the
+// runtime's (supervisor/runtime), so both layers agree on one set.
 //
 // ToOCI only computes; it touches nothing except reading a custom seccomp
 // profile file, the host's device nodes (devices: and privileged) and
 // /proc/sys/kernel/cap_last_cap. What comes from elsewhere (the image's
 // config, the rootfs path, the network namespace netstack made, the cgroup
-// path, resolved volume and netstack mounts) arrives in Options.
+// path, and every mount of the service) arrives in Options. The service's
+// storage (volumes:, tmpfs:, secrets, configs) is the volumes package's:
+// volumes.Manager.Prepare turns it into mounts, which arrive in
+// Options.Mounts; ToOCI does not read spec.Service.Tmpfs or Mounts itself.
 //
 // Contract with the runtime (supervisor/runtime), beyond the OCI fields:
 //
@@ -25,7 +30,7 @@
 //   - Domainname is set in the spec; the runtime calls setdomainname(2).
 //   - HOME is not set here: like Docker, the runtime sets HOME from the
 //     user's passwd entry (default "/") when the environment has none.
-//   - AnnotationInit = "true" asks for a minimal reaper as pid 1 in front of
+//   - runtime.AnnotationInit = "true" asks for a minimal reaper as pid 1 in front of
 //     the command (init: true).
 //   - AnnotationStopSignal holds the signal that stops the container
 //     (stop_signal, else the image's StopSignal, else SIGTERM), as a name

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/spec"
+	"github.com/berth-dev/berth/volumes"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -46,7 +47,11 @@ func TestGolden(t *testing.T) {
 	o := baseOpts()
 	o.Image = ImageConfig{Entrypoint: []string{"/bin/busybox"}, Env: []string{"PATH=/bin"}}
 	o.NetNSPath = "/run/berth/netns/demo-web-1"
-	o.Mounts = []specs.Mount{{Destination: "/etc/resolv.conf", Type: "bind", Source: "/var/lib/berth/c/resolv.conf", Options: []string{"rbind", "ro"}}}
+	run, err := volumes.ParseTmpfs(svc.Tmpfs[0]) // as volumes.Prepare passes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Mounts = []specs.Mount{run, {Destination: "/etc/resolv.conf", Type: "bind", Source: "/var/lib/berth/c/resolv.conf", Options: []string{"rbind", "ro"}}}
 	s, warns := convert(t, svc, o)
 	if len(warns) != 0 {
 		t.Errorf("warnings: %q", warns)

@@ -7,35 +7,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-dev/berth/supervisor/runtime"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
-
-// DefaultMaskedPaths are Docker's masked paths (made unreadable inside the
-// container). Docker also masks /sys/devices/system/cpu/cpuN/thermal_throttle
-// where present; so does berth (see ToOCI).
-var DefaultMaskedPaths = []string{
-	"/proc/acpi",
-	"/proc/asound",
-	"/proc/interrupts",
-	"/proc/kcore",
-	"/proc/keys",
-	"/proc/latency_stats",
-	"/proc/sched_debug",
-	"/proc/scsi",
-	"/proc/timer_list",
-	"/proc/timer_stats",
-	"/sys/devices/virtual/powercap",
-	"/sys/firmware",
-}
-
-// DefaultReadonlyPaths are Docker's read-only paths.
-var DefaultReadonlyPaths = []string{
-	"/proc/bus",
-	"/proc/fs",
-	"/proc/irq",
-	"/proc/sys",
-	"/proc/sysrq-trigger",
-}
 
 // thermalThrottlePaths lists the host's per-CPU thermal_throttle
 // directories, which Docker masks too.
@@ -122,8 +96,8 @@ func (c *conv) security() error {
 	c.s.Process.NoNewPrivileges = opts.noNewPrivs
 
 	if !svc.Privileged && !opts.systemPathsOpen {
-		c.s.Linux.MaskedPaths = append(append([]string(nil), DefaultMaskedPaths...), thermalThrottlePaths()...)
-		c.s.Linux.ReadonlyPaths = append([]string(nil), DefaultReadonlyPaths...)
+		c.s.Linux.MaskedPaths = append(append([]string(nil), runtime.DefaultMaskedPaths...), thermalThrottlePaths()...)
+		c.s.Linux.ReadonlyPaths = append([]string(nil), runtime.DefaultReadonlyPaths...)
 	}
 
 	// Seccomp: Docker's default profile resolved for these

@@ -9,12 +9,12 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/spec"
+	"github.com/berth-dev/berth/supervisor/runtime"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Annotations berth sets on the spec for its own runtime.
 const (
-	AnnotationInit       = "berth.init"
 	AnnotationStopSignal = "berth.stop_signal"
 	AnnotationUser       = "berth.user"
 	AnnotationGroupAdd   = "berth.group_add"
@@ -63,12 +63,12 @@ type Options struct {
 	IPCNSPath string
 	// CgroupsPath is linux.cgroupsPath.
 	CgroupsPath string
-	// Mounts are extra mounts already resolved by the caller: volumes,
-	// binds, secrets and configs, /etc/resolv.conf, /etc/hosts,
-	// /etc/hostname. They override default mounts at the same destination.
-	// The service's volumes: entries (spec.Service.Mounts) are the
-	// caller's to resolve, tmpfs ones included (see TmpfsMount); only
-	// tmpfs: entries are converted here.
+	// Mounts are every mount of the service, as volumes.Prepare returns
+	// them (volumes:, tmpfs:, secrets and configs), plus what else the
+	// caller adds (/etc/resolv.conf, /etc/hosts, /etc/hostname). They
+	// override default mounts at the same destination. ToOCI reads
+	// neither spec.Service.Mounts nor spec.Service.Tmpfs: volumes owns
+	// the service's storage.
 	Mounts []specs.Mount
 }
 
@@ -395,7 +395,7 @@ func parseID(s string) (uint32, error) {
 
 func (c *conv) lifecycle() error {
 	if c.svc.Init {
-		c.s.Annotations[AnnotationInit] = "true"
+		c.s.Annotations[runtime.AnnotationInit] = "true"
 	}
 	sig := c.svc.StopSignal
 	field := "stop_signal"

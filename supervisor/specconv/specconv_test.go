@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/spec"
+	"github.com/berth-dev/berth/supervisor/runtime"
+	"github.com/berth-dev/berth/volumes"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -94,7 +96,7 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("%s not masked", p)
 		}
 	}
-	if !reflect.DeepEqual(s.Linux.ReadonlyPaths, DefaultReadonlyPaths) {
+	if !reflect.DeepEqual(s.Linux.ReadonlyPaths, runtime.DefaultReadonlyPaths) {
 		t.Errorf("readonly paths %v", s.Linux.ReadonlyPaths)
 	}
 	if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno {
@@ -106,10 +108,10 @@ func TestDefaults(t *testing.T) {
 	if s.Process.OOMScoreAdj == nil || *s.Process.OOMScoreAdj != 0 {
 		t.Errorf("oomScoreAdj = %v", s.Process.OOMScoreAdj)
 	}
-	if s.Annotations[AnnotationStopSignal] != "SIGTERM" || s.Annotations[AnnotationInit] != "" {
+	if s.Annotations[AnnotationStopSignal] != "SIGTERM" || s.Annotations[runtime.AnnotationInit] != "" {
 		t.Errorf("annotations = %v", s.Annotations)
 	}
-	if !reflect.DeepEqual(s.Linux.Resources.Devices, DefaultDeviceRules()) {
+	if !reflect.DeepEqual(s.Linux.Resources.Devices, runtime.DefaultDeviceRules()) {
 		t.Errorf("device rules = %+v", s.Linux.Resources.Devices)
 	}
 	if d := s.Linux.Resources.Devices[0]; d.Allow || d.Access != "rwm" || d.Type != "" {
@@ -152,16 +154,16 @@ func TestCapabilities(t *testing.T) {
 		privileged bool
 		want       []string
 	}{
-		{"add one", []string{"CAP_NET_ADMIN"}, nil, false, append(slices.Clone(DefaultCapabilities), "CAP_NET_ADMIN")},
-		{"add lower case, no prefix", []string{"sys_ptrace"}, nil, false, append(slices.Clone(DefaultCapabilities), "CAP_SYS_PTRACE")},
-		{"add a default again", []string{"CAP_CHOWN"}, nil, false, DefaultCapabilities},
-		{"drop two", nil, []string{"CAP_NET_RAW", "MKNOD"}, false, without(DefaultCapabilities, "CAP_NET_RAW", "CAP_MKNOD")},
+		{"add one", []string{"CAP_NET_ADMIN"}, nil, false, append(slices.Clone(runtime.DefaultCapabilities), "CAP_NET_ADMIN")},
+		{"add lower case, no prefix", []string{"sys_ptrace"}, nil, false, append(slices.Clone(runtime.DefaultCapabilities), "CAP_SYS_PTRACE")},
+		{"add a default again", []string{"CAP_CHOWN"}, nil, false, runtime.DefaultCapabilities},
+		{"drop two", nil, []string{"CAP_NET_RAW", "MKNOD"}, false, without(runtime.DefaultCapabilities, "CAP_NET_RAW", "CAP_MKNOD")},
 		{"drop ALL", nil, []string{"ALL"}, false, []string{}},
 		{"drop ALL add one", []string{"CAP_NET_BIND_SERVICE"}, []string{"ALL"}, false, []string{"CAP_NET_BIND_SERVICE"}},
 		{"add ALL", []string{"ALL"}, nil, false, all},
 		{"add ALL drop one", []string{"ALL"}, []string{"CAP_SYS_ADMIN"}, false, without(all, "CAP_SYS_ADMIN")},
 		{"add ALL drop ALL: add wins", []string{"ALL"}, []string{"ALL"}, false, all},
-		{"drop and add the same: add wins", []string{"CAP_KILL"}, []string{"CAP_KILL"}, false, append(without(DefaultCapabilities, "CAP_KILL"), "CAP_KILL")},
+		{"drop and add the same: add wins", []string{"CAP_KILL"}, []string{"CAP_KILL"}, false, append(without(runtime.DefaultCapabilities, "CAP_KILL"), "CAP_KILL")},
 		{"privileged", nil, []string{"ALL"}, true, all},
 	}
 	for _, c := range cases {
@@ -408,6 +410,16 @@ func TestSysctls(t *testing.T) {
 	}
 }
 
+func countMounts(s *specs.Spec, dest string) int {
+	n := 0
+	for _, m := range s.Mounts {
+		if m.Destination == dest {
+			n++
+		}
+	}
+	return n
+}
+
 func TestShmTmpfsMounts(t *testing.T) {
 	o := baseOpts()
 	o.Mounts = []specs.Mount{
@@ -415,7 +427,23 @@ func TestShmTmpfsMounts(t *testing.T) {
 		{Destination: "/etc/resolv.conf", Type: "bind", Source: "/run/berth/resolv.conf", Options: []string{"rbind", "ro"}},
 		{Destination: "/data", Type: "bind", Source: "/srv/data", Options: []string{"rbind"}},
 	}
-	s, _ := convert(t, spec.Service{ShmSize: 1 << 30, Tmpfs: []string{"/run", "/cache:size=10m,mode=0700,exec,uid=1000"}}, o)
+	// The service's tmpfs: entries reach ToOCI once, as the mounts
+	// volumes.Prepare made of them; ToOCI must not add them a second time
+	// (it used to, and every service with tmpfs: failed with "two mounts").
+	tmpfs := []string{"/run", "/cache:size=10m,mode=0700,exec,uid=1000"}
+	for _, e := range tmpfs {
+		m, err := volumes.ParseTmpfs(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Mounts = append(o.Mounts, m)
+	}
+	s, _ := convert(t, spec.Service{ShmSize: 1 << 30, Tmpfs: tmpfs}, o)
+	for _, d := range []string{"/run", "/cache"} {
+		if n := countMounts(s, d); n != 1 {
+			t.Errorf("%d mounts at %s, want 1", n, d)
+		}
+	}
 	byDest := map[string]specs.Mount{}
 	var order []string
 	for _, m := range s.Mounts {
@@ -431,6 +459,10 @@ func TestShmTmpfsMounts(t *testing.T) {
 	if c := byDest["/cache"]; !reflect.DeepEqual(c.Options, []string{"nosuid", "nodev", "size=10m", "mode=0700", "exec", "uid=1000"}) {
 		t.Errorf("/cache = %+v", c)
 	}
+	// A tmpfs: entry alone, without its mount in Options.Mounts, adds nothing.
+	if s, _ := convert(t, spec.Service{Tmpfs: []string{"/run"}}, baseOpts()); countMounts(s, "/run") != 0 {
+		t.Errorf("ToOCI converted tmpfs: itself: %+v", s.Mounts)
+	}
 	if slices.Index(order, "/data") > slices.Index(order, "/data/sub") {
 		t.Errorf("mount order %v: /data must come before /data/sub", order)
 	}
@@ -441,16 +473,12 @@ func TestShmTmpfsMounts(t *testing.T) {
 	// A user /dev/shm replaces the default one.
 	o.Mounts = []specs.Mount{{Destination: "/dev/shm", Type: "bind", Source: "/run/other/shm", Options: []string{"rbind"}}}
 	s, _ = convert(t, spec.Service{}, o)
-	n := 0
 	for _, m := range s.Mounts {
-		if m.Destination == "/dev/shm" {
-			n++
-			if m.Source != "/run/other/shm" {
-				t.Errorf("/dev/shm = %+v", m)
-			}
+		if m.Destination == "/dev/shm" && m.Source != "/run/other/shm" {
+			t.Errorf("/dev/shm = %+v", m)
 		}
 	}
-	if n != 1 {
+	if n := countMounts(s, "/dev/shm"); n != 1 {
 		t.Errorf("%d mounts at /dev/shm", n)
 	}
 	// ipc: host shares the host's /dev/shm.
@@ -461,26 +489,16 @@ func TestShmTmpfsMounts(t *testing.T) {
 		}
 	}
 
-	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"run"}}, baseOpts()), `service "web": tmpfs: "run": the path must be absolute`)
-	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run:size=big"}}, baseOpts()), `service "web": tmpfs: "/run:size=big": invalid size "big"`)
-	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run:mode=999"}}, baseOpts()), `invalid mode "999"`)
-	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run:bogus"}}, baseOpts()), `unknown tmpfs option "bogus"`)
-	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run", "/run/"}}, baseOpts()), `service "web": tmpfs: two mounts at /run`)
 	o = baseOpts()
-	o.Mounts = []specs.Mount{{Destination: "/run", Type: "bind", Source: "/x"}}
-	wantErr(t, convertErr(t, spec.Service{Tmpfs: []string{"/run"}}, o), `service "web": volumes: two mounts at /run`)
+	o.Mounts = []specs.Mount{{Destination: "/run", Type: "bind", Source: "/x"}, {Destination: "/run/", Type: "tmpfs", Source: "tmpfs"}}
+	wantErr(t, convertErr(t, spec.Service{}, o), `service "web": volumes: two mounts at /run`)
 	o.Mounts = []specs.Mount{{Destination: "data", Type: "bind", Source: "/x"}}
 	wantErr(t, convertErr(t, spec.Service{}, o), `service "web": volumes: mount target "data" is not an absolute path`)
-
-	m, err := TmpfsMount(spec.Mount{Type: spec.MountTmpfs, Target: "/t", TmpfsSize: 1 << 20, TmpfsMode: 0o700, ReadOnly: true})
-	if err != nil || !reflect.DeepEqual(m.Options, []string{"nosuid", "nodev", "noexec", "ro", "size=1048576", "mode=700"}) {
-		t.Errorf("TmpfsMount = %+v, %v", m, err)
-	}
 }
 
 func TestInitStopSignal(t *testing.T) {
 	s, _ := convert(t, spec.Service{Init: true, StopSignal: "SIGQUIT"}, baseOpts())
-	if s.Annotations[AnnotationInit] != "true" || s.Annotations[AnnotationStopSignal] != "SIGQUIT" {
+	if s.Annotations[runtime.AnnotationInit] != "true" || s.Annotations[AnnotationStopSignal] != "SIGQUIT" {
 		t.Errorf("annotations %v", s.Annotations)
 	}
 	o := baseOpts()
