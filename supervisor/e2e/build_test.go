@@ -17,7 +17,8 @@ import (
 
 // newBuildStack runs examples/build from a copy of it in a temporary
 // directory (the tests edit its www/index.html), under project name
-// build-e2e<pid><suffix>, publishing on a free port of 127.0.0.1.
+// build-e2e<pid><suffix>, publishing on a free port of 127.0.0.1. The
+// tests give a random suffix: each run's image must be missing at first.
 func newBuildStack(t *testing.T, suffix string) (s *stackEnv, port int) {
 	t.Helper()
 	// Made before newStack, so that it is still there for down in
@@ -72,17 +73,23 @@ func waitPage(t *testing.T, port int, want string) {
 	}
 }
 
-// up -d --build builds the service's image from its Dockerfile and runs
-// it; after an edit of the copied file, up -d --build again rebuilds and
+// run builds a missing image; up -d --build builds the service's image
+// from its Dockerfile (again) and runs it; after an edit of the copied file, up -d --build again rebuilds and
 // recreates the container (its image changed), and the page changes. A
 // plain up -d afterwards neither builds nor recreates.
 func TestUpBuild(t *testing.T) {
-	s, port := newBuildStack(t, "")
+	s, port := newBuildStack(t, fmt.Sprintf("b%d", rand.IntN(1e6)))
 	name := s.project + "-web-1"
 	v1 := fmt.Sprintf("build v1 %d", rand.IntN(1e6))
 	s.writePage(v1)
 
-	r := s.must("up", "-d", "--build")
+	// run builds the missing image first, as up does.
+	r := s.must("run", "--rm", "web", "cat", "/www/index.html")
+	if strings.TrimSpace(r.stdout) != v1 || !strings.Contains(r.stderr, "Service web Built: ") {
+		t.Errorf("run --rm on an unbuilt service: %s", r)
+	}
+
+	r = s.must("up", "-d", "--build")
 	if !strings.Contains(r.stderr, "COPY www/ /www/") || !strings.Contains(r.stderr, "Service web Built: ") {
 		t.Errorf("up -d --build shows no build:\n%s", r.stderr)
 	}
@@ -120,6 +127,11 @@ func TestUpBuild(t *testing.T) {
 		t.Errorf("up -d --no-build recreated the container: %+v", c)
 	}
 
+	// run uses the built image too.
+	if r := s.must("run", "--rm", "web", "cat", "/www/index.html"); strings.TrimSpace(r.stdout) != v2 || strings.Contains(r.stderr, "Built") {
+		t.Errorf("run --rm web cat /www/index.html: %s", r)
+	}
+
 	s.must("down")
 	if ps := s.ps(); len(ps) != 0 {
 		t.Errorf("after down ps -a lists %+v", ps)
@@ -133,7 +145,6 @@ func TestUpBuild(t *testing.T) {
 // edit of a synced file reaches the running container, and Ctrl-C stops
 // the stack and the watch.
 func TestUpWatch(t *testing.T) {
-	// A project of its own per run: its image must be missing at first.
 	s, port := newBuildStack(t, fmt.Sprintf("w%d", rand.IntN(1e6)))
 	name := s.project + "-web-1"
 	v1 := fmt.Sprintf("watch v1 %d", rand.IntN(1e6))
