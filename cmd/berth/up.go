@@ -261,14 +261,19 @@ func runUp(cmd *cobra.Command, g *globalOptions, p *spec.Project, services []str
 	}
 	// up --watch: the watch session runs alongside the attached output
 	// until the attachment ends (Ctrl-C, or every container stopped).
+	// A watch that fails is reported at once; the containers stay
+	// attached.
 	wctx, wcancel := context.WithCancel(context.Background())
-	werr := make(chan error, 1)
-	go func() { werr <- runWatch(wctx, g, p, services, cmd.OutOrStdout()) }()
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		if err := runWatch(wctx, g, p, services, cmd.OutOrStdout()); err != nil && wctx.Err() == nil {
+			fmt.Fprintln(errw, "berth: watch:", err)
+		}
+	}()
 	err = a.run()
 	wcancel()
-	if e := <-werr; e != nil && wctx.Err() == nil {
-		fmt.Fprintln(errw, "berth: watch:", e)
-	}
+	<-wdone
 	return err
 }
 
