@@ -211,12 +211,23 @@ func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 // resolveImage finds the service's image, pulling it per pull_policy.
 func (e *Engine) resolveImage(ctx context.Context, svc *spec.Service) (*image.Image, error) {
 	if svc.Image == "" {
-		return nil, fmt.Errorf("service %q has no image (build: is not supported by the engine)", svc.Name)
+		if svc.Build != nil {
+			return nil, fmt.Errorf("service %q has no image: its build: section was not built (run `berth up --build` or `berth build`)", svc.Name)
+		}
+		return nil, fmt.Errorf("service %q has no image", svc.Name)
 	}
 	img, err := e.cfg.Images.Get(svc.Image)
 	missing := errors.Is(err, image.ErrNotFound)
 	if err != nil && !missing {
 		return nil, err
+	}
+	// An image built from a build: section is made by the CLI before up
+	// (its name often exists nowhere else): it is never pulled here.
+	if svc.Build != nil || svc.PullPolicy == "build" {
+		if missing {
+			return nil, fmt.Errorf("service %q: image %q is not built (run `berth up --build` or `berth build %s`): %w", svc.Name, svc.Image, svc.Name, err)
+		}
+		return img, nil
 	}
 	pull := false
 	switch svc.PullPolicy {

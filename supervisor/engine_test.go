@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/spec"
+	"github.com/berth-dev/berth/supervisor/image"
 )
 
 func TestParseSignal(t *testing.T) {
@@ -207,5 +208,38 @@ func TestWaitConditionEvents(t *testing.T) {
 func TestNewEngineNeedsEverything(t *testing.T) {
 	if _, err := NewEngine(EngineConfig{Root: t.TempDir()}); err == nil {
 		t.Fatal("NewEngine without managers: no error")
+	}
+}
+
+// A build: service's image is made by the CLI (up --build); the engine
+// never pulls it (its name is often nowhere else) and says what to run
+// when it is missing. The store is empty: any pull would be tried and
+// reported as a pull error instead.
+func TestResolveImageOfBuildService(t *testing.T) {
+	st, err := image.Open(filepath.Join(t.TempDir(), "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pulls int
+	e := &Engine{cfg: EngineConfig{Images: st, Events: func(ev Event) {
+		if ev.Action == "pull" {
+			pulls++
+		}
+	}}}
+	for _, tc := range []struct {
+		svc  spec.Service
+		want string
+	}{
+		{spec.Service{Name: "app", Build: &spec.Build{Context: "."}}, "its build: section was not built (run `berth up --build`"},
+		{spec.Service{Name: "app", Image: "demo-app", Build: &spec.Build{Context: "."}}, `service "app": image "demo-app" is not built (run ` + "`berth up --build` or `berth build app`)"},
+		{spec.Service{Name: "app", Image: "demo-app", PullPolicy: "build"}, "is not built"},
+	} {
+		_, err := e.resolveImage(context.Background(), &tc.svc)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want %q", tc.svc, err, tc.want)
+		}
+	}
+	if pulls != 0 {
+		t.Errorf("%d pulls of built images", pulls)
 	}
 }

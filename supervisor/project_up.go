@@ -217,7 +217,8 @@ func (d *Daemon) upLocked(ctx context.Context, p *spec.Project, services []strin
 		if svc.Image == "" {
 			continue
 		}
-		if o.Pull == "always" && !pulled[svc.Image] && (len(services) == 0 || contains(services, svc.Name)) {
+		// Built images (build: sections, built by the CLI) are not pulled.
+		if o.Pull == "always" && svc.Build == nil && svc.PullPolicy != "build" && !pulled[svc.Image] && (len(services) == 0 || contains(services, svc.Name)) {
 			pulled[svc.Image] = true
 			send(api.Event{Time: time.Now().UTC(), Project: p.Name, Service: svc.Name, Action: "pull", Status: "working", Message: svc.Image})
 			if _, err := d.images.Pull(ctx, svc.Image, d.cfg.PullOptions); err != nil {

@@ -26,6 +26,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		name         string
 		entrypoint   string
 		servicePorts bool
+		build        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run [OPTIONS] SERVICE [COMMAND] [ARG...]",
@@ -52,6 +53,17 @@ not interactive); its output is printed as it comes.`,
 			if err := st.checkServices([]string{service}); err != nil {
 				return err
 			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			errw := cmd.ErrOrStderr()
+			// A build: service's image is built first when missing (or
+			// always with --build), as up does.
+			if p, err = ensureImages(ctx, g, p, []string{service}, noDeps, ensureOptions{force: build, progress: errw, status: errw}); err != nil {
+				if ctx.Err() != nil {
+					return &exitError{code: 130, err: errors.New("interrupted")}
+				}
+				return err
+			}
 			c, err := dial(g)
 			if err != nil {
 				return err
@@ -68,9 +80,6 @@ not interactive); its output is printed as it comes.`,
 					req.Entrypoint = []string{entrypoint}
 				}
 			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			errw := cmd.ErrOrStderr()
 			if !detach && !noTTY && term.IsTerminal(int(os.Stdin.Fd())) {
 				fmt.Fprintln(errw, "berth: note: run is not interactive: the container's stdin is not connected (use -T to silence this)")
 			}
@@ -129,6 +138,7 @@ not interactive); its output is printed as it comes.`,
 	f.StringVar(&name, "name", "", "container name (default PROJECT-SERVICE-run-ID)")
 	f.StringVar(&entrypoint, "entrypoint", "", "override the image's entrypoint")
 	f.BoolVarP(&servicePorts, "service-ports", "P", false, "publish the service's ports")
+	f.BoolVar(&build, "build", false, "build the service's image (build: section) before running")
 	f.BoolP("interactive", "i", true, "accepted for Compose compatibility (stdin is not connected)")
 	return cmd
 }

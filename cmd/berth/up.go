@@ -19,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/scheduler"
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/api"
+	"github.com/berth-dev/berth/supervisor/watch"
 )
 
 func init() { register(newUpCmd) }
@@ -41,6 +42,10 @@ type upFlags struct {
 	noColor       bool
 	noLogPrefix   bool
 	timestamps    bool
+	build         bool
+	noBuild       bool
+	quietBuild    bool
+	watch         bool
 }
 
 // validate checks the flags against each other, as Compose does.
@@ -63,6 +68,10 @@ func (f *upFlags) validate() error {
 		return errors.New("--no-start and --wait are incompatible")
 	case f.noStart && f.abortOnExit:
 		return errors.New("--no-start and --abort-on-container-exit are incompatible")
+	case f.build && f.noBuild:
+		return errors.New("--build and --no-build are incompatible")
+	case f.watch && f.noStart:
+		return errors.New("--watch and --no-start are incompatible")
 	case f.waitTimeout < 0:
 		return fmt.Errorf("--wait-timeout: %d is negative", f.waitTimeout)
 	}
@@ -140,6 +149,10 @@ gracefully; a second Ctrl-C kills it.`,
 	fs.BoolVar(&f.noColor, "no-color", false, "no colours in attached output")
 	fs.BoolVar(&f.noLogPrefix, "no-log-prefix", false, "no container name before attached output lines")
 	fs.BoolVar(&f.timestamps, "timestamps", false, "show timestamps in attached output")
+	fs.BoolVar(&f.build, "build", false, "build the images of services with a build: section before starting them")
+	fs.BoolVar(&f.noBuild, "no-build", false, "build no image, even when missing or pull_policy is build")
+	fs.BoolVar(&f.quietBuild, "quiet-build", false, "print no build output")
+	fs.BoolVarP(&f.watch, "watch", "w", false, "watch the develop.watch paths and sync, restart or rebuild as they change (until Ctrl-C)")
 	return cmd
 }
 
@@ -159,6 +172,27 @@ func runUp(cmd *cobra.Command, g *globalOptions, p *spec.Project, services []str
 	if err := st.checkServices(services); err != nil {
 		return err
 	}
+	if f.watch {
+		// Bad or missing rules fail before anything is brought up.
+		if err := watch.Validate(p, services); err != nil {
+			return err
+		}
+	}
+
+	ctx, cancel := signalContext()
+	defer cancel()
+	errw := cmd.ErrOrStderr()
+	eo := ensureOptions{force: f.build, noBuild: f.noBuild, progress: errw, status: errw}
+	if f.quietBuild {
+		eo.progress, eo.status = nil, nil
+	}
+	p, err := ensureImages(ctx, g, p, services, f.noDeps, eo)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &exitError{code: 130, err: errors.New("interrupted")}
+		}
+		return err
+	}
 	c, err := dial(g)
 	if err != nil {
 		return err
@@ -173,8 +207,6 @@ func runUp(cmd *cobra.Command, g *globalOptions, p *spec.Project, services []str
 	}}
 	req.Options.Timeout = f.timeout.d
 
-	ctx, cancel := signalContext()
-	defer cancel()
 	attached := !f.detach && !f.noStart
 	var a *attachment
 	if attached {
@@ -193,7 +225,6 @@ func runUp(cmd *cobra.Command, g *globalOptions, p *spec.Project, services []str
 		defer a.close()
 	}
 
-	errw := cmd.ErrOrStderr()
 	prog := newProgress(errw, isTerminal(errw), "Running")
 	res, err := c.Up(ctx, req, prog.Event)
 	prog.Done()
@@ -219,10 +250,41 @@ func runUp(cmd *cobra.Command, g *globalOptions, p *spec.Project, services []str
 		return err
 	}
 	if !attached {
+		if f.watch {
+			return watchUntilInterrupt(ctx, g, p, services, cmd.OutOrStdout())
+		}
 		return nil
 	}
 	cancel() // from here on, signals are the attachment's
-	return a.run()
+	if !f.watch {
+		return a.run()
+	}
+	// up --watch: the watch session runs alongside the attached output
+	// until the attachment ends (Ctrl-C, or every container stopped).
+	// A watch that fails is reported at once; the containers stay
+	// attached.
+	wctx, wcancel := context.WithCancel(context.Background())
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		if err := runWatch(wctx, g, p, services, cmd.OutOrStdout()); err != nil && wctx.Err() == nil {
+			fmt.Fprintln(errw, "berth: watch:", err)
+		}
+	}()
+	err = a.run()
+	wcancel()
+	<-wdone
+	return err
+}
+
+// watchUntilInterrupt runs the watch session of `up -d --watch` until
+// Ctrl-C, which ends it cleanly (exit 0; the stack keeps running).
+func watchUntilInterrupt(ctx context.Context, g *globalOptions, p *spec.Project, services []string, out io.Writer) error {
+	err := runWatch(ctx, g, p, services, out)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // attachment is `up` without -d after the containers started: it prints

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -54,7 +53,8 @@ Stop with Ctrl-C.`,
 			if !noUp {
 				// Services with build: need their image before up (as
 				// `berth up` does, building only when it is missing).
-				if p, err = watchEnsureImages(ctx, g, p, cmd.ErrOrStderr()); err != nil {
+				errw := cmd.ErrOrStderr()
+				if p, err = ensureImages(ctx, g, p, args, false, ensureOptions{progress: errw, status: errw}); err != nil {
 					return err
 				}
 				c, err := dial(g)
@@ -77,36 +77,6 @@ Stop with Ctrl-C.`,
 	po.addFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&noUp, "no-up", false, "do not bring the services up before watching")
 	return cmd
-}
-
-// watchEnsureImages builds the images of p's services that have a build:
-// section and no stored image yet, and returns p with those services'
-// image set to what they run (p itself is not changed).
-func watchEnsureImages(ctx context.Context, g *globalOptions, p *spec.Project, progress io.Writer) (*spec.Project, error) {
-	var b *build.Builder
-	cp := *p
-	cp.Services = slices.Clone(p.Services)
-	for i := range cp.Services {
-		svc := &cp.Services[i]
-		if svc.Build == nil {
-			continue
-		}
-		if b == nil {
-			st, err := openImageStore(g)
-			if err != nil {
-				return nil, err
-			}
-			if b, err = build.New(g.Root, st, nil); err != nil {
-				return nil, err
-			}
-		}
-		ref, _, err := b.EnsureService(ctx, &cp, svc, build.ServiceOptions{Progress: progress}, false)
-		if err != nil {
-			return nil, fmt.Errorf("service %q: build: %w", svc.Name, err)
-		}
-		svc.Image = ref
-	}
-	return &cp, nil
 }
 
 // runWatch watches the develop.watch rules of services (every service
