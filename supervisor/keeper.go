@@ -38,3 +38,7 @@ type ExitRecord struct {
 	Signal int    `json:"signal"`
 	Time   string `json:"time"` // RFC 3339, UTC
 }
+
+// errAlreadyLocked reports that another process holds a lock taken by
+// lockFile.
+var errAlreadyLocked = errors.New("locked by another process")

@@ -176,8 +176,6 @@ func lockFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-var errAlreadyLocked = errors.New("locked by another process")
-
 // startDaemon forks and execs argv without letting os/exec wait for it:
 // the reaper loop reaps it with every other child.
 func startDaemon(argv []string) (int, error) {

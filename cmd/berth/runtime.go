@@ -418,17 +418,8 @@ func waitForeground(ctx context.Context, console *os.File, forward func(syscall.
 	}()
 	if console != nil {
 		// Our terminal goes raw while it feeds the container's pty.
-		if old, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS); err == nil {
-			raw := *old
-			raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-			raw.Oflag &^= unix.OPOST
-			raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-			raw.Cflag &^= unix.CSIZE | unix.PARENB
-			raw.Cflag |= unix.CS8
-			raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
-			if unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, &raw) == nil {
-				defer unix.IoctlSetTermios(int(os.Stdin.Fd()), unix.TCSETS, old)
-			}
+		if restore, err := makeRaw(int(os.Stdin.Fd())); err == nil {
+			defer restore()
 		}
 		go func() { _, _ = io.Copy(console, os.Stdin) }()
 		go func() { _, _ = io.Copy(os.Stdout, console) }()

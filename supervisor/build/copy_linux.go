@@ -66,9 +66,6 @@ func secureJoin(root, p string) (string, error) {
 	return filepath.Join(root, resolved), nil
 }
 
-// owner is a uid/gid pair; nil means "keep the source's" or root.
-type owner struct{ uid, gid int }
-
 // parseChown resolves a --chown value against the rootfs's /etc/passwd and
 // /etc/group. A user alone gets its primary group (for a number, the same
 // number), as in Docker.
@@ -140,12 +137,6 @@ func lookupColon(rootfs, file, name string) ([]string, bool, error) {
 		}
 	}
 	return nil, false, sc.Err()
-}
-
-// copyOpts are a COPY's --chown and --chmod.
-type copyOpts struct {
-	own  *owner
-	mode *os.FileMode
 }
 
 // copyInto copies the matched paths of src to dest (absolute in the image)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/supervisor/runtime"
@@ -125,19 +124,6 @@ type exitError struct{ code int }
 
 func (e *exitError) Error() string {
 	return "process did not complete successfully: exit code: " + strconv.Itoa(e.code)
-}
-
-// runSpec is what a RUN container gets.
-type runSpec struct {
-	args    []string
-	env     []string
-	cwd     string
-	user    string
-	network string
-	shmSize int64
-	mounts  []*instructions.Mount
-	binds   []specs.Mount // read-only binds, sources resolved on the host
-	out     *lineWriter
 }
 
 // runContainer runs one RUN step in rootfs and returns its exit code. Mount
@@ -320,30 +306,6 @@ func missingChain(rootfs, p string) []string {
 		out = append([]string{d}, out...)
 	}
 	return out
-}
-
-// runArgs is the command a RUN runs. Heredocs follow BuildKit: a RUN that
-// is only "<<EOF" runs the document's text with the shell; otherwise the
-// command and its documents go to the shell whole, which reads them as
-// shell heredocs.
-func (st *stageState) runArgs(c *instructions.RunCommand) ([]string, error) {
-	if len(c.Files) == 0 {
-		return st.cmdline(c.ShellDependantCmdLine), nil
-	}
-	if !c.PrependShell || len(c.CmdLine) != 1 {
-		return nil, errors.New("RUN: heredocs need the shell form")
-	}
-	if h := parser.MustParseHeredoc(c.CmdLine[0]); h != nil && len(c.Files) == 1 {
-		if strings.HasPrefix(c.Files[0].Data, "#!") {
-			return nil, fmt.Errorf("RUN heredoc with a #! interpreter line: %w", ErrNotSupported)
-		}
-		return append(append([]string(nil), st.shell...), c.Files[0].Data), nil
-	}
-	full := c.CmdLine[0]
-	for _, f := range c.Files {
-		full += "\n" + f.Data + f.Name
-	}
-	return append(append([]string(nil), st.shell...), full), nil
 }
 
 // bindMount resolves RUN --mount=type=bind: its source in the context (or

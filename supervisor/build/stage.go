@@ -581,3 +581,12 @@ func cmdText(c instructions.Command) string {
 	}
 	return c.Name()
 }
+
+// owner is a uid/gid pair; nil means "keep the source's" or root.
+type owner struct{ uid, gid int }
+
+// copyOpts are a COPY's --chown and --chmod.
+type copyOpts struct {
+	own  *owner
+	mode *os.FileMode
+}

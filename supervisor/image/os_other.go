@@ -13,6 +13,8 @@ var ErrNeedRoot = ErrNotSupported
 
 var testHookUnpackEntry func(name string)
 
+var testForceLegacyMount bool
+
 func decompress(r io.Reader) (io.ReadCloser, error) { return nil, ErrNotSupported }
 
 func unpackTar(r io.Reader, dir string) (string, error) { return "", ErrNotSupported }

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -15,5 +16,15 @@ func requirePrivileged(t testing.TB) {
 	}
 	if os.Geteuid() != 0 {
 		t.Fatal("BERTH_PRIVILEGED=1 needs root")
+	}
+}
+
+func write(t testing.TB, p, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

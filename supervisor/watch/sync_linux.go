@@ -41,19 +41,6 @@ func openInRoot(rootfd int, p string, flags int) (int, error) {
 	}
 }
 
-// SyncResult counts what one sync did.
-type SyncResult struct {
-	Written int // files and symlinks written
-	Deleted int // paths deleted (a directory counts once)
-	Dirs    int // directories made
-}
-
-func (r *SyncResult) add(o SyncResult) {
-	r.Written += o.Written
-	r.Deleted += o.Deleted
-	r.Dirs += o.Dirs
-}
-
 // Sync makes the container's target mirror hostRoot at the given paths
 // (slash paths relative to hostRoot; "." is hostRoot itself): what exists
 // on the host is written (files, symlinks) or made (directories), what

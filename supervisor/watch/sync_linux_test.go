@@ -10,16 +10,6 @@ import (
 	"testing"
 )
 
-func write(t testing.TB, p, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func readOr(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)

@@ -64,3 +64,16 @@ type errNoHostPath string
 func (e errNoHostPath) Error() string {
 	return "mount " + string(e) + " has no host path and the container is not running"
 }
+
+// SyncResult counts what one sync did.
+type SyncResult struct {
+	Written int // files and symlinks written
+	Deleted int // paths deleted (a directory counts once)
+	Dirs    int // directories made
+}
+
+func (r *SyncResult) add(o SyncResult) {
+	r.Written += o.Written
+	r.Deleted += o.Deleted
+	r.Dirs += o.Dirs
+}
