@@ -111,6 +111,43 @@ func (s *stack) checkServices(services []string) error {
 	return fmt.Errorf("no such services: %s", strings.Join(quoteAll(missing), ", "))
 }
 
+// resolveServices finds the project, as resolve does, and checks that it
+// has every named service.
+func (o *projectOptions) resolveServices(ctx context.Context, services []string) (*stack, error) {
+	st, err := o.resolve(ctx, services)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.checkServices(services); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// dialProject finds the project and checks its services (resolveServices),
+// then dials the daemon. The caller closes the client.
+func dialProject(ctx context.Context, g *globalOptions, po *projectOptions, services []string) (*stack, *api.Client, error) {
+	st, err := po.resolveServices(ctx, services)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := dial(g)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, c, nil
+}
+
+// serviceContainers asks the daemon for every container of project,
+// stopped ones too, and returns those of services (see containersOf).
+func serviceContainers(ctx context.Context, c *api.Client, project string, services []string) ([]api.ContainerSummary, error) {
+	all, err := c.Ps(ctx, project, true)
+	if err != nil {
+		return nil, err
+	}
+	return containersOf(all, services)
+}
+
 func quoteAll(ss []string) []string {
 	out := make([]string, len(ss))
 	for i, s := range ss {

@@ -86,14 +86,7 @@ func newEventsCmd(g *globalOptions) *cobra.Command {
 		Use:   "events [OPTIONS] [SERVICE...]",
 		Short: "Stream the container events of a project",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := po.resolve(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			if err := st.checkServices(args); err != nil {
-				return err
-			}
-			c, err := dial(g)
+			st, c, err := dialProject(cmd.Context(), g, &po, args)
 			if err != nil {
 				return err
 			}

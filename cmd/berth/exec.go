@@ -178,11 +178,8 @@ func newExecCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			service := args[0]
-			st, err := po.resolve(cmd.Context(), []string{service})
+			st, err := po.resolveServices(cmd.Context(), []string{service})
 			if err != nil {
-				return err
-			}
-			if err := st.checkServices([]string{service}); err != nil {
 				return err
 			}
 			rt, err := openRuntime(g)

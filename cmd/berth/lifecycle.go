@@ -40,14 +40,7 @@ type lifecycleSpec struct {
 // runLifecycle acts on the containers of services (all when empty), with
 // progress on stderr.
 func runLifecycle(cmd *cobra.Command, g *globalOptions, po *projectOptions, services []string, ls lifecycleSpec, req api.ContainerRequest) error {
-	st, err := po.resolve(cmd.Context(), services)
-	if err != nil {
-		return err
-	}
-	if err := st.checkServices(services); err != nil {
-		return err
-	}
-	c, err := dial(g)
+	st, c, err := dialProject(cmd.Context(), g, po, services)
 	if err != nil {
 		return err
 	}
@@ -58,11 +51,7 @@ func runLifecycle(cmd *cobra.Command, g *globalOptions, po *projectOptions, serv
 	if ls.project {
 		return projectAction(cmd.Context(), c, st.Name, ls.action, api.ProjectRequest{Services: services, Timeout: req.Timeout}, prog, errw)
 	}
-	all, err := c.Ps(cmd.Context(), st.Name, true)
-	if err != nil {
-		return err
-	}
-	cs, err := containersOf(all, services)
+	cs, err := serviceContainers(cmd.Context(), c, st.Name, services)
 	if err != nil {
 		return err
 	}
@@ -164,24 +153,13 @@ func newRmCmd(g *globalOptions) *cobra.Command {
 		Use:   "rm [OPTIONS] [SERVICE...]",
 		Short: "Remove a project's stopped containers",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := po.resolve(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			if err := st.checkServices(args); err != nil {
-				return err
-			}
-			c, err := dial(g)
+			st, c, err := dialProject(cmd.Context(), g, &po, args)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			errw := cmd.ErrOrStderr()
-			all, err := c.Ps(cmd.Context(), st.Name, true)
-			if err != nil {
-				return err
-			}
-			cs, err := containersOf(all, args)
+			cs, err := serviceContainers(cmd.Context(), c, st.Name, args)
 			if err != nil {
 				return err
 			}
@@ -194,10 +172,7 @@ func newRmCmd(g *globalOptions) *cobra.Command {
 					if err != nil {
 						return err
 					}
-					if all, err = c.Ps(cmd.Context(), st.Name, true); err != nil {
-						return err
-					}
-					if cs, err = containersOf(all, args); err != nil {
+					if cs, err = serviceContainers(cmd.Context(), c, st.Name, args); err != nil {
 						return err
 					}
 				}

@@ -48,29 +48,18 @@ func newLogsCmd(g *globalOptions) *cobra.Command {
 			if index > 0 && len(args) != 1 {
 				return fmt.Errorf("--index needs exactly one service")
 			}
-			st, err := po.resolve(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			if err := st.checkServices(args); err != nil {
-				return err
-			}
-			c, err := dial(g)
+			st, c, err := dialProject(cmd.Context(), g, &po, args)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			all, err := c.Ps(cmd.Context(), st.Name, true)
-			if err != nil {
-				return err
-			}
-			cs, err := containersOf(all, args)
+			cs, err := serviceContainers(cmd.Context(), c, st.Name, args)
 			if err != nil {
 				return err
 			}
 			req := api.LogsRequest{Project: st.Name, Services: args, Follow: follow, Tail: n, Since: sinceT}
 			if index > 0 {
-				one, err := containerByIndex(all, args[0], index)
+				one, err := containerByIndex(cs, args[0], index)
 				if err != nil {
 					return err
 				}

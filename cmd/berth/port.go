@@ -53,14 +53,7 @@ func newPortCmd(g *globalOptions) *cobra.Command {
 			if index < 1 {
 				return fmt.Errorf("--index: %d is not a replica number (1, 2, ...)", index)
 			}
-			st, err := po.resolve(cmd.Context(), []string{service})
-			if err != nil {
-				return err
-			}
-			if err := st.checkServices([]string{service}); err != nil {
-				return err
-			}
-			c, err := dial(g)
+			st, c, err := dialProject(cmd.Context(), g, &po, []string{service})
 			if err != nil {
 				return err
 			}

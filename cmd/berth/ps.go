@@ -38,14 +38,7 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 					return fmt.Errorf("--status: unknown state %q (want one of %s)", s, strings.Join(containerStates, ", "))
 				}
 			}
-			st, err := po.resolve(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			if err := st.checkServices(args); err != nil {
-				return err
-			}
-			c, err := dial(g)
+			st, c, err := dialProject(cmd.Context(), g, &po, args)
 			if err != nil {
 				return err
 			}

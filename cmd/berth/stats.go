@@ -169,11 +169,8 @@ func newStatsCmd(g *globalOptions) *cobra.Command {
 			default:
 				return fmt.Errorf("--format: unknown format %q (want table or json)", format)
 			}
-			st, err := po.resolve(cmd.Context(), args)
+			st, err := po.resolveServices(cmd.Context(), args)
 			if err != nil {
-				return err
-			}
-			if err := st.checkServices(args); err != nil {
 				return err
 			}
 			rt, err := openRuntime(g)

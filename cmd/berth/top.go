@@ -153,11 +153,8 @@ func newTopCmd(g *globalOptions) *cobra.Command {
 		Use:   "top [SERVICE...]",
 		Short: "Show the processes running in a project's containers",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := po.resolve(cmd.Context(), args)
+			st, err := po.resolveServices(cmd.Context(), args)
 			if err != nil {
-				return err
-			}
-			if err := st.checkServices(args); err != nil {
 				return err
 			}
 			rt, err := openRuntime(g)

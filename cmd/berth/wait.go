@@ -23,23 +23,12 @@ func newWaitCmd(g *globalOptions) *cobra.Command {
 it comes. berth exits with the exit code of the first container that stopped.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := po.resolve(cmd.Context(), args)
-			if err != nil {
-				return err
-			}
-			if err := st.checkServices(args); err != nil {
-				return err
-			}
-			c, err := dial(g)
+			st, c, err := dialProject(cmd.Context(), g, &po, args)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			all, err := c.Ps(cmd.Context(), st.Name, true)
-			if err != nil {
-				return err
-			}
-			cs, err := containersOf(all, args)
+			cs, err := serviceContainers(cmd.Context(), c, st.Name, args)
 			if err != nil {
 				return err
 			}
