@@ -28,7 +28,20 @@ import (
 // rootfs, volumes, network namespace and attachments, resolver files,
 // bundle and runtime container, and its state file. On error everything
 // made so far is undone.
-func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service, number int) (_ *Instance, retErr error) {
+func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service, number int) (*Instance, error) {
+	return e.CreateWithOptions(ctx, p, svc, number, CreateOptions{})
+}
+
+// CreateOptions tune Engine.CreateWithOptions.
+type CreateOptions struct {
+	// RenewAnonVolumes gives the container fresh anonymous volumes
+	// instead of those kept from its previous incarnation
+	// (`up -V/--renew-anon-volumes`).
+	RenewAnonVolumes bool
+}
+
+// CreateWithOptions is Create with options.
+func (e *Engine) CreateWithOptions(ctx context.Context, p *spec.Project, svc *spec.Service, number int, o CreateOptions) (_ *Instance, retErr error) {
 	if p == nil || svc == nil {
 		return nil, errors.New("engine: Create needs a project and a service")
 	}
@@ -111,7 +124,7 @@ func (e *Engine) Create(ctx context.Context, p *spec.Project, svc *spec.Service,
 		inherited = append(inherited, m...)
 	}
 	mounts, _, err := e.cfg.Volumes.PrepareWithOptions(ctx, p, &svcCopy, name, rootfs,
-		volumesPrepareOptions(icfg.Volumes, inherited))
+		volumesPrepareOptions(icfg.Volumes, inherited, o.RenewAnonVolumes))
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-func volumesPrepareOptions(imageVolumes []string, inherited []specs.Mount) volumes.PrepareOptions {
-	return volumes.PrepareOptions{ImageVolumes: imageVolumes, Inherited: inherited}
+func volumesPrepareOptions(imageVolumes []string, inherited []specs.Mount, renewAnon bool) volumes.PrepareOptions {
+	return volumes.PrepareOptions{ImageVolumes: imageVolumes, Inherited: inherited, RenewAnonymous: renewAnon}
 }

@@ -31,6 +31,8 @@ type planExecutor struct {
 	timeout time.Duration
 	// removeVolumes also removes anonymous volumes (down -v).
 	removeVolumes bool
+	// renewAnon gives created containers fresh anonymous volumes (up -V).
+	renewAnon bool
 	// failed holds services found unable to start before the plan ran
 	// (a host port in use): their create and start steps fail with it,
 	// so nothing of them is made and their dependents are not started,
@@ -79,7 +81,7 @@ func (x *planExecutor) do(ctx context.Context, s scheduler.Step) error {
 		if !ok {
 			return fmt.Errorf("create %s: no service %q", s.Container, s.Service)
 		}
-		_, err := e.Create(ctx, x.p, svc, s.Number)
+		_, err := e.CreateWithOptions(ctx, x.p, svc, s.Number, CreateOptions{RenewAnonVolumes: x.renewAnon})
 		return err
 	case scheduler.ActionStart:
 		i, ok := e.Instance(s.Container)
@@ -191,6 +193,9 @@ func (d *Daemon) upLocked(ctx context.Context, p *spec.Project, services []strin
 	if o.ForceRecreate && o.NoRecreate {
 		return errors.New("--force-recreate and --no-recreate cannot be used together")
 	}
+	if o.RenewAnonVolumes && o.NoRecreate {
+		return errors.New("--renew-anon-volumes and --no-recreate cannot be used together")
+	}
 	for _, s := range services {
 		if _, ok := p.Service(s); !ok {
 			return fmt.Errorf("no such service: %s", s)
@@ -250,7 +255,8 @@ func (d *Daemon) upLocked(ctx context.Context, p *spec.Project, services []strin
 	observed := d.observed(p.Name, st.OneOff)
 	plan, err := scheduler.Reconcile(p, hashes, observed, scheduler.ReconcileOptions{
 		Services: services, NoDeps: o.NoDeps, NoStart: o.NoStart, Scale: o.Scale,
-		ForceRecreate: o.ForceRecreate, NoRecreate: o.NoRecreate, RemoveOrphans: o.RemoveOrphans,
+		// -V recreates: fresh anonymous volumes need new containers.
+		ForceRecreate: o.ForceRecreate || o.RenewAnonVolumes, NoRecreate: o.NoRecreate, RemoveOrphans: o.RemoveOrphans,
 		ImageDigests: digests,
 	})
 	if err != nil {
@@ -279,7 +285,7 @@ func (d *Daemon) upLocked(ctx context.Context, p *spec.Project, services []strin
 			return err
 		}
 		x := &planExecutor{d: d, p: p, timeout: timeoutOr(o.Timeout), send: send,
-			failed: d.checkPorts(p, plan, observed)}
+			failed: d.checkPorts(p, plan, observed), renewAnon: o.RenewAnonVolumes}
 		report, err := scheduler.Execute(ctx, plan, x, planLimit)
 		failedOwn := map[string]bool{}
 		for _, r := range report.Results {

@@ -33,6 +33,7 @@ type upFlags struct {
 	exitCodeFrom  string
 	forceRecreate bool
 	noRecreate    bool
+	renewAnon     bool
 	noDeps        bool
 	removeOrphans bool
 	noStart       bool
@@ -59,6 +60,8 @@ func (f *upFlags) validate() error {
 	switch {
 	case f.forceRecreate && f.noRecreate:
 		return errors.New("--force-recreate and --no-recreate are incompatible")
+	case f.renewAnon && f.noRecreate:
+		return errors.New("--renew-anon-volumes and --no-recreate are incompatible")
 	case f.detach && f.abortOnExit:
 		if f.exitCodeFrom != "" {
 			return errors.New("--exit-code-from and --detach (or --wait) are incompatible")
@@ -140,6 +143,7 @@ gracefully; a second Ctrl-C kills it.`,
 	fs.StringVar(&f.exitCodeFrom, "exit-code-from", "", "exit with the exit code of this service's container (implies --abort-on-container-exit)")
 	fs.BoolVar(&f.forceRecreate, "force-recreate", false, "recreate containers even if nothing changed")
 	fs.BoolVar(&f.noRecreate, "no-recreate", false, "keep existing containers even if their configuration changed")
+	fs.BoolVarP(&f.renewAnon, "renew-anon-volumes", "V", false, "recreate containers with fresh anonymous volumes instead of their previous ones")
 	fs.BoolVar(&f.noDeps, "no-deps", false, "do not start the services the named ones depend on")
 	fs.BoolVar(&f.removeOrphans, "remove-orphans", false, "remove containers of services no longer in the stack files")
 	fs.BoolVar(&f.noStart, "no-start", false, "create the containers, do not start them")
@@ -201,7 +205,7 @@ func runUp(cmd *cobra.Command, g *globalOptions, p *spec.Project, services []str
 
 	req := api.UpRequest{Project: p, Services: services, Options: api.UpOptions{
 		Detach: f.detach, Wait: f.wait, WaitTimeout: time.Duration(f.waitTimeout) * time.Second,
-		ForceRecreate: f.forceRecreate, NoRecreate: f.noRecreate, NoDeps: f.noDeps,
+		ForceRecreate: f.forceRecreate, NoRecreate: f.noRecreate, RenewAnonVolumes: f.renewAnon, NoDeps: f.noDeps,
 		RemoveOrphans: f.removeOrphans, NoStart: f.noStart, Pull: f.pull, Scale: scale,
 		AbortOnExit: f.abortOnExit, ExitCodeFrom: f.exitCodeFrom,
 	}}

@@ -33,9 +33,12 @@ type UpOptions struct {
 	WaitTimeout   time.Duration
 	ForceRecreate bool
 	NoRecreate    bool
-	NoDeps        bool
-	RemoveOrphans bool
-	NoStart       bool
+	// RenewAnonVolumes recreates the containers with fresh anonymous
+	// volumes instead of keeping their previous ones (up -V).
+	RenewAnonVolumes bool
+	NoDeps           bool
+	RemoveOrphans    bool
+	NoStart          bool
 	// Pull overrides every service's pull_policy: always, missing, never
 	// ("" keeps the services' own).
 	Pull string
