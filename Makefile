@@ -12,12 +12,14 @@ TIMEOUT  ?= 40m
 
 # The privileged suite that also runs on pure cgroup v2 inside the qemu
 # guest (.ci/v2guest): PKG[:RUN_REGEXP] words. Emulation is slow, so it is
-# the runtime, cgroups and seccomp suites in full, the OCI runtime CLI and
-# the overlay rootfs tests. (The netstack tests drive iproute2's ip netns,
-# which the busybox guest does not have.)
+# the runtime, cgroups and seccomp suites in full, the OCI runtime CLI, the
+# overlay rootfs tests, and whole stacks through the berth binary (networks,
+# published ports, health-gated chain, volumes). (The netstack package's own
+# tests drive iproute2's ip netns, which the busybox guest does not have.)
 V2_SUITE ?= ./supervisor/runtime/cgroups ./supervisor/runtime ./supervisor/runtime/seccomp \
 	'./cmd/berth:TestRuntimeCLI' \
-	'./supervisor/image:Overlay|Prepare'
+	'./supervisor/image:Overlay|Prepare' \
+	'./supervisor/e2e:TestPublishedStackCommands|TestChainUpInOrder|TestVolumesStack'
 
 .PHONY: all build deps demo test test-unit test-privileged test-v2 lint clean
 

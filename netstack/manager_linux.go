@@ -592,7 +592,10 @@ func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.Hardwar
 		return fmt.Errorf("open network namespace %s: %w", a.NetNS, err)
 	}
 	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
+	// Only rtnetlink: with no family named, the handle also opens xfrm
+	// and netfilter sockets, and kernels without xfrm_user loaded (Debian
+	// 12's cloud kernel) refuse it with EPROTONOSUPPORT.
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", a.NetNS, err)
 	}
@@ -657,7 +660,7 @@ func LoopbackUp(netnsPath string) error {
 		return fmt.Errorf("open network namespace %s: %w", netnsPath, err)
 	}
 	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,10 @@ func setupAndRun(m *testing.M) (code int, retErr error) {
 	root = filepath.Join(tmp, "root")
 	berthBin = os.Getenv("BERTH_E2E_BINARY")
 	if berthBin == "" {
+		// The cgroup v2 guest (.ci/v2guest) ships a static berth and no Go.
+		berthBin = os.Getenv("BERTH_BINARY")
+	}
+	if berthBin == "" {
 		berthBin = filepath.Join(tmp, "berth")
 		build := exec.Command("go", "build", "-o", berthBin, "github.com/berth-dev/berth/cmd/berth")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
