@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/netstack"
 	"github.com/berth-dev/berth/scheduler"
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/api"
@@ -351,6 +352,10 @@ func (d *Daemon) ensureNetworks(p *spec.Project, plan *scheduler.Plan, send func
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	existed := map[string]bool{}
+	for _, n := range d.net.Networks() {
+		existed[n.ID] = true
+	}
 	var errs error
 	for _, name := range names {
 		n, ok := projectNetwork(p, name)
@@ -362,7 +367,10 @@ func (d *Daemon) ensureNetworks(p *spec.Project, plan *scheduler.Plan, send func
 			errs = multierror.Append(errs, fmt.Errorf("network %s: %w", n.ActualName, err))
 			continue
 		}
-		send(api.Event{Time: time.Now().UTC(), Project: p.Name, Action: "network", Status: "done", Message: n.ActualName})
+		if !existed[netstack.NetworkID(p.Name, name)] && !n.External {
+			// Only a network this up made is reported as created.
+			send(api.Event{Time: time.Now().UTC(), Project: p.Name, Action: "network", Status: "done", Message: n.ActualName})
+		}
 	}
 	return errs
 }

@@ -53,6 +53,9 @@ func TestUpRecreatesOnlyChangedService(t *testing.T) {
 	if !strings.Contains(r.stderr, "Container "+beta+" Removed") || !strings.Contains(r.stderr, "Container "+beta+" Started") {
 		t.Errorf("up -d after the change does not replace %s:\n%s", beta, r.stderr)
 	}
+	if strings.Contains(r.stderr, "Network ") {
+		t.Errorf("up -d after a change to beta reports a network it did not make:\n%s", r.stderr)
+	}
 	for _, other := range []string{s.project + "-alpha-1", s.project + "-gamma-1"} {
 		if strings.Contains(r.stderr, other) {
 			t.Errorf("up -d after a change to beta names %s:\n%s", other, r.stderr)
