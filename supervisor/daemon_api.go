@@ -370,6 +370,9 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 	if !follow {
 		return
 	}
+	if s.Event(api.Event{Time: time.Now().UTC(), Project: sel.project, Action: api.EventLogsCaughtUp}) != nil {
+		return
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	var wg sync.WaitGroup
 	defer func() {

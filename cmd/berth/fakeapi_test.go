@@ -276,6 +276,8 @@ func (d *fakeDaemon) serveLogs(w http.ResponseWriter, r *http.Request) {
 	if q.Get("follow") != "1" {
 		return
 	}
+	// As the daemon does: mark the end of the lines already logged.
+	sw.Event(api.Event{Time: time.Now().UTC(), Action: api.EventLogsCaughtUp})
 	// Follow: send lines as they are added.
 	for {
 		select {

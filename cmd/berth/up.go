@@ -315,6 +315,11 @@ type attachment struct {
 	mu      sync.Mutex // guards lastLog
 	lastLog time.Time
 	wg      sync.WaitGroup
+
+	// caughtUp is closed once the log stream has delivered every line
+	// logged before it started.
+	caughtUp     chan struct{}
+	caughtUpOnce sync.Once
 }
 
 func newAttachment(c *api.Client, p *spec.Project, services []string, f *upFlags, out, errw io.Writer) *attachment {
@@ -326,7 +331,7 @@ func newAttachment(c *api.Client, p *spec.Project, services []string, f *upFlags
 		}
 	}
 	return &attachment{c: c, p: p, services: attach, f: f, out: out, errw: errw,
-		ctx: ctx, cancel: cancel, events: make(chan api.Event, 256)}
+		ctx: ctx, cancel: cancel, events: make(chan api.Event, 256), caughtUp: make(chan struct{})}
 }
 
 // startEvents subscribes to the project's events.
@@ -378,7 +383,8 @@ func (a *attachment) run() error {
 	logsDone := make(chan struct{})
 	go func() {
 		defer close(logsDone)
-		err := a.c.Logs(a.ctx, api.LogsRequest{Project: a.p.Name, Services: a.services, Follow: true, Tail: -1, Since: a.since},
+		err := a.c.Logs(a.ctx, api.LogsRequest{Project: a.p.Name, Services: a.services, Follow: true, Tail: -1, Since: a.since,
+			CaughtUp: func() { a.caughtUpOnce.Do(func() { close(a.caughtUp) }) }},
 			func(l api.LogLine) error {
 				a.mu.Lock()
 				a.lastLog = time.Now()
@@ -491,6 +497,14 @@ func (a *attachment) run() error {
 // and events arrive on different connections. When the logs are already
 // quiet it returns at once.
 func (a *attachment) quiet() {
+	// First the lines logged before the stream began: a container that
+	// already exited printed everything it will (bounded, should the
+	// daemon be an older one that sends no catch-up mark).
+	select {
+	case <-a.caughtUp:
+	case <-a.ctx.Done():
+	case <-time.After(5 * time.Second):
+	}
 	deadline := time.Now().Add(time.Second)
 	for {
 		a.mu.Lock()

@@ -163,6 +163,9 @@ func (c *Client) Logs(ctx context.Context, req LogsRequest, fn func(LogLine) err
 		if m.Log != nil {
 			return fn(*m.Log)
 		}
+		if m.Event != nil && m.Event.Action == EventLogsCaughtUp && req.CaughtUp != nil {
+			req.CaughtUp()
+		}
 		return nil
 	})
 	if req.Follow && ctx.Err() != nil {

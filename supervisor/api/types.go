@@ -201,7 +201,14 @@ type LogsRequest struct {
 	Tail int
 	// Since drops older lines (zero: none dropped).
 	Since time.Time
+	// CaughtUp, when following, is called once every line already in the
+	// logs has been delivered and only new ones follow.
+	CaughtUp func() `json:"-"`
 }
+
+// EventLogsCaughtUp is the Action of the event a following logs stream
+// sends once it has sent every line that was already logged.
+const EventLogsCaughtUp = "logs-caught-up"
 
 // LogLine is one line of a container's output.
 type LogLine struct {
