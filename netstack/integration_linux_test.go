@@ -622,6 +622,11 @@ func TestPublishedPort53(t *testing.T) {
 		t.Fatalf("53 on every address: err = %v", err)
 	}
 	if probe, err := net.ListenPacket("udp4", "127.0.0.1:53"); err != nil {
+		// A host resolver on 127.0.0.1:53 (dnsmasq, unbound) leaves
+		// nothing to test; CI's host has none, so there it must run.
+		if os.Getenv("CI") != "" {
+			t.Fatalf("127.0.0.1:53 is taken on the CI host: %v", err)
+		}
 		t.Skipf("127.0.0.1:53 is taken on this host: %v", err)
 	} else {
 		probe.Close()
