@@ -502,35 +502,20 @@ func (m *v1Manager) OOMKilled() (bool, error) {
 
 // Procs lists the pids in any of the container's hierarchies (after a
 // partial Apply a process may sit in some only).
-func (m *v1Manager) Procs() ([]int, error) {
-	dirs, _ := m.uniqueDirs()
-	var all []int
-	found := false
-	for _, d := range dirs {
-		pids, err := readPids(d)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		found = true
-		all = append(all, pids...)
-	}
-	if !found {
-		return nil, fmt.Errorf("cgroup %s: %w", m.path, os.ErrNotExist)
-	}
-	return sortedUnique(all), nil
-}
+func (m *v1Manager) Procs() ([]int, error) { return m.collectPids(readPids) }
 
 // subtreeProcs lists the processes below the container's directories in
 // every hierarchy, child cgroups included.
-func (m *v1Manager) subtreeProcs() ([]int, error) {
+func (m *v1Manager) subtreeProcs() ([]int, error) { return m.collectPids(subtreeProcs) }
+
+// collectPids merges what read finds in each of the container's
+// directories; a directory that is gone is skipped, all gone is an error.
+func (m *v1Manager) collectPids(read func(dir string) ([]int, error)) ([]int, error) {
 	dirs, _ := m.uniqueDirs()
 	var all []int
 	found := false
 	for _, d := range dirs {
-		pids, err := subtreeProcs(d)
+		pids, err := read(d)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
