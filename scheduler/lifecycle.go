@@ -54,18 +54,7 @@ func PlanStop(p *spec.Project, observed []Observed, services []string) (*Plan, e
 // in dependency order, each waiting for its dependencies' conditions. It
 // creates nothing: services without containers are left to up.
 func PlanStart(p *spec.Project, observed []Observed, services []string) (*Plan, error) {
-	if p == nil {
-		return nil, fmt.Errorf("%w: nil project", ErrInvalid)
-	}
-	g, err := NewGraph(p)
-	if err != nil {
-		return nil, err
-	}
-	sel, err := selectServices(g, services, true)
-	if err != nil {
-		return nil, err
-	}
-	b, err := newLifecycleBuilder(p, g, observed)
+	_, sel, b, err := strictLifecycle(p, observed, services, true)
 	if err != nil {
 		return nil, err
 	}
@@ -87,18 +76,7 @@ func PlanStart(p *spec.Project, observed []Observed, services []string) (*Plan, 
 // Reconcile does, running dependents that declare restart: true on a
 // restarted service and the containers that share its namespaces.
 func PlanRestart(p *spec.Project, observed []Observed, services []string) (*Plan, error) {
-	if p == nil {
-		return nil, fmt.Errorf("%w: nil project", ErrInvalid)
-	}
-	g, err := NewGraph(p)
-	if err != nil {
-		return nil, err
-	}
-	sel, err := selectServices(g, services, false)
-	if err != nil {
-		return nil, err
-	}
-	b, err := newLifecycleBuilder(p, g, observed)
+	g, sel, b, err := strictLifecycle(p, observed, services, false)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +109,28 @@ func PlanRestart(p *spec.Project, observed []Observed, services []string) (*Plan
 
 // selectServices checks the named services and returns them (all when
 // none), with their dependencies when withDeps is set.
+// strictLifecycle is what PlanStart and PlanRestart begin with: the
+// project's graph (which must be sound), the selected services and a
+// builder over the observed containers.
+func strictLifecycle(p *spec.Project, observed []Observed, services []string, withDeps bool) (*Graph, map[string]bool, *builder, error) {
+	if p == nil {
+		return nil, nil, nil, fmt.Errorf("%w: nil project", ErrInvalid)
+	}
+	g, err := NewGraph(p)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sel, err := selectServices(g, services, withDeps)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b, err := newLifecycleBuilder(p, g, observed)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return g, sel, b, nil
+}
+
 func selectServices(g *Graph, services []string, withDeps bool) (map[string]bool, error) {
 	names := services
 	switch {
