@@ -193,37 +193,23 @@ func (m *Manager) RemoveProjectVolumes(project string, includeAnonymous bool, ex
 	if project == "" {
 		return nil, fmt.Errorf("%w: empty project name", ErrInvalid)
 	}
-	unlock, err := m.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	vols, err := m.listLocked()
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
-	var errs []error
-	for _, v := range vols {
-		if v.Labels[LabelProject] != project || (v.Anonymous && !includeAnonymous) || slices.Contains(external, v.Name) {
-			continue
-		}
-		if len(v.UsedBy) > 0 {
-			errs = append(errs, fmt.Errorf("%w: %s (by %s)", ErrInUse, v.Name, strings.Join(v.UsedBy, ", ")))
-			continue
-		}
-		if err := m.removeLocked(v); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed = append(removed, v.Name)
-	}
-	return removed, errors.Join(errs...)
+	return m.removeWhere(func(v *Volume) bool {
+		return v.Labels[LabelProject] == project && (!v.Anonymous || includeAnonymous) && !slices.Contains(external, v.Name)
+	}, "")
 }
 
 // RemoveAnonymous removes the anonymous volumes of one container (`up -V`,
 // or `rm -v` of a container). Volumes in use by another container are left.
 func (m *Manager) RemoveAnonymous(project, containerName string) ([]string, error) {
+	return m.removeWhere(func(v *Volume) bool {
+		return v.Anonymous && v.Labels[LabelProject] == project && v.Labels[LabelContainer] == containerName
+	}, containerName)
+}
+
+// removeWhere removes, under the lock, the volumes match selects that no
+// container other than owner ("" for none) uses. It returns the removed
+// names and every error met, a volume in use among them.
+func (m *Manager) removeWhere(match func(*Volume) bool, owner string) ([]string, error) {
 	unlock, err := m.lock()
 	if err != nil {
 		return nil, err
@@ -236,10 +222,10 @@ func (m *Manager) RemoveAnonymous(project, containerName string) ([]string, erro
 	var removed []string
 	var errs []error
 	for _, v := range vols {
-		if !v.Anonymous || v.Labels[LabelProject] != project || v.Labels[LabelContainer] != containerName {
+		if !match(v) {
 			continue
 		}
-		if len(v.UsedBy) > 0 && !(len(v.UsedBy) == 1 && v.UsedBy[0] == containerName) {
+		if len(v.UsedBy) > 0 && !(owner != "" && len(v.UsedBy) == 1 && v.UsedBy[0] == owner) {
 			errs = append(errs, fmt.Errorf("%w: %s (by %s)", ErrInUse, v.Name, strings.Join(v.UsedBy, ", ")))
 			continue
 		}
