@@ -56,7 +56,13 @@ func newRootCmd() *cobra.Command {
 }
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
+	root := newRootCmd()
+	args, err := hoistProjectFlags(root, os.Args[1:])
+	if err == nil {
+		root.SetArgs(args)
+		err = root.Execute()
+	}
+	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.err != nil {

@@ -17,6 +17,10 @@ func runBerth(t *testing.T, stdin string, args ...string) (stdout, stderr string
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)
 	cmd.SetIn(strings.NewReader(stdin))
+	args, err = hoistProjectFlags(cmd, args)
+	if err != nil {
+		return "", "", err
+	}
 	cmd.SetArgs(args)
 	err = cmd.ExecuteContext(context.Background())
 	return out.String(), errb.String(), err
