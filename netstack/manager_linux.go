@@ -30,9 +30,11 @@ const (
 var allocMu sync.Mutex
 
 // Manager owns the networks, attachments, DNS servers, port reservations
-// and nftables table of one berth root. It must live in the long-running
-// process (the supervisor): the DNS servers and port reservations live
-// as long as it does.
+// and nftables table of one berth root (or, with a Config.StateDir and
+// Config.Table of its own, a separate set of networks of that root, as
+// the image builder's per-build network). It must live in the
+// long-running process (the supervisor): the DNS servers and port
+// reservations live as long as it does.
 //
 // Lifecycle: New loads the saved state and starts nothing; Restore
 // brings back DNS servers, port reservations and the nftables table after
@@ -57,6 +59,12 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.StateDir == "" {
 		cfg.StateDir = filepath.Join(cfg.Root, "network")
 	}
+	if cfg.Table == "" {
+		cfg.Table = TableName(cfg.Root)
+	}
+	if len(cfg.Table) > maxTableName || strings.ContainsAny(cfg.Table, " \t\n/") {
+		return nil, fmt.Errorf("netstack: nftables table name %q: must be at most %d bytes, without spaces or '/'", cfg.Table, maxTableName)
+	}
 	if !cfg.Pool.IsValid() {
 		cfg.Pool = DefaultPool
 	}
@@ -73,10 +81,11 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, table: TableName(cfg.Root), st: st, dns: map[string]*DNSServer{}, reserved: map[string]int{}}, nil
+	return &Manager{cfg: cfg, table: cfg.Table, st: st, dns: map[string]*DNSServer{}, reserved: map[string]int{}}, nil
 }
 
-// Table is the name of the root's nftables table (family ip).
+// Table is the name of the Manager's nftables table (family ip):
+// Config.Table, by default TableName(Root).
 func (m *Manager) Table() string { return m.table }
 
 // Restore re-creates what lives in memory after a restart: the DNS
