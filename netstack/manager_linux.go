@@ -26,8 +26,38 @@ const (
 )
 
 // allocMu serializes subnet choice and bridge creation of every Manager
-// in the process, so two roots do not pick the same free subnet at once.
+// in the process, so two roots do not pick the same free subnet at once;
+// allocLockFile does the same between processes (the supervisor and a
+// `berth build` making its build network).
 var allocMu sync.Mutex
+
+// allocLockFile is flocked while a subnet is chosen and its bridge made.
+// /run is a tmpfs: the file never outlives a boot.
+var allocLockFile = "/run/berth-netstack-alloc.lock"
+
+// lockAlloc takes allocMu and, when the lock file can be opened, an
+// exclusive flock on it; the returned func releases both. Until the
+// unlock the bridge of the new subnet exists, so the next Manager sees
+// its route.
+func lockAlloc() (unlock func()) {
+	allocMu.Lock()
+	f, err := os.OpenFile(allocLockFile, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		// No /run (or not writable): processes are not serialized,
+		// the process still is.
+		return allocMu.Unlock
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	return func() {
+		f.Close() // releases the flock
+		allocMu.Unlock()
+	}
+}
 
 // Manager owns the networks, attachments, DNS servers, port reservations
 // and nftables table of one berth root (or, with a Config.StateDir and
@@ -189,8 +219,7 @@ func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, ret
 	if err != nil {
 		return nil, err
 	}
-	allocMu.Lock()
-	defer allocMu.Unlock()
+	defer lockAlloc()()
 	routes, err := hostRoutes()
 	if err != nil {
 		return nil, err

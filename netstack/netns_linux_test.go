@@ -2,14 +2,17 @@ package netstack
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/spec"
+	"golang.org/x/sys/unix"
 )
 
 // threadNetNS lists the network namespaces the process's threads are in.
@@ -29,14 +32,14 @@ func threadNetNS(t *testing.T) map[string]int {
 }
 
 // TestNetNSFilesAndThreads makes namespaces, sets a sysctl in each and
-// removes them, many at once: every thread must be back in the host's
-// namespace afterwards, and the host's sysctl unchanged.
+// removes them, many at once: no thread may be left in one of them (or in
+// any namespace no thread was in before), and the host's sysctl is
+// unchanged.
 func TestNetNSFilesAndThreads(t *testing.T) {
 	requirePrivileged(t)
-	hostNS, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Not simply /proc/self/ns/net: other tests of the package may have
+	// wedged the main thread in a namespace of theirs.
+	before := threadNetNS(t)
 	const key = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 	hostVal, err := os.ReadFile(key)
 	if err != nil {
@@ -67,8 +70,18 @@ func TestNetNSFilesAndThreads(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	if got := threadNetNS(t); len(got) != 1 || got[hostNS] == 0 {
-		t.Fatalf("threads in namespaces %v, want all in the host's %s", got, hostNS)
+	ours := map[string]bool{}
+	for _, p := range paths {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		ours[fmt.Sprintf("net:[%d]", st.Ino)] = true
+	}
+	for ns, n := range threadNetNS(t) {
+		if ours[ns] || before[ns] == 0 {
+			t.Errorf("%d threads left in namespace %s (before: %v)", n, ns, before)
+		}
 	}
 	if now, _ := os.ReadFile(key); string(now) != string(hostVal) {
 		t.Errorf("host sysctl changed: %q -> %q", hostVal, now)
@@ -174,5 +187,48 @@ func TestSecondManagerOwnTable(t *testing.T) {
 	}
 	if len(e.m.Networks()) != 1 {
 		t.Errorf("first manager's networks: %v", e.m.Networks())
+	}
+}
+
+// TestSubnetChoiceLockedAcrossProcesses holds the allocation lock file as
+// another process would (a separate open file: flock is per open file)
+// and checks that EnsureNetwork waits for it: two processes must not
+// pick the same free subnet at once.
+func TestSubnetChoiceLockedAcrossProcesses(t *testing.T) {
+	e := newEnv(t, nil)
+	old := allocLockFile
+	allocLockFile = filepath.Join(t.TempDir(), "alloc.lock")
+	t.Cleanup(func() { allocLockFile = old })
+	f, err := os.OpenFile(allocLockFile, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		n, err := e.m.EnsureNetwork("p", spec.Network{Name: "default"})
+		if err == nil {
+			e.links[n.Bridge] = true // read by cleanup, after <-done
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("EnsureNetwork did not wait for the lock held elsewhere (err %v)", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("EnsureNetwork still waiting after the lock was released")
 	}
 }
