@@ -46,9 +46,11 @@
 // Bridges are "bt-" + 12 hex digits of sha256(root, project, network),
 // host veth ends "bv" + a hash of (root, network, container), and the
 // nftables table is "ip berth_<hash of root>" (or Config.Table), so two
-// projects and two roots never collide. Automatic subnets are /24s of 10.213.0.0/16
-// (DefaultPool), skipping any subnet that overlaps a host route; an
-// explicit ipam subnet that overlaps a host route is refused with a
+// projects and two roots never collide. Automatic subnets are /24s of
+// 10.213.0.0/16 (DefaultPool), skipping any subnet that overlaps a host
+// route; choosing one and creating its bridge holds a flock on
+// /run/berth-netstack-alloc.lock, so two processes never pick the same
+// subnet at once. An explicit ipam subnet that overlaps a host route is refused with a
 // *SubnetOverlapError. Bridges get a fixed MAC (02:42 + gateway address)
 // so that veths coming and going never change it.
 //
