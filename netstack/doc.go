@@ -22,6 +22,13 @@
 //
 // network_mode none needs only LoopbackUp; host, service: and container:
 // need nothing from netstack (the runtime joins the other namespace).
+// CreateNetNS / RemoveNetNS make and remove the namespace files containers
+// join by path, and SetNetNSSysctls sets net.* sysctls inside one.
+//
+// A second Manager for the same root with its own Config.StateDir and
+// Config.Table (the image builder's default network, one per build) keeps
+// its networks, state and rules apart from the supervisor's; subnets stay
+// disjoint because each Manager skips subnets that are routed on the host.
 //
 // # Lifecycle of a network and an attachment
 //
@@ -38,10 +45,12 @@
 //
 // Bridges are "bt-" + 12 hex digits of sha256(root, project, network),
 // host veth ends "bv" + a hash of (root, network, container), and the
-// nftables table is "ip berth_<hash of root>", so two projects and two
-// roots never collide. Automatic subnets are /24s of 10.213.0.0/16
-// (DefaultPool), skipping any subnet that overlaps a host route; an
-// explicit ipam subnet that overlaps a host route is refused with a
+// nftables table is "ip berth_<hash of root>" (or Config.Table), so two
+// projects and two roots never collide. Automatic subnets are /24s of
+// 10.213.0.0/16 (DefaultPool), skipping any subnet that overlaps a host
+// route; choosing one and creating its bridge holds a flock on
+// /run/berth-netstack-alloc.lock, so two processes never pick the same
+// subnet at once. An explicit ipam subnet that overlaps a host route is refused with a
 // *SubnetOverlapError. Bridges get a fixed MAC (02:42 + gateway address)
 // so that veths coming and going never change it.
 //

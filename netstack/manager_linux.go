@@ -26,13 +26,45 @@ const (
 )
 
 // allocMu serializes subnet choice and bridge creation of every Manager
-// in the process, so two roots do not pick the same free subnet at once.
+// in the process, so two roots do not pick the same free subnet at once;
+// allocLockFile does the same between processes (the supervisor and a
+// `berth build` making its build network).
 var allocMu sync.Mutex
 
+// allocLockFile is flocked while a subnet is chosen and its bridge made.
+// /run is a tmpfs: the file never outlives a boot.
+var allocLockFile = "/run/berth-netstack-alloc.lock"
+
+// lockAlloc takes allocMu and, when the lock file can be opened, an
+// exclusive flock on it; the returned func releases both. Until the
+// unlock the bridge of the new subnet exists, so the next Manager sees
+// its route.
+func lockAlloc() (unlock func()) {
+	allocMu.Lock()
+	f, err := os.OpenFile(allocLockFile, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		// No /run (or not writable): processes are not serialized,
+		// the process still is.
+		return allocMu.Unlock
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	return func() {
+		f.Close() // releases the flock
+		allocMu.Unlock()
+	}
+}
+
 // Manager owns the networks, attachments, DNS servers, port reservations
-// and nftables table of one berth root. It must live in the long-running
-// process (the supervisor): the DNS servers and port reservations live
-// as long as it does.
+// and nftables table of one berth root (or, with a Config.StateDir and
+// Config.Table of its own, a separate set of networks of that root, as
+// the image builder's per-build network). It must live in the
+// long-running process (the supervisor): the DNS servers and port
+// reservations live as long as it does.
 //
 // Lifecycle: New loads the saved state and starts nothing; Restore
 // brings back DNS servers, port reservations and the nftables table after
@@ -57,6 +89,12 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.StateDir == "" {
 		cfg.StateDir = filepath.Join(cfg.Root, "network")
 	}
+	if cfg.Table == "" {
+		cfg.Table = TableName(cfg.Root)
+	}
+	if len(cfg.Table) > maxTableName || strings.ContainsAny(cfg.Table, " \t\n/") {
+		return nil, fmt.Errorf("netstack: nftables table name %q: must be at most %d bytes, without spaces or '/'", cfg.Table, maxTableName)
+	}
 	if !cfg.Pool.IsValid() {
 		cfg.Pool = DefaultPool
 	}
@@ -73,10 +111,11 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, table: TableName(cfg.Root), st: st, dns: map[string]*DNSServer{}, reserved: map[string]int{}}, nil
+	return &Manager{cfg: cfg, table: cfg.Table, st: st, dns: map[string]*DNSServer{}, reserved: map[string]int{}}, nil
 }
 
-// Table is the name of the root's nftables table (family ip).
+// Table is the name of the Manager's nftables table (family ip):
+// Config.Table, by default TableName(Root).
 func (m *Manager) Table() string { return m.table }
 
 // Restore re-creates what lives in memory after a restart: the DNS
@@ -180,8 +219,7 @@ func (m *Manager) EnsureNetwork(project string, n spec.Network) (_ *Network, ret
 	if err != nil {
 		return nil, err
 	}
-	allocMu.Lock()
-	defer allocMu.Unlock()
+	defer lockAlloc()()
 	routes, err := hostRoutes()
 	if err != nil {
 		return nil, err

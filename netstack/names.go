@@ -7,8 +7,12 @@ import (
 	"strings"
 )
 
-// Kernel interface names are at most 15 bytes (IFNAMSIZ-1).
-const maxIfName = 15
+// Kernel interface names are at most 15 bytes (IFNAMSIZ-1), nftables
+// table names 255 (NFT_TABLE_MAXNAMELEN-1).
+const (
+	maxIfName    = 15
+	maxTableName = 255
+)
 
 // shortHash returns the first n hex digits of sha256 over parts joined
 // with NUL, so ("ab","c") and ("a","bc") differ.
@@ -31,7 +35,9 @@ func vethName(root, networkID, container string) string {
 }
 
 // TableName is the nftables table (family ip) that holds every rule of a
-// berth root. berth never touches any other table.
+// berth root's Manager (the supervisor's). berth never touches a table
+// it did not make; another Manager of the same root (Config.Table) has
+// its own.
 func TableName(root string) string {
 	return "berth_" + shortHash(10, root)
 }

@@ -12,6 +12,12 @@ type Config struct {
 	Root string
 	// StateDir holds netstack.json; default Root/network.
 	StateDir string
+	// Table is the nftables table (family ip) the Manager owns and
+	// rebuilds from its state; default TableName(Root). A second Manager
+	// for the same root (the image builder's network) needs a StateDir
+	// and a Table of its own: each Manager replaces its table whole and
+	// deletes it in RemoveAll.
+	Table string
 	// Pool and SubnetBits give automatic subnets; default DefaultPool
 	// cut into /DefaultSubnetBits.
 	Pool       netip.Prefix

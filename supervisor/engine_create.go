@@ -161,7 +161,7 @@ func (e *Engine) CreateWithOptions(ctx context.Context, p *spec.Project, svc *sp
 		return nil, err
 	}
 	if st.OwnNetNS && oci.Linux != nil {
-		// Workaround: see setNetSysctls.
+		// Workaround: see netstack.SetNetNSSysctls.
 		net := map[string]string{}
 		for k, v := range oci.Linux.Sysctl {
 			if strings.HasPrefix(k, "net.") {
@@ -169,7 +169,7 @@ func (e *Engine) CreateWithOptions(ctx context.Context, p *spec.Project, svc *sp
 				delete(oci.Linux.Sysctl, k)
 			}
 		}
-		if err := setNetSysctls(st.NetNSPath, net); err != nil {
+		if err := netstack.SetNetNSSysctls(st.NetNSPath, net); err != nil {
 			return nil, err
 		}
 		st.NetSysctls = net
@@ -310,10 +310,10 @@ func (e *Engine) setupNetwork(p *spec.Project, svc *spec.Service, name, hostname
 	switch {
 	case mode == "" || mode == "bridge" || mode == "default":
 		nsPath = e.netnsPath(name)
-		if err := createNetNS(nsPath); err != nil {
+		if err := netstack.CreateNetNS(nsPath); err != nil {
 			return nil, "", err
 		}
-		*undo = append(*undo, func() { _ = removeNetNS(nsPath) })
+		*undo = append(*undo, func() { _ = netstack.RemoveNetNS(nsPath) })
 		st.NetMode, st.NetNSPath, st.OwnNetNS = netModeBridge, nsPath, true
 		*undo = append(*undo, func() { _ = e.cfg.Net.DetachAll(name) })
 		if err := e.attachAll(p.Name, svc, name, nsPath, &fo); err != nil {
@@ -321,10 +321,10 @@ func (e *Engine) setupNetwork(p *spec.Project, svc *spec.Service, name, hostname
 		}
 	case mode == "none":
 		nsPath = e.netnsPath(name)
-		if err := createNetNS(nsPath); err != nil {
+		if err := netstack.CreateNetNS(nsPath); err != nil {
 			return nil, "", err
 		}
-		*undo = append(*undo, func() { _ = removeNetNS(nsPath) })
+		*undo = append(*undo, func() { _ = netstack.RemoveNetNS(nsPath) })
 		if err := netstack.LoopbackUp(nsPath); err != nil {
 			return nil, "", err
 		}
@@ -421,14 +421,14 @@ func (e *Engine) attachAll(project string, svc *spec.Service, name, nsPath strin
 // longer a mounted namespace (after a host reboot): a new namespace,
 // attached to the same networks, with new resolver files and sysctls.
 func (e *Engine) renewNetNS(name, project string, st *containerState) error {
-	if !st.OwnNetNS || st.NetNSPath == "" || isNetNSMounted(st.NetNSPath) {
+	if !st.OwnNetNS || st.NetNSPath == "" || netstack.IsNetNSMounted(st.NetNSPath) {
 		return nil
 	}
 	path := st.NetNSPath
-	if err := removeNetNS(path); err != nil {
+	if err := netstack.RemoveNetNS(path); err != nil {
 		return err
 	}
-	if err := createNetNS(path); err != nil {
+	if err := netstack.CreateNetNS(path); err != nil {
 		return err
 	}
 	fo := filesOptions(st.Service, name, st.Hostname)
@@ -452,7 +452,7 @@ func (e *Engine) renewNetNS(name, project string, st *containerState) error {
 	if err := files.WriteDir(e.containerDir(name)); err != nil {
 		return err
 	}
-	return setNetSysctls(path, st.NetSysctls)
+	return netstack.SetNetNSSysctls(path, st.NetSysctls)
 }
 
 func bindFile(src, dst string) specs.Mount {
@@ -518,7 +518,7 @@ func (e *Engine) teardown(ctx context.Context, name string, st *containerState, 
 		errs = append(errs, err)
 	}
 	if st.OwnNetNS && st.NetNSPath != "" {
-		if err := removeNetNS(st.NetNSPath); err != nil {
+		if err := netstack.RemoveNetNS(st.NetNSPath); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -372,7 +372,7 @@ func TestEngineLogsAndRemove(t *testing.T) {
 	if len(hostIfs) != 1 {
 		t.Fatalf("networks: %+v", c.Networks)
 	}
-	if !isNetNSMounted(env.eng.netnsPath(i.Name())) {
+	if !netstack.IsNetNSMounted(env.eng.netnsPath(i.Name())) {
 		t.Fatal("netns file is not mounted")
 	}
 	ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/netstack"
 	"github.com/berth-dev/berth/spec"
 )
 
@@ -218,7 +219,7 @@ func TestEngineRenewsNetNSAndRebootAdopt(t *testing.T) {
 			t.Fatal(err)
 		}
 		path := env.eng.netnsPath(i.Name())
-		if err := removeNetNS(path); err != nil {
+		if err := netstack.RemoveNetNS(path); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(path, nil, 0o444); err != nil {

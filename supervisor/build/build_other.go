@@ -34,3 +34,12 @@ func copyInto(rootfs string, src *source, matches []string, dest string, destDir
 func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c *cache) (int, error) {
 	return 0, ErrNotSupported
 }
+
+// buildNet is the default RUN network; off Linux there is none.
+type buildNet struct{}
+
+func newBuildNet(root string, upstreams []string) *buildNet { return &buildNet{} }
+
+func (n *buildNet) close() error { return nil }
+
+func (b *Builder) cleanStaleNets() {}

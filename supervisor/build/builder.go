@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/netstack"
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/image"
 	"github.com/berth-dev/berth/supervisor/runtime"
@@ -34,6 +35,12 @@ type Builder struct {
 	rt    *runtime.Runtime
 	cache *cache
 	tmp   string // <root>/build/tmp: diff tars and bundles in progress
+
+	// NetUpstreams are the resolvers the embedded DNS server of the
+	// default build network forwards to ("ip" or "ip:port"); nil means
+	// the host's (netstack.HostUpstreams). Set it before the first
+	// Build; tests point it at a stub server on loopback.
+	NetUpstreams []string
 
 	emptyOnce  sync.Once
 	emptyLayer image.Layer
@@ -67,22 +74,25 @@ func New(root string, store *image.Store, rt *runtime.Runtime) (*Builder, error)
 	return b, nil
 }
 
+// deadPid reports whether the decimal pid names a process that no longer
+// exists (never this process).
+func deadPid(text string) bool {
+	pid, err := strconv.Atoi(text)
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+}
+
 // cleanStale removes what builds of dead processes left behind (a build
 // killed with SIGKILL): their rootfs mounts in the image store, their
-// containers and their temp files. Ids carry the builder's pid, so builds
-// of live processes are never touched.
+// containers, their temp files (with the network namespaces of RUN steps)
+// and their default networks. Ids carry the builder's pid, so builds of
+// live processes are never touched.
 func (b *Builder) cleanStale() {
 	dead := func(name string) bool {
 		parts := strings.Split(name, "-") // build-KIND-PID-RAND[-...]
-		if len(parts) < 4 || parts[0] != "build" {
-			return false
-		}
-		pid, err := strconv.Atoi(parts[2])
-		if err != nil || pid <= 0 || pid == os.Getpid() {
-			return false
-		}
-		err = unix.Kill(pid, 0)
-		return errors.Is(err, unix.ESRCH)
+		return len(parts) >= 4 && parts[0] == "build" && deadPid(parts[2])
 	}
 	if states, err := b.rt.List(); err == nil {
 		for _, st := range states {
@@ -106,10 +116,14 @@ func (b *Builder) cleanStale() {
 	if ents, err := os.ReadDir(b.tmp); err == nil {
 		for _, e := range ents {
 			if dead(e.Name()) {
+				// A RUN bundle's netns file is a mount point: unmount it
+				// first, or removing the bundle fails.
+				netstack.RemoveNetNS(filepath.Join(b.tmp, e.Name(), "netns"))
 				os.RemoveAll(filepath.Join(b.tmp, e.Name()))
 			}
 		}
 	}
+	b.cleanStaleNets()
 }
 
 // Options describe one build.
@@ -125,7 +139,7 @@ type Options struct {
 	Pull             bool              // pull base images even when present
 	NamedContexts    map[string]string // additional_contexts: name -> dir or docker-image://ref
 	ShmSize          int64             // /dev/shm of RUN steps, bytes; 0 = 64 MiB
-	Network          string            // "none" = no network for RUN; else the host's
+	Network          string            // RUN network: ""/"default" = a bridge with outbound NAT, "host", "none"
 	Progress         io.Writer         // plain progress output; nil = silent
 }
 
@@ -281,10 +295,21 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Network, err = buildNetworkMode(opts.Network); err != nil {
+		return nil, err
+	}
 	run := &buildRun{
 		b: b, opts: opts, df: df, meta: meta, ctxSrc: ctxSrc, prog: prog,
 		outs: map[int]*stageOut{}, usedArgs: map[string]bool{}, byName: map[string]int{},
+		net: newBuildNet(b.root, b.NetUpstreams),
 	}
+	defer func() {
+		if err := run.net.close(); err != nil {
+			prog.mu.Lock()
+			fmt.Fprintf(prog.w, "WARNING: %v\n", err)
+			prog.mu.Unlock()
+		}
+	}()
 	for _, sp := range stages {
 		run.outs[sp.index] = &stageOut{done: make(chan struct{})}
 	}
@@ -350,6 +375,20 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 	return &Result{Image: img, Steps: run.steps, Cached: run.cached}, nil
 }
 
+// buildNetworkMode checks a build network (compose build.network) and
+// returns it normalized: "" for the default bridge ("" or "default", so
+// both give the same cache keys), "host" or "none". Named networks are not
+// supported.
+func buildNetworkMode(n string) (string, error) {
+	switch n {
+	case "", "default":
+		return "", nil
+	case "host", "none":
+		return n, nil
+	}
+	return "", fmt.Errorf("build network %q: %w (default, host and none are)", n, ErrNotSupported)
+}
+
 // empty returns the store's empty layer (an empty tar), the lower layer of
 // stages FROM scratch.
 func (b *Builder) empty(ctx context.Context) (image.Layer, error) {
@@ -409,6 +448,7 @@ type buildRun struct {
 	prog   *progress
 	byName map[string]int
 	outs   map[int]*stageOut // written before the goroutines start
+	net    *buildNet         // the default RUN network, made on first use
 
 	mu       sync.Mutex // guards usedArgs, steps, cached
 	usedArgs map[string]bool

@@ -34,17 +34,28 @@
 // modes and contents. A step whose key has an entry whose layer is still in
 // the store is not run again (shown as CACHED). Options.NoCache bypasses it.
 //
-// Network: RUN steps use the host's network namespace unless the build
-// network (compose build.network, or RUN --network) is "none", which gives
-// them an empty namespace; with the host's, the host's /etc/resolv.conf and
-// /etc/hosts are bind-mounted read-only, as Docker does. The host's network
-// namespace is a first-version shortcut: builds do not join a project
-// network or the default bridge. Mount points a RUN needed that the image
-// lacked (/proc, /dev, /sys, those files, cache mount targets) are removed
-// again before the layer is taken.
+// Network: by default (compose build.network unset or "default", RUN
+// --network=default) RUN steps are on a bridge network with outbound NAT,
+// as in Docker. Each Build call makes one when its first such step runs:
+// a netstack.Manager of its own (state under <root>/build/net-PID-RAND, an
+// nftables table of its own next to the supervisor's) creates a bridge on
+// a free /24 of berth's pool, masquerade, and an embedded DNS server on
+// the gateway that forwards to the host's resolvers (Builder.NetUpstreams
+// overrides them), so a host whose resolv.conf names 127.0.0.53 still
+// resolves. Every step gets a network namespace of its own with eth0 on
+// that bridge and a generated /etc/resolv.conf (the gateway, the host's
+// search and options) and /etc/hosts (localhost, buildkitsandbox and its
+// address), bound read-only; the network goes when the build ends, and
+// what a killed build left is removed by the next New. "host" shares the
+// host's network namespace with the host's /etc/resolv.conf and
+// /etc/hosts bound read-only; "none" gives an empty namespace. Named
+// networks are not supported. The network mode is part of a RUN step's
+// cache key ("" and "default" are the same). Mount points a RUN needed
+// that the image lacked (/proc, /dev, /sys, those files, cache mount
+// targets) are removed again before the layer is taken.
 //
-// Not supported (a clear error wrapping ErrNotSupported): remote build
-// contexts, ADD from URLs or git, ADD --checksum, RUN --mount types other
+// Not supported (a clear error wrapping ErrNotSupported): named build
+// networks, remote build contexts, ADD from URLs or git, ADD --checksum, RUN --mount types other
 // than bind (read-only), cache and tmpfs, RUN --security=insecure, RUN
 // heredocs starting with #!, COPY/ADD heredocs, COPY --parents and
 // --exclude, symbolic --chmod. ONBUILD triggers of a base image are

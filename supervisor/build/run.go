@@ -16,7 +16,8 @@ type runSpec struct {
 	env     []string
 	cwd     string
 	user    string
-	network string
+	network string    // "" (the default bridge), "host" or "none"
+	net     *buildNet // the build's default network; nil: "" is refused
 	shmSize int64
 	mounts  []*instructions.Mount
 	binds   []specs.Mount // read-only binds, sources resolved on the host

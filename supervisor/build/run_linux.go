@@ -97,7 +97,7 @@ func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.
 	err = r.fsStep(ctx, st, name, key, func(rootfs string, v *vertex) error {
 		lw = &lineWriter{v: v, max: 12}
 		code, err := r.b.runContainer(ctx, rootfs, runSpec{
-			args: args, env: env, cwd: wd, user: user, network: network,
+			args: args, env: env, cwd: wd, user: user, network: network, net: r.net,
 			shmSize: r.opts.ShmSize, mounts: mounts, binds: binds, out: lw,
 		}, r.b.cache)
 		lw.flush()
@@ -126,9 +126,17 @@ func (e *exitError) Error() string {
 	return "process did not complete successfully: exit code: " + strconv.Itoa(e.code)
 }
 
+// runHostname is the hostname of RUN containers, as in BuildKit.
+const runHostname = "buildkitsandbox"
+
 // runContainer runs one RUN step in rootfs and returns its exit code. Mount
-// points it had to create for the run (/proc, /dev, /sys, cache targets)
-// are removed again so they do not end up in the layer.
+// points it had to create for the run (/proc, /dev, /sys, /etc/resolv.conf,
+// /etc/hosts, cache targets) are removed again so they do not end up in the
+// layer.
+//
+// The network: "none" keeps the spec's new, empty namespace; "host" shares
+// the host's, with its resolv.conf and hosts; "" joins a namespace of its
+// own attached to the build's default network (rs.net).
 func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c *cache) (int, error) {
 	id := newID("run")
 	if len(id) > 60 {
@@ -142,11 +150,15 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 	s := runtime.DefaultSpec(rootfs, rs.args...)
 	s.Process.Env = rs.env
 	s.Process.Cwd = rs.cwd
-	s.Hostname = "buildkitsandbox"
+	s.Hostname = runHostname
 	if rs.user != "" {
 		s.Process.User.Username = rs.user
 	}
-	if rs.network != "none" {
+	// netFiles are bound read-only over the rootfs's: destination -> host file.
+	var netFiles map[string]string
+	switch rs.network {
+	case "none":
+	case "host":
 		var ns []specs.LinuxNamespace
 		for _, n := range s.Linux.Namespaces {
 			if n.Type != specs.NetworkNamespace {
@@ -154,6 +166,27 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 			}
 		}
 		s.Linux.Namespaces = ns
+		// The host's network namespace needs the host's resolver and
+		// hosts files, as in Docker builds.
+		netFiles = map[string]string{}
+		for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+			if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+				netFiles[f] = f
+			}
+		}
+	case "":
+		if rs.net == nil {
+			return 0, errors.New("build network: no default network for this run")
+		}
+		nsPath, files, undo, err := rs.net.attach(id, bundle)
+		if err != nil {
+			return 0, err
+		}
+		defer undo()
+		joinNetNS(s, nsPath)
+		netFiles = files
+	default:
+		return 0, fmt.Errorf("build network %q: %w", rs.network, ErrNotSupported)
 	}
 	if rs.shmSize > 0 {
 		for i := range s.Mounts {
@@ -168,14 +201,10 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 	for _, d := range []string{"/proc", "/dev", "/sys"} {
 		made = append(made, missingChain(rootfs, d)...)
 	}
-	if rs.network != "none" {
-		// The host's network namespace needs the host's resolver and
-		// hosts files, as in Docker builds.
-		for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
-			if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
-				made = append(made, missingChain(rootfs, f)...)
-				s.Mounts = append(s.Mounts, specs.Mount{Destination: f, Type: "bind", Source: f, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
-			}
+	for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+		if src, ok := netFiles[f]; ok {
+			made = append(made, missingChain(rootfs, f)...)
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: f, Type: "bind", Source: src, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 		}
 	}
 	for _, m := range rs.binds {

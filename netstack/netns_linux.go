@@ -1,4 +1,4 @@
-package supervisor
+package netstack
 
 import (
 	"errors"
@@ -10,13 +10,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createNetNS makes a new network namespace and keeps it alive with a bind
-// mount on path (what `ip netns add` does), so netstack can attach it before
-// any process runs in it and containers can join it by path.
+// CreateNetNS makes a new network namespace and keeps it alive with a bind
+// mount on path (what `ip netns add` does), so that Attach can wire it
+// before any process runs in it and containers can join it by path. path
+// must not exist; its directory must.
 //
 // unshare(CLONE_NEWNET) changes only the calling thread, so it runs on a
 // locked thread in a goroutine of its own (see inOtherNetNS).
-func createNetNS(path string) (retErr error) {
+func CreateNetNS(path string) (retErr error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
 		return fmt.Errorf("netns: %w", err)
@@ -70,8 +71,10 @@ func inOtherNetNS(fn func() error) error {
 	return <-errc
 }
 
-// removeNetNS unmounts and removes a netns file; a missing file is fine.
-func removeNetNS(path string) error {
+// RemoveNetNS unmounts and removes a netns file made by CreateNetNS; a
+// missing file is fine. The namespace itself goes away with its last
+// process.
+func RemoveNetNS(path string) error {
 	for {
 		err := unix.Unmount(path, unix.MNT_DETACH)
 		if err == nil {
@@ -91,8 +94,8 @@ func removeNetNS(path string) error {
 	return nil
 }
 
-// isNetNSMounted reports whether path is a live netns bind mount.
-func isNetNSMounted(path string) bool {
+// IsNetNSMounted reports whether path is a live netns bind mount.
+func IsNetNSMounted(path string) bool {
 	var st unix.Statfs_t
 	if err := unix.Statfs(path, &st); err != nil {
 		return false
@@ -100,11 +103,12 @@ func isNetNSMounted(path string) bool {
 	return st.Type == unix.NSFS_MAGIC
 }
 
-// setNetSysctls writes net.* sysctls inside the network namespace at path.
-// The runtime refuses net.* sysctls for a container that joins a namespace
-// by path (it cannot tell ours from the host's), so the engine applies them
-// to the netns file it made itself, before the container starts.
-func setNetSysctls(path string, sysctls map[string]string) error {
+// SetNetNSSysctls writes net.* sysctls ("net.ipv4.ip_forward") inside the
+// network namespace at path. The runtime refuses net.* sysctls for a
+// container that joins a namespace by path (it cannot tell ours from the
+// host's), so the supervisor applies them to the netns file it made
+// itself, before the container starts.
+func SetNetNSSysctls(path string, sysctls map[string]string) error {
 	if len(sysctls) == 0 {
 		return nil
 	}
