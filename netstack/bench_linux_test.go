@@ -272,7 +272,16 @@ func udpEchoIn(t testing.TB, ns string, port int) {
 	ch := make(chan net.PacketConn, 1)
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread is thrown away
+		// The thread goes back to its own namespace before it is
+		// unlocked; were it left locked in ns, and were it the main
+		// thread, Go would wedge it there instead of ending it.
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
 		h, err := netns.GetFromPath(nsPath(ns))
 		if err != nil {
 			errc <- err
@@ -283,9 +292,14 @@ func udpEchoIn(t testing.TB, ns string, port int) {
 			errc <- err
 			return
 		}
-		pc, err := net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
-		if err != nil {
-			errc <- err
+		pc, lerr := net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
+		if err := netns.Set(orig); err != nil {
+			errc <- err // stays locked: retired with the goroutine
+			return
+		}
+		runtime.UnlockOSThread()
+		if lerr != nil {
+			errc <- lerr
 			return
 		}
 		ch <- pc
