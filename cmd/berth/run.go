@@ -95,7 +95,7 @@ in the background, stdin not connected.`,
 			}
 			if !detach {
 				req.Interactive = interactive
-				req.TTY = !noTTY && (tty || term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd())))
+				req.TTY = wantTTY(noTTY, tty, term.IsTerminal(int(os.Stdin.Fd())), term.IsTerminal(int(os.Stdout.Fd())))
 				if req.TTY {
 					if ws, err := terminalSize(); err == nil {
 						req.ConsoleSize = &api.ConsoleSize{Rows: ws.Row, Cols: ws.Col}
@@ -155,6 +155,13 @@ in the background, stdin not connected.`,
 	f.BoolVar(&build, "build", false, "build the service's image (build: section) before running")
 	f.BoolVarP(&interactive, "interactive", "i", true, "connect stdin (--interactive=false: /dev/null)")
 	return cmd
+}
+
+// wantTTY decides whether run gives the command a pty: as Compose's
+// run, when stdin and stdout are terminals unless -T, or with -t
+// (-T wins).
+func wantTTY(noTTY, tty, stdinTerm, stdoutTerm bool) bool {
+	return !noTTY && (tty || stdinTerm && stdoutTerm)
 }
 
 // runOutput shows an attached or streamed run: progress until the
