@@ -42,12 +42,12 @@ services it depends on first (unless --no-deps). berth exits with the
 command's exit code.
 
 When stdin and stdout are terminals (and no -T), or with -t, the command
-gets a pty: berth puts the terminal in raw mode and joins it to the pty,
-whose size follows the terminal's (berth run web sh gives a shell). Its
-output then does not go to the container's log. Otherwise our stdin is
-the command's stdin (-i, the default; end of file reaches it) and its
-output is printed as it comes, and logged (berth logs). With -d it runs
-in the background, stdin not connected.`,
+gets a pty joined to the terminal (raw meanwhile), its size following the
+terminal's: berth run web sh gives a shell. That output does not go to
+the container's log. Without a pty, berth's stdin is the command's (-i,
+the default; its end of file reaches the command), and the command's
+output is printed as it comes and logged (berth logs). With -d the
+container runs in the background, its stdin not connected.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if detach && rm {
@@ -103,7 +103,7 @@ in the background, stdin not connected.`,
 				}
 			}
 			prog := newProgress(errw, isTerminal(errw), "Running")
-			r := &runOutput{prog: prog, stdout: cmd.OutOrStdout(), stderr: errw}
+			r := &runOutput{prog: prog, stdin: cmd.InOrStdin(), stdout: cmd.OutOrStdout(), stderr: errw}
 			var res *api.Result
 			if req.Attached() {
 				res, err = c.RunAttached(ctx, req, r.event, r.log, r.attach(req.Interactive))
@@ -111,7 +111,7 @@ in the background, stdin not connected.`,
 				res, err = c.Run(ctx, req, r.event, r.log)
 			}
 			r.progressDone()
-			if err != nil && errors.Is(err, api.ErrNoResult) && r.container != "" && ctx.Err() == nil {
+			if err != nil && errors.Is(err, api.ErrNoResult) && r.attached() && ctx.Err() == nil {
 				// The daemon went away (it was restarted): the
 				// container runs on, and so does our pty or stdin.
 				res, err = r.reattach(ctx, g, p.Name, rm)
@@ -168,6 +168,7 @@ func wantTTY(noTTY, tty, stdinTerm, stdoutTerm bool) bool {
 // container's output starts, its log lines, and its pty or stdin.
 type runOutput struct {
 	prog           progress
+	stdin          io.Reader // copied to the stdin pipe (a pty takes os.Stdin)
 	stdout, stderr io.Writer
 
 	mu        sync.Mutex // guards the fields below
@@ -224,13 +225,20 @@ func (r *runOutput) attach(copyStdin bool) func(api.Attach, *os.File) {
 			r.pty = startPty(f, copyStdin)
 		case api.AttachStdin:
 			go func() {
-				_, _ = io.Copy(f, os.Stdin)
+				_, _ = io.Copy(f, r.stdin)
 				f.Close()
 			}()
 		default:
 			f.Close()
 		}
 	}
+}
+
+// attached reports whether the daemon passed us the pty or stdin.
+func (r *runOutput) attached() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.container != ""
 }
 
 // end ends the pty session, if any: its last output is printed and our
@@ -260,19 +268,19 @@ func (r *runOutput) reattach(ctx context.Context, g *globalOptions, project stri
 		return nil, fmt.Errorf("the daemon went away during the run, and: %w", err)
 	}
 	defer c.Close()
+	// A container the daemon did not get to start never will: don't
+	// wait for it.
+	all, err := c.Ps(ctx, project, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range all {
+		if s.Name == name && s.State == "created" {
+			_, _ = c.Container(ctx, name, api.ActionRemove, api.ContainerRequest{Force: true, Volumes: true})
+			return nil, fmt.Errorf("the daemon went away before %s started", name)
+		}
+	}
 	if pty != nil {
-		// A container the daemon did not get to start never will:
-		// don't wait for its pty.
-		all, err := c.Ps(ctx, project, true)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range all {
-			if s.Name == name && s.State == "created" {
-				_, _ = c.Container(ctx, name, api.ActionRemove, api.ContainerRequest{Force: true, Volumes: true})
-				return nil, fmt.Errorf("the daemon went away before %s started", name)
-			}
-		}
 		select {
 		case <-pty.done():
 		case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -122,6 +123,10 @@ func Hijack(w http.ResponseWriter) (_ *StreamWriter, gone <-chan struct{}, _ io.
 		b, _ := json.Marshal(ErrorBody{Error: "attach: needs a unix socket connection", Kind: KindBadRequest})
 		_, _ = io.WriteString(conn, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"+string(b))
 		return nil, nil, nil, errors.New("attach: not a unix socket connection")
+	}
+	// No deadline the server set for reading the request outlives it.
+	if err := uc.SetDeadline(time.Time{}); err != nil {
+		return nil, nil, nil, err
 	}
 	if _, err := io.WriteString(uc, "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n"); err != nil {
 		return nil, nil, nil, err
