@@ -13,7 +13,17 @@ import (
 	"github.com/berth-dev/berth/supervisor/api"
 )
 
-// runStack is one service whose container stops at once on SIGTERM.
+// runEnv starts a daemon for a run test: its client, a context bounding
+// the test, and a stack of one service, sh, whose container stops at
+// once on SIGTERM.
+func runEnv(t *testing.T) (*daemonEnv, *Daemon, *api.Client, context.Context, *spec.Project) {
+	env := newDaemonEnv(t)
+	d, c := env.start()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return env, d, c, ctx, env.runStack()
+}
+
 func (env *daemonEnv) runStack() *spec.Project {
 	return &spec.Project{Name: env.project, WorkingDir: env.root,
 		Networks: []spec.Network{{Name: "default", ActualName: env.project + "_default"}},
@@ -48,11 +58,7 @@ func waitRunGone(t *testing.T, c *api.Client, project string) {
 // what it writes reaches the command, closing it is end of file, and the
 // output still comes back as log lines.
 func TestDaemonRunStdin(t *testing.T) {
-	env := newDaemonEnv(t)
-	_, c := env.start()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p := env.runStack()
+	env, _, c, ctx, p := runEnv(t)
 	var out []string
 	var att api.Attach
 	res, err := c.RunAttached(ctx, api.RunRequest{Project: p, Service: "sh", Remove: true, Interactive: true,
@@ -80,11 +86,7 @@ func TestDaemonRunStdin(t *testing.T) {
 // A pty run passes the pty master: the command sees a terminal of the
 // size asked, and what it writes comes on the master, not in the log.
 func TestDaemonRunPty(t *testing.T) {
-	env := newDaemonEnv(t)
-	_, c := env.start()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p := env.runStack()
+	env, _, c, ctx, p := runEnv(t)
 	var logged []string
 	got := make(chan string, 1)
 	res, err := c.RunAttached(ctx, api.RunRequest{Project: p, Service: "sh", Remove: true, TTY: true, Interactive: true,
@@ -124,11 +126,7 @@ func TestDaemonRunPty(t *testing.T) {
 // The client leaving an attached run (its connection closed) stops the
 // container, and --rm removes it.
 func TestDaemonRunClientLeaves(t *testing.T) {
-	env := newDaemonEnv(t)
-	_, c := env.start()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p := env.runStack()
+	env, _, c, ctx, p := runEnv(t)
 	rctx, leave := context.WithCancel(ctx)
 	var stdin *os.File
 	_, err := c.RunAttached(rctx, api.RunRequest{Project: p, Service: "sh", Remove: true, Interactive: true}, func(e api.Event) {
@@ -149,11 +147,7 @@ func TestDaemonRunClientLeaves(t *testing.T) {
 // sends no Result: the client keeps its stdin, and the next daemon
 // reports the exit.
 func TestDaemonRunOutlivesDaemon(t *testing.T) {
-	env := newDaemonEnv(t)
-	d, c := env.start()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p := env.runStack()
+	env, d, c, ctx, p := runEnv(t)
 	var stdin *os.File
 	var name string
 	errc := make(chan error, 1)

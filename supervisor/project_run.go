@@ -24,12 +24,8 @@ func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if req.Project == nil {
-		writeError(w, badRequest("run: no project"))
-		return
-	}
-	if err := validProjectName(req.Project.Name); err != nil {
-		writeError(w, badRequest("%v", err))
+	if err := checkProject(req.Project, "run"); err != nil {
+		writeError(w, err)
 		return
 	}
 	if _, ok := req.Project.Service(req.Service); !ok {

@@ -153,18 +153,25 @@ func errStrings(err error) []string {
 	return out
 }
 
+// checkProject rejects a request for op without a valid project.
+func checkProject(p *spec.Project, op string) error {
+	if p == nil {
+		return badRequest("%s: no project", op)
+	}
+	if err := validProjectName(p.Name); err != nil {
+		return badRequest("%v", err)
+	}
+	return nil
+}
+
 func (d *Daemon) handleUp(w http.ResponseWriter, r *http.Request) {
 	var req api.UpRequest
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	if req.Project == nil {
-		writeError(w, badRequest("up: no project"))
-		return
-	}
-	if err := validProjectName(req.Project.Name); err != nil {
-		writeError(w, badRequest("%v", err))
+	if err := checkProject(req.Project, "up"); err != nil {
+		writeError(w, err)
 		return
 	}
 	s := api.NewStreamWriter(w)

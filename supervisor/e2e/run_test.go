@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -126,67 +125,62 @@ func (s *stackEnv) runContainers(service string) []string {
 	return names
 }
 
-// berth run on a terminal gives the command a pty of the terminal's size,
-// joined to it: what is typed reaches a shell, its output comes back,
-// berth exits with its code, and --rm removes the container.
-func TestRunPty(t *testing.T) {
-	s := newStack(t, "fetch")
+// shellSession runs `berth run --rm --no-deps client sh` of the fetch
+// stack on a terminal and waits for the shell's prompt.
+func shellSession(t *testing.T) (s *stackEnv, master *os.File, out *syncBuffer, wait func() int) {
+	s = newStack(t, "fetch")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	master, out, wait := s.ptyBerth(ctx, "run", "--rm", "--no-deps", "client", "sh")
+	t.Cleanup(cancel)
+	master, out, wait = s.ptyBerth(ctx, "run", "--rm", "--no-deps", "client", "sh")
 	waitOutput(t, out, "# ") // the shell's prompt
 	s.remember()
-	if _, err := io.WriteString(master, "tty; stty size; echo $((6*7)); exit 3\r"); err != nil {
+	return s, master, out, wait
+}
+
+// typeLine writes line to the terminal, as typed, with its Enter.
+func typeLine(t *testing.T, master *os.File, line string) {
+	t.Helper()
+	if _, err := io.WriteString(master, line+"\r"); err != nil {
 		t.Fatal(err)
 	}
-	code := wait()
-	got := out.String()
-	if code != 3 {
-		t.Errorf("berth run exited %d, want 3 (the shell's exit); output:\n%q", code, got)
-	}
-	for _, want := range []string{"/dev/pts/", "33 101\r\n", "42\r\n"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("output lacks %q:\n%q", want, got)
-		}
+}
+
+// endSession waits for berth's exit code, which must be want, and checks
+// that --rm removed the container.
+func endSession(t *testing.T, s *stackEnv, out *syncBuffer, wait func() int, want int) {
+	t.Helper()
+	if code := wait(); code != want {
+		t.Errorf("berth run exited %d, want %d (the shell's exit); output:\n%q", code, want, out.String())
 	}
 	if names := s.runContainers("client"); len(names) != 0 {
 		t.Errorf("run --rm left %v", names)
 	}
 }
 
+// berth run on a terminal gives the command a pty of the terminal's size,
+// joined to it: what is typed reaches a shell, its output comes back,
+// berth exits with its code, and --rm removes the container.
+func TestRunPty(t *testing.T) {
+	s, master, out, wait := shellSession(t)
+	typeLine(t, master, "tty; stty size; echo $((6*7)); exit 3")
+	endSession(t, s, out, wait, 3)
+	got := out.String()
+	for _, want := range []string{"/dev/pts/", "33 101\r\n", "42\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%q", want, got)
+		}
+	}
+}
+
 // A pty session outlives kill -9 of the daemon: the master is ours, the
 // keeper brings a daemon back, and berth learns the exit code from it.
 func TestRunPtySurvivesDaemonKill(t *testing.T) {
-	s := newStack(t, "fetch")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	master, out, wait := s.ptyBerth(ctx, "run", "--rm", "--no-deps", "client", "sh")
-	waitOutput(t, out, "# ")
-	s.remember()
-	b, err := os.ReadFile(filepath.Join(root, "berth.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		t.Fatalf("berth.pid: %q", b)
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(master, "echo alive $((40+2))\r"); err != nil {
-		t.Fatal(err)
-	}
+	s, master, out, wait := shellSession(t)
+	killDaemon(t)
+	typeLine(t, master, "echo alive $((40+2))")
 	waitOutput(t, out, "alive 42")
-	if _, err := io.WriteString(master, "exit 7\r"); err != nil {
-		t.Fatal(err)
-	}
-	if code := wait(); code != 7 {
-		t.Errorf("berth run exited %d, want 7; output:\n%q", code, out.String())
-	}
-	if names := s.runContainers("client"); len(names) != 0 {
-		t.Errorf("run --rm left %v", names)
-	}
+	typeLine(t, master, "exit 7")
+	endSession(t, s, out, wait, 7)
 }
 
 // Without a terminal (or with -T) our stdin is the command's, streamed
