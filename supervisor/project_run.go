@@ -161,13 +161,27 @@ func (a *runAttachment) close() {
 // until it exits. It returns the Result to send, or nil when there is
 // none to send.
 //
-// ctx ends when the caller is gone or the daemon stops: then the
-// container is stopped. For an attached run (gone not nil), ctx ends only
-// when the daemon stops, and gone is closed when the client has left: the
-// container is stopped only then. A daemon that stops leaves an attached
-// run's container running, and sends no Result: its client, which holds
-// the pty or stdin, carries on and asks the next daemon for the exit.
-func (d *Daemon) run(ctx context.Context, req api.RunRequest, s *api.StreamWriter, gone <-chan struct{}) *api.Result {
+// daemonCtx ends when the caller is gone or the daemon stops: then the
+// container is stopped. For an attached run (gone not nil), daemonCtx
+// ends only when the daemon stops, and gone is closed when the client
+// has left: the container is stopped only then. A daemon that stops
+// leaves an attached run's container running and sends no Result: its
+// client, which holds the pty or stdin, carries on and asks the next
+// daemon for the exit.
+func (d *Daemon) run(daemonCtx context.Context, req api.RunRequest, s *api.StreamWriter, gone <-chan struct{}) *api.Result {
+	// ctx ends when the client has gone or the daemon stops: the work
+	// for the run stops either way; the end of the wait tells them apart.
+	ctx, leave := context.WithCancel(daemonCtx)
+	defer leave()
+	if gone != nil {
+		go func() {
+			select {
+			case <-gone:
+				leave()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	p := req.Project
 	svc, name := runService(req)
 	send := func(e api.Event) { _ = s.Event(e) }
@@ -261,29 +275,17 @@ func (d *Daemon) run(ctx context.Context, req api.RunRequest, s *api.StreamWrite
 	if req.Detach {
 		return res
 	}
-	wctx, wcancel := context.WithCancel(ctx)
-	defer wcancel()
-	if gone != nil {
-		go func() {
-			select {
-			case <-gone:
-				wcancel()
-			case <-wctx.Done():
-			}
-		}()
-	}
-	err := inst.WaitCondition(wctx, StateExited)
-	wcancel()
+	err := inst.WaitCondition(ctx, StateExited)
 	stop()
 	fwg.Wait()
-	if err != nil && gone != nil && !isClosed(gone) && ctx.Err() != nil {
+	if err != nil && gone != nil && !isClosed(gone) && daemonCtx.Err() != nil {
 		// The daemon stops: the attached client keeps the session.
 		return nil
 	}
 	if err != nil {
 		// The client went away (or the daemon stops): stop the container.
-		cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		_ = inst.Stop(cctx, -1)
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		_ = inst.Stop(sctx, -1)
 		cancel()
 		res.Errors = errStrings(err)
 	} else {

@@ -157,15 +157,27 @@ func endSession(t *testing.T, s *stackEnv, out *syncBuffer, wait func() int, wan
 	}
 }
 
-// berth run on a terminal gives the command a pty of the terminal's size,
-// joined to it: what is typed reaches a shell, its output comes back,
+// berth run on a terminal gives the command a pty of the terminal's size
+// (also after a resize), joined to it: what is typed reaches a shell, its output comes back,
 // berth exits with its code, and --rm removes the container.
 func TestRunPty(t *testing.T) {
 	s, master, out, wait := shellSession(t)
-	typeLine(t, master, "tty; stty size; echo $((6*7)); exit 3")
+	typeLine(t, master, "tty; stty size; echo $((6*7))")
+	waitOutput(t, out, "42\r\n")
+	// Resizing our terminal sends berth SIGWINCH (it leads the
+	// terminal's foreground process group): the pty follows.
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 120}); err != nil {
+		t.Fatal(os.NewSyscallError("ioctl(TIOCSWINSZ)", err))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "40 120\r\n") && time.Now().Before(deadline) {
+		typeLine(t, master, "stty size")
+		time.Sleep(200 * time.Millisecond)
+	}
+	typeLine(t, master, "exit 3")
 	endSession(t, s, out, wait, 3)
 	got := out.String()
-	for _, want := range []string{"/dev/pts/", "33 101\r\n", "42\r\n"} {
+	for _, want := range []string{"/dev/pts/", "33 101\r\n", "42\r\n", "40 120\r\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%q", want, got)
 		}
