@@ -38,6 +38,13 @@ type CreateOptions struct {
 	// instead of those kept from its previous incarnation
 	// (`up -V/--renew-anon-volumes`).
 	RenewAnonVolumes bool
+	// Stdin is the stdin of the container's first process (nil:
+	// /dev/null; later starts always get /dev/null). The caller keeps
+	// its copy.
+	Stdin *os.File
+	// ConsoleSize is the pty's size when the process starts, for a
+	// service with tty (nil: the kernel's default).
+	ConsoleSize *specs.Box
 }
 
 // CreateWithOptions is Create with options.
@@ -179,6 +186,9 @@ func (e *Engine) CreateWithOptions(ctx context.Context, p *spec.Project, svc *sp
 	}
 	if oci.Process != nil {
 		st.Info.Command = slices.Clone(oci.Process.Args)
+		if oci.Process.Terminal && o.ConsoleSize != nil {
+			oci.Process.ConsoleSize = o.ConsoleSize
+		}
 	}
 	st.StopSignal = oci.Annotations[specconv.AnnotationStopSignal]
 	b, err := json.MarshalIndent(oci, "", "  ")
@@ -200,7 +210,7 @@ func (e *Engine) CreateWithOptions(ctx context.Context, p *spec.Project, svc *sp
 		i.ing.close()
 		i.lf.Close()
 	})
-	if _, err := i.createRuntime(ctx); err != nil {
+	if _, err := i.createRuntime(ctx, o.Stdin); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() {

@@ -45,23 +45,26 @@ type Instance struct {
 	// while holding mu.
 	opMu sync.Mutex
 
-	mu       sync.Mutex         // guards everything below
-	st       containerState     // persisted
-	rc       *runtime.Container // current runtime container, nil when none exists
-	rcOwned  bool               // rc came from our Create: we are its init's parent
-	run      *run               // the running process, nil when none runs
-	changed  chan struct{}      // closed and replaced on every change
-	subs     map[int]func(ContainerInfo)
-	subSeq   int
-	tracker  *RestartTracker
-	uhTrack  *RestartTracker // backoff for restart_on_unhealthy when the policy would not restart
-	health   *HealthState
-	timer    *time.Timer // pending policy restart
-	ing      *ingester
-	lf       *LogFile
-	offTimer *time.Timer // pending save of log offsets
-	removed  bool
-	detached bool // the engine was closed: touch nothing any more
+	mu      sync.Mutex         // guards everything below
+	st      containerState     // persisted
+	rc      *runtime.Container // current runtime container, nil when none exists
+	rcOwned bool               // rc came from our Create: we are its init's parent
+	// consoleTaken is the runtime container whose pty master TakeConsole
+	// handed over: its output is not copied into the log.
+	consoleTaken *runtime.Container
+	run          *run          // the running process, nil when none runs
+	changed      chan struct{} // closed and replaced on every change
+	subs         map[int]func(ContainerInfo)
+	subSeq       int
+	tracker      *RestartTracker
+	uhTrack      *RestartTracker // backoff for restart_on_unhealthy when the policy would not restart
+	health       *HealthState
+	timer        *time.Timer // pending policy restart
+	ing          *ingester
+	lf           *LogFile
+	offTimer     *time.Timer // pending save of log offsets
+	removed      bool
+	detached     bool // the engine was closed: touch nothing any more
 }
 
 // run is one execution of the container's process.
@@ -327,7 +330,7 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 	}
 	if rc == nil {
 		var err error
-		if rc, err = i.createRuntime(ctx); err != nil {
+		if rc, err = i.createRuntime(ctx, nil); err != nil {
 			return err
 		}
 	}
@@ -370,7 +373,10 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 			return err
 		}
 	}
-	if console := rc.Console(); console != nil {
+	i.mu.Lock()
+	taken := i.consoleTaken == rc
+	i.mu.Unlock()
+	if console := rc.Console(); console != nil && !taken {
 		i.mu.Lock()
 		lf, ing := i.lf, i.ing
 		i.mu.Unlock()
@@ -427,9 +433,28 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 	return nil
 }
 
+// TakeConsole hands over the pty master of a created container whose
+// service has tty, before it first starts: the caller owns it, and what
+// the process writes to its terminal goes to the caller instead of the
+// log. It returns nil when there is none (no tty, already started, or
+// already taken).
+func (i *Instance) TakeConsole() *os.File {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.rc == nil || i.run != nil || i.consoleTaken == i.rc {
+		return nil
+	}
+	c := i.rc.Console()
+	if c != nil {
+		i.consoleTaken = i.rc
+	}
+	return c
+}
+
 // createRuntime (re)creates the runtime container from the bundle: the
-// same rootfs (its writable layer kept), netns and mounts. opMu held.
-func (i *Instance) createRuntime(ctx context.Context) (*runtime.Container, error) {
+// same rootfs (its writable layer kept), netns and mounts; stdin is its
+// process's stdin (nil: /dev/null). opMu held.
+func (i *Instance) createRuntime(ctx context.Context, stdin *os.File) (*runtime.Container, error) {
 	rt := i.e.cfg.Runtime
 	i.mu.Lock()
 	prev := i.rc
@@ -481,7 +506,7 @@ func (i *Instance) createRuntime(ctx context.Context) (*runtime.Container, error
 	c, err := rt.Create(ctx, i.name, runtime.CreateOpts{
 		Bundle: i.dir,
 		Spec:   oci,
-		IO:     runtime.IO{Stdout: stdout, Stderr: stderr},
+		IO:     runtime.IO{Stdin: stdin, Stdout: stdout, Stderr: stderr},
 	})
 	if err != nil {
 		return nil, err

@@ -2,8 +2,6 @@ package supervisor
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -155,18 +153,25 @@ func errStrings(err error) []string {
 	return out
 }
 
+// checkProject rejects a request for op without a valid project.
+func checkProject(p *spec.Project, op string) error {
+	if p == nil {
+		return badRequest("%s: no project", op)
+	}
+	if err := validProjectName(p.Name); err != nil {
+		return badRequest("%v", err)
+	}
+	return nil
+}
+
 func (d *Daemon) handleUp(w http.ResponseWriter, r *http.Request) {
 	var req api.UpRequest
 	if err := decodeBody(r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	if req.Project == nil {
-		writeError(w, badRequest("up: no project"))
-		return
-	}
-	if err := validProjectName(req.Project.Name); err != nil {
-		writeError(w, badRequest("%v", err))
+	if err := checkProject(req.Project, "up"); err != nil {
+		writeError(w, err)
 		return
 	}
 	s := api.NewStreamWriter(w)
@@ -691,166 +696,4 @@ func startAsCreate(steps []scheduler.Step) []scheduler.Step {
 		out[k] = s
 	}
 	return out
-}
-
-func (d *Daemon) handleRun(w http.ResponseWriter, r *http.Request) {
-	var req api.RunRequest
-	if err := decodeBody(r, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	if req.Project == nil {
-		writeError(w, badRequest("run: no project"))
-		return
-	}
-	if err := validProjectName(req.Project.Name); err != nil {
-		writeError(w, badRequest("%v", err))
-		return
-	}
-	if _, ok := req.Project.Service(req.Service); !ok {
-		writeError(w, badRequest("no such service: %s", req.Service))
-		return
-	}
-	s := api.NewStreamWriter(w)
-	res := d.run(r.Context(), req, s)
-	_ = s.Result(res)
-}
-
-func randomSuffix() string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// run makes a one-off container of a service, starts it (and its
-// dependencies unless NoDeps) and, unless Detach, streams its output
-// until it exits.
-func (d *Daemon) run(ctx context.Context, req api.RunRequest, s *api.StreamWriter) api.Result {
-	p := req.Project
-	base, _ := p.Service(req.Service)
-	svc := *base
-	name := req.Name
-	if name == "" {
-		name = fmt.Sprintf("%s-%s-run-%s", p.Name, svc.Name, randomSuffix())
-	}
-	svc.ContainerName = name
-	svc.Replicas = 1
-	svc.Restart = spec.RestartPolicy{Condition: "no"}
-	if req.Command != nil {
-		svc.Command = req.Command
-	}
-	if req.Entrypoint != nil {
-		svc.Entrypoint = req.Entrypoint
-	}
-	if len(req.Env) > 0 {
-		svc.Environment = append(append([]string(nil), svc.Environment...), req.Env...)
-	}
-	if req.User != "" {
-		svc.User = req.User
-	}
-	if req.Workdir != "" {
-		svc.WorkingDir = req.Workdir
-	}
-	if !req.ServicePorts {
-		svc.Ports = nil
-	}
-	send := func(e api.Event) { _ = s.Event(e) }
-	res := api.Result{Containers: []string{name}}
-
-	unlock := d.projects.lock(p.Name)
-	var errs error
-	if !req.NoDeps {
-		g, err := scheduler.NewGraph(p)
-		if err != nil {
-			unlock()
-			res.Errors = errStrings(err)
-			return res
-		}
-		var deps []string
-		for _, e := range g.Dependencies(svc.Name) {
-			deps = append(deps, e.On)
-		}
-		if len(deps) > 0 {
-			errs = d.upLocked(ctx, p, deps, api.UpOptions{}, send, &api.Result{})
-		}
-	}
-	var inst *Instance
-	if errs == nil {
-		errs = d.projects.update(p.Name, true, func(st *projectState) {
-			if st.Project == nil {
-				st.Project = p
-			}
-			if st.OneOff == nil {
-				st.OneOff = map[string]bool{}
-			}
-			st.OneOff[name] = true
-		})
-		if errs == nil {
-			if errs = d.ensureNetworks(p, &scheduler.Plan{Steps: []scheduler.Step{{Action: scheduler.ActionCreate, Service: svc.Name}}}, send); errs == nil {
-				inst, errs = d.engine.Create(ctx, p, &svc, 1)
-			}
-		}
-	}
-	unlock()
-	if errs != nil {
-		res.Errors = errStrings(errs)
-		res.ExitCode = 125
-		return res
-	}
-
-	var (
-		fol *logFollower
-		fwg sync.WaitGroup
-	)
-	fctx, stop := context.WithCancel(ctx)
-	defer stop()
-	if !req.Detach {
-		fol = newLogFollower(inst, s, nil, true)
-		fwg.Add(1)
-		go func() {
-			defer fwg.Done()
-			fol.run(fctx)
-		}()
-	}
-	if err := inst.Start(ctx); err != nil {
-		stop()
-		fwg.Wait()
-		res.Errors = errStrings(err)
-		res.ExitCode = 125
-		if req.Remove {
-			d.removeOneOff(inst, p.Name)
-		}
-		return res
-	}
-	send(api.Event{Time: time.Now().UTC(), Project: p.Name, Service: svc.Name, Container: name, Action: "start", Status: "done"})
-	if req.Detach {
-		return res
-	}
-	err := inst.WaitCondition(ctx, StateExited)
-	stop()
-	fwg.Wait()
-	if err != nil {
-		// The client went away (or the daemon stops): stop the container.
-		cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		_ = inst.Stop(cctx, -1)
-		cancel()
-		res.Errors = errStrings(err)
-	} else {
-		fol.pump() // the last lines are in the log before the exit is known
-	}
-	res.ExitCode = inst.Snapshot().ExitCode
-	if req.Remove {
-		d.removeOneOff(inst, p.Name)
-	}
-	return res
-}
-
-func (d *Daemon) removeOneOff(i *Instance, project string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := i.Remove(ctx, RemoveOptions{Force: true, Volumes: true}); err != nil {
-		d.log.Warn("removing one-off container", "container", i.Name(), "err", err)
-		return
-	}
-	_ = d.projects.update(project, false, func(st *projectState) { delete(st.OneOff, i.Name()) })
 }

@@ -807,9 +807,23 @@ func TestRunCommand(t *testing.T) {
 	if r.Service != "web" || !r.Remove || !r.NoDeps || r.User != "nobody" || !slices.Equal(r.Env, []string{"A=1"}) || r.Project.Name != "demo" || r.Entrypoint != nil {
 		t.Errorf("run request %+v", r)
 	}
+	// Our stdin goes to the container through the pipe the daemon
+	// passes (not without -i).
+	if !r.Interactive || r.TTY || r.Detach {
+		t.Errorf("run without a terminal: request %+v, want Interactive and no TTY", r)
+	}
+	out, _, err = runBerth(t, "a\nb\n", "--root", d.root, "run", "-f", f, "-T", "web", "cat")
+	if err != nil || out != "stdin: a|b|\ncat\n" {
+		t.Errorf("run -T with stdin: %q, %v", out, err)
+	}
+	out, _, err = runBerth(t, "a\n", "--root", d.root, "run", "-f", f, "-i=false", "web", "cat")
+	if err != nil || out != "cat\n" || d.runs[len(d.runs)-1].Attached() {
+		t.Errorf("run -i=false with stdin: %q, %v; request %+v", out, err, d.runs[len(d.runs)-1])
+	}
 	out, _, err = d.run("run", "-f", f, "-d", "--entrypoint", "/bin/echo", "db")
-	if err != nil || out != "demo-db-run-0a1b\n" || !slices.Equal(d.runs[1].Entrypoint, []string{"/bin/echo"}) {
-		t.Errorf("run -d: %q, %v, entrypoint %v", out, err, d.runs[1].Entrypoint)
+	last := d.runs[len(d.runs)-1]
+	if err != nil || out != "demo-db-run-0a1b\n" || !slices.Equal(last.Entrypoint, []string{"/bin/echo"}) || last.Attached() {
+		t.Errorf("run -d: %q, %v, request %+v", out, err, last)
 	}
 	if _, _, err := d.run("run", "-f", f, "-d", "--rm", "db"); err == nil || !strings.Contains(err.Error(), "--rm and --detach are incompatible") {
 		t.Errorf("run -d --rm: %v", err)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -246,61 +245,27 @@ func execForeground(ct *runtime.Container, p *specs.Process, service string) (in
 	signal.Notify(sigs)
 	defer signal.Stop(sigs)
 
-	var outDone chan struct{}
-	console := proc.Console()
-	if console != nil {
-		defer console.Close()
-		if term.IsTerminal(int(os.Stdin.Fd())) {
-			if old, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
-				defer term.Restore(int(os.Stdin.Fd()), old)
-			}
-			resizePty(console)
-		}
-		go func() { _, _ = io.Copy(console, os.Stdin) }()
-		outDone = make(chan struct{})
-		go func() {
-			defer close(outDone)
-			_, _ = io.Copy(os.Stdout, console)
-		}()
+	var pty *ptySession
+	if console := proc.Console(); console != nil {
+		pty = startPty(console, true)
 	}
 	go func() {
 		for s := range sigs {
 			switch s {
-			case unix.SIGWINCH:
-				if console != nil {
-					resizePty(console)
-				}
-			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE:
+			case unix.SIGCHLD, unix.SIGURG, unix.SIGPIPE, unix.SIGWINCH:
 			default:
-				if console == nil {
+				if pty == nil {
 					_ = proc.Signal(s.(syscall.Signal))
 				}
 			}
 		}
 	}()
 	es, err := proc.Wait(context.Background())
-	if outDone != nil {
-		// The pty's output ends (EIO) once the last holder of its other
-		// end has gone; don't hang on a background process keeping it.
-		select {
-		case <-outDone:
-		case <-time.After(time.Second):
-		}
+	if pty != nil {
+		pty.end(time.Second)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("service %q: exec: %w", service, err)
 	}
 	return es.Code, nil
-}
-
-// resizePty gives the pty master the size of our terminal.
-func resizePty(console *os.File) {
-	ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ)
-	if err != nil {
-		ws, err = unix.IoctlGetWinsize(int(os.Stdout.Fd()), unix.TIOCGWINSZ)
-		if err != nil {
-			return
-		}
-	}
-	_ = unix.IoctlSetWinsize(int(console.Fd()), unix.TIOCSWINSZ, ws)
 }

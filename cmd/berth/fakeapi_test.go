@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -332,8 +333,36 @@ func (d *fakeDaemon) runOne(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = req.Project.Name + "-" + req.Service + "-run-0a1b"
 	}
-	sw := api.NewStreamWriter(w)
+	var sw *api.StreamWriter
+	var stdin []byte
+	if req.Attached() && !req.TTY {
+		// As the daemon: the client gets the write end of the stdin
+		// pipe; here what it writes comes back as a log line.
+		s, _, conn, err := api.Hijack(w)
+		if err != nil {
+			d.t.Errorf("run: %v", err)
+			return
+		}
+		defer conn.Close()
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			d.t.Error(err)
+			return
+		}
+		err = s.SendFile(api.Message{Attach: &api.Attach{Kind: api.AttachStdin, Container: name}}, pw)
+		pw.Close()
+		if err == nil {
+			stdin, _ = io.ReadAll(pr)
+		}
+		pr.Close()
+		sw = s
+	} else {
+		sw = api.NewStreamWriter(w)
+	}
 	sw.Event(api.Event{Time: time.Now(), Container: name, Action: "start", Status: "done"})
+	if len(stdin) > 0 {
+		sw.Log(api.LogLine{Container: name, Service: req.Service, Stream: "stdout", Time: time.Now(), Log: "stdin: " + strings.ReplaceAll(string(stdin), "\n", "|")})
+	}
 	if req.Detach {
 		sw.Result(api.Result{Containers: []string{name}})
 		return

@@ -404,12 +404,6 @@ func waitForeground(ctx context.Context, console *os.File, forward func(syscall.
 	defer signal.Stop(sigs)
 	go func() {
 		for s := range sigs {
-			if s == unix.SIGWINCH && console != nil {
-				if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
-					_ = unix.IoctlSetWinsize(int(console.Fd()), unix.TIOCSWINSZ, ws)
-				}
-				continue
-			}
 			if s == unix.SIGCHLD || s == unix.SIGURG || s == unix.SIGWINCH || s == unix.SIGPIPE {
 				continue
 			}
@@ -417,12 +411,8 @@ func waitForeground(ctx context.Context, console *os.File, forward func(syscall.
 		}
 	}()
 	if console != nil {
-		// Our terminal goes raw while it feeds the container's pty.
-		if restore, err := makeRaw(int(os.Stdin.Fd())); err == nil {
-			defer restore()
-		}
-		go func() { _, _ = io.Copy(console, os.Stdin) }()
-		go func() { _, _ = io.Copy(os.Stdout, console) }()
+		pty := startPty(console, true)
+		defer pty.end(time.Second)
 	}
 	es, err := wait(ctx)
 	if err != nil {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -80,9 +82,70 @@ func (c *Client) Down(ctx context.Context, req DownRequest, onEvent func(Event))
 }
 
 // Run runs a one-off container; onLog receives its output unless
-// req.Detach. The Result carries the exit code.
+// req.Detach. The Result carries the exit code. A request that is
+// Attached goes through RunAttached, its files closed unused.
 func (c *Client) Run(ctx context.Context, req RunRequest, onEvent func(Event), onLog func(LogLine)) (*Result, error) {
+	if req.Attached() {
+		return c.RunAttached(ctx, req, onEvent, onLog, nil)
+	}
 	return c.stream(ctx, http.MethodPost, "/v1/run", nil, req, onEvent, onLog)
+}
+
+// RunAttached runs a one-off container whose request is Attached (TTY or
+// Interactive): onAttach receives the files the daemon passes, the pty
+// master or the stdin pipe, and owns them (nil: they are closed). It is
+// called from the goroutine reading the stream, before the container
+// starts: it must return promptly. The request has a connection of its
+// own; ctx ending closes it, which the daemon takes as the client
+// leaving (it stops the container). A stream that ends without a Result
+// returns an error wrapping ErrNoResult: the container may still run.
+func (c *Client) RunAttached(ctx context.Context, req RunRequest, onEvent func(Event), onLog func(LogLine), onAttach func(Attach, *os.File)) (*Result, error) {
+	const path = "/v1/run"
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: encode request: %w", path, err)
+	}
+	conn, err := dialFiles(ctx, c.sock)
+	if err != nil {
+		if isNoDaemon(err) {
+			return nil, fmt.Errorf("%w (socket %s)", ErrNoDaemon, c.sock)
+		}
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	hreq, err := http.NewRequest(http.MethodPost, "http://berth"+path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	rc := resultCollector{onEvent: onEvent, onLog: onLog, onAttach: func(a Attach) error {
+		f := conn.takeFile()
+		if f == nil {
+			return fmt.Errorf("%s: attach message (%s) without a file", path, a.Kind)
+		}
+		if onAttach == nil {
+			f.Close()
+		} else {
+			onAttach(a, f)
+		}
+		return nil
+	}}
+	err = hreq.Write(conn)
+	if err == nil {
+		var resp *http.Response
+		if resp, err = http.ReadResponse(bufio.NewReader(conn), hreq); err == nil {
+			if err = checkStatus(resp); err == nil {
+				err = ReadStream(resp.Body, rc.handle)
+				resp.Body.Close()
+			}
+		}
+	}
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return rc.finish(c, path, err)
 }
 
 // Ps lists the containers of project ("" for every project): running ones
@@ -194,29 +257,51 @@ func (c *Client) Events(ctx context.Context, project string, fn func(Event) erro
 }
 
 func (c *Client) stream(ctx context.Context, method, path string, q url.Values, body any, onEvent func(Event), onLog func(LogLine)) (*Result, error) {
-	var res *Result
-	err := c.rawStream(ctx, method, path, q, body, func(m Message) error {
-		switch {
-		case m.Event != nil:
-			if onEvent != nil {
-				onEvent(*m.Event)
-			}
-		case m.Log != nil:
-			if onLog != nil {
-				onLog(*m.Log)
-			}
-		case m.Result != nil:
-			res = m.Result
+	rc := resultCollector{onEvent: onEvent, onLog: onLog}
+	err := c.rawStream(ctx, method, path, q, body, rc.handle)
+	return rc.finish(c, path, err)
+}
+
+// resultCollector dispatches the messages of an up, down or run stream
+// and keeps its Result.
+type resultCollector struct {
+	onEvent func(Event)
+	onLog   func(LogLine)
+	// onAttach handles Attach messages; nil: they are an error.
+	onAttach func(Attach) error
+	res      *Result
+}
+
+func (rc *resultCollector) handle(m Message) error {
+	switch {
+	case m.Event != nil:
+		if rc.onEvent != nil {
+			rc.onEvent(*m.Event)
 		}
-		return nil
-	})
+	case m.Log != nil:
+		if rc.onLog != nil {
+			rc.onLog(*m.Log)
+		}
+	case m.Result != nil:
+		rc.res = m.Result
+	case m.Attach != nil:
+		if rc.onAttach == nil {
+			return errors.New("unexpected attach message from the daemon")
+		}
+		return rc.onAttach(*m.Attach)
+	}
+	return nil
+}
+
+// finish returns the Result, or why there is none.
+func (rc *resultCollector) finish(c *Client, path string, err error) (*Result, error) {
 	if err != nil {
-		return res, err
+		return rc.res, err
 	}
-	if res == nil {
-		return nil, fmt.Errorf("%s: the daemon closed the stream without a result (did it exit? see %s)", path, filepath.Join(c.root, "daemon.log"))
+	if rc.res == nil {
+		return nil, fmt.Errorf("%s: %w (did it exit? see %s)", path, ErrNoResult, filepath.Join(c.root, "daemon.log"))
 	}
-	return res, nil
+	return rc.res, nil
 }
 
 func (c *Client) rawStream(ctx context.Context, method, path string, q url.Values, body any, fn func(Message) error) error {
@@ -279,16 +364,24 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		}
 		return nil, err
 	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		var eb ErrorBody
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(b, &eb) != nil {
-			eb.Error = string(bytes.TrimSpace(b))
-		}
-		return nil, errorFromBody(resp.StatusCode, eb)
+	if err := checkStatus(resp); err != nil {
+		return nil, err
 	}
 	return resp, nil
+}
+
+// checkStatus turns a non-2xx response into an error (closing its body).
+func checkStatus(resp *http.Response) error {
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	defer resp.Body.Close()
+	var eb ErrorBody
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(b, &eb) != nil {
+		eb.Error = string(bytes.TrimSpace(b))
+	}
+	return errorFromBody(resp.StatusCode, eb)
 }
 
 // isNoDaemon tells a socket nobody listens on (or that does not exist)

@@ -19,6 +19,9 @@
 //	POST /v1/projects/{name}/{action}          ProjectRequest -> NDJSON Message stream (Event..., Result)
 //	     action: start, stop, restart (in dependency order, from saved state)
 //	POST /v1/run         RunRequest            -> NDJSON Message stream (Event..., LogLine..., Result)
+//	     an Attached request (TTY or Interactive) gets its connection taken
+//	     over: Attach messages carry files (SCM_RIGHTS), the pty master or
+//	     the container's stdin pipe; use Client.RunAttached
 //
 // A request that fails before a stream starts gets a non-2xx status with an
 // ErrorBody; the client turns it into an *Error that errors.Is matches

@@ -13,6 +13,9 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrNoDaemon: nothing answers on the socket.
 	ErrNoDaemon = errors.New("berth daemon is not running")
+	// ErrNoResult: a stream that should end with a Result ended without
+	// one (the daemon went away, e.g. it was restarted).
+	ErrNoResult = errors.New("the daemon closed the stream without a result")
 )
 
 // Error kinds carried in ErrorBody.Kind.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 )
@@ -20,6 +21,7 @@ type StreamWriter struct {
 	f   http.Flusher
 	enc *json.Encoder
 	err error
+	uc  *net.UnixConn // set by Hijack: SendFile passes files on it
 }
 
 // NewStreamWriter starts an NDJSON response on w (status 200).

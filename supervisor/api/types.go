@@ -251,8 +251,7 @@ type ProjectRequest struct {
 }
 
 // RunRequest is the body of POST /v1/run: a one-off container of a service.
-// Interactive stdin is not supported over the API: the container's stdin
-// is /dev/null.
+// Its stdin is /dev/null unless TTY or Interactive (see Attached).
 type RunRequest struct {
 	Project *spec.Project
 	Service string
@@ -276,13 +275,56 @@ type RunRequest struct {
 	// ServicePorts publishes the service's ports (run --service-ports);
 	// by default, as in Compose, a run container publishes none.
 	ServicePorts bool
+	// TTY gives the container's process a pty (as `run` with a terminal
+	// and no -T). The daemon passes the pty master to the client in an
+	// Attach message (AttachConsole): the session's bytes never go
+	// through the daemon, its output is not logged, and closing the
+	// master hangs the session up (the process gets SIGHUP).
+	TTY bool `json:",omitempty"`
+	// Interactive connects the container's stdin (run -i, the default).
+	// Without TTY the daemon passes the client the write end of a pipe
+	// that is the container's stdin (Attach message AttachStdin): closing
+	// it is end of file. With TTY the pty is the stdin; Interactive then
+	// only tells the client to copy its stdin there.
+	Interactive bool `json:",omitempty"`
+	// ConsoleSize is the pty's size when the process starts (TTY only);
+	// the client changes it later on the master it holds.
+	ConsoleSize *ConsoleSize `json:",omitempty"`
 }
+
+// Attached reports whether the run passes files to the client, which
+// needs Client.RunAttached: TTY or Interactive, and not Detach.
+func (r *RunRequest) Attached() bool { return !r.Detach && (r.TTY || r.Interactive) }
+
+// ConsoleSize is a terminal's size in characters.
+type ConsoleSize struct {
+	Rows, Cols uint16
+}
+
+// Attach announces a file the daemon passes along with the message (an
+// SCM_RIGHTS control message on the unix socket): the receiver owns it.
+type Attach struct {
+	// Kind is AttachConsole or AttachStdin.
+	Kind string
+	// Container is the one-off container the file belongs to.
+	Container string
+}
+
+// Attach kinds.
+const (
+	// AttachConsole: the pty master of a RunRequest with TTY.
+	AttachConsole = "console"
+	// AttachStdin: the write end of the container's stdin pipe.
+	AttachStdin = "stdin"
+)
 
 // Message is one line of an NDJSON stream: exactly one field is set.
 type Message struct {
 	Event  *Event   `json:",omitempty"`
 	Log    *LogLine `json:",omitempty"`
 	Result *Result  `json:",omitempty"`
+	// Attach comes with a file (run with RunRequest.Attached only).
+	Attach *Attach `json:",omitempty"`
 }
 
 // ErrorBody is the JSON body of a non-2xx response.

@@ -428,14 +428,10 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// kill -9 of the daemon stops no container: the next command finds a
-// daemon again (the keeper restarts it), the container still runs with
-// the same pid and serves, and down removes everything.
-func TestDaemonKill9(t *testing.T) {
-	port := freePort(t)
-	s := newStack(t, "published", "WEB_PORT="+strconv.Itoa(port))
-	s.must("up", "-d")
-	before := s.ps()["web"]
+// killDaemon kills the root's daemon with SIGKILL, waits for it to die
+// and returns its pid.
+func killDaemon(t *testing.T) int {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "berth.pid"))
 	if err != nil {
 		t.Fatal(err)
@@ -451,6 +447,18 @@ func TestDaemonKill9(t *testing.T) {
 		st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 		return err != nil || strings.Contains(string(st), ") Z ")
 	})
+	return pid
+}
+
+// kill -9 of the daemon stops no container: the next command finds a
+// daemon again (the keeper restarts it), the container still runs with
+// the same pid and serves, and down removes everything.
+func TestDaemonKill9(t *testing.T) {
+	port := freePort(t)
+	s := newStack(t, "published", "WEB_PORT="+strconv.Itoa(port))
+	s.must("up", "-d")
+	before := s.ps()["web"]
+	pid := killDaemon(t)
 	after := s.ps()["web"]
 	if after.State != "running" || after.Pid != before.Pid || after.ID != before.ID {
 		t.Errorf("after kill -9 of the daemon: %+v, before %+v", after, before)
