@@ -42,8 +42,11 @@ echo start >"$work/site/index.html"
 cat >"$work/compose.yaml" <<YAML
 services:
   web:
-    image: bench/busybox:latest
-    command: ["httpd", "-f", "-p", "8080", "-h", "/srv"]
+    # Compose 2.29 watches only services with a build: section.
+    build:
+      context: .
+      dockerfile_inline: "FROM bench/busybox:latest\n"
+    command: ["sh", "-c", "mkdir -p /srv && exec httpd -f -p 8080 -h /srv"]
     ports: ["127.0.0.1:$port:8080"]
     develop:
       watch:
