@@ -694,3 +694,45 @@ func TestRestoreAfterReboot(t *testing.T) {
 		t.Fatalf("web after restore: %v %v", got, err)
 	}
 }
+
+// DetachAllKeepLinks leaves the veths to the kernel, which removes them
+// with the container's namespace; WaitLinksGone sees them go, and deletes
+// one whose namespace stays.
+func TestDetachKeepLinksWithNamespace(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("keep", spec.Network{Name: "default"})
+	ns1, a1 := e.container(n.ID, AttachOptions{Container: "keep-a-1", Service: "a"})
+	_, a2 := e.container(n.ID, AttachOptions{Container: "keep-b-1", Service: "b"})
+
+	links, err := e.m.DetachAllKeepLinks("keep-a-1")
+	if err != nil || len(links) != 1 || links[0] != a1.HostIf {
+		t.Fatalf("DetachAllKeepLinks = %v, %v; want [%s]", links, err, a1.HostIf)
+	}
+	if len(e.m.Attachments("keep-a-1")) != 0 {
+		t.Errorf("attachment still recorded: %+v", e.m.Attachments("keep-a-1"))
+	}
+	if _, err := netlink.LinkByName(a1.HostIf); err != nil {
+		t.Fatalf("the veth went before its namespace: %v", err)
+	}
+	if out, err := exec.Command("ip", "netns", "del", ns1).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns del: %v: %s", err, out)
+	}
+	if err := WaitLinksGone(links, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName(a1.HostIf); !isNotFound(err) {
+		t.Errorf("veth %s still there after WaitLinksGone: %v", a1.HostIf, err)
+	}
+
+	// b's namespace stays: a zero wait deletes its veth.
+	links, err = e.m.DetachAllKeepLinks("keep-b-1")
+	if err != nil || len(links) != 1 {
+		t.Fatalf("DetachAllKeepLinks = %v, %v", links, err)
+	}
+	if err := WaitLinksGone(links, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName(a2.HostIf); !isNotFound(err) {
+		t.Errorf("veth %s still there: %v", a2.HostIf, err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berth-dev/berth/spec"
 	"github.com/vishvananda/netlink"
@@ -721,31 +722,94 @@ func (m *Manager) Detach(networkID, container string) error {
 // DetachAll removes a container from every network and unpublishes its
 // ports. It is idempotent.
 func (m *Manager) DetachAll(container string) error {
+	_, err := m.detachAll(container, true)
+	return err
+}
+
+// DetachAllKeepLinks is DetachAll for a container whose network
+// namespace the caller is about to destroy: the kernel removes the veths
+// with the namespace, many namespaces in one batch, where deleting each
+// veth by hand costs an RCU grace period under the RTNL lock (tens of
+// milliseconds, one at a time). It returns the host ends of the veths,
+// for WaitLinksGone once the namespace is released.
+func (m *Manager) DetachAllKeepLinks(container string) ([]string, error) {
+	return m.detachAll(container, false)
+}
+
+func (m *Manager) detachAll(container string, delLinks bool) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
+	var links []string
 	for _, k := range sortedKeys(m.st.Attachments) {
 		if a := m.st.Attachments[k]; a.Container == container {
-			errs = append(errs, m.detachLocked(a))
+			links = append(links, a.HostIf)
+			if delLinks {
+				errs = append(errs, m.detachLocked(a))
+			} else {
+				errs = append(errs, m.forgetLocked(a))
+			}
 		}
 	}
 	if m.dropPortsLocked(func(b PortBinding) bool { return b.Container == container }) {
 		errs = append(errs, applyTable(m.table, m.st), m.saveLocked())
 	}
-	return errors.Join(errs...)
+	return links, errors.Join(errs...)
+}
+
+// WaitLinksGone waits up to timeout for the named host links to
+// disappear (the kernel removes a veth when the namespace of its peer is
+// destroyed), then deletes those still there.
+func WaitLinksGone(names []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	delay := time.Millisecond
+	for {
+		var left []string
+		for _, n := range names {
+			if _, err := netlink.LinkByName(n); err == nil {
+				left = append(left, n)
+			} else if !isNotFound(err) {
+				return err
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			var errs []error
+			for _, n := range left {
+				if link, err := netlink.LinkByName(n); err == nil {
+					if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
+						errs = append(errs, fmt.Errorf("delete veth %s: %w", n, err))
+					}
+				}
+			}
+			return errors.Join(errs...)
+		}
+		names = left
+		time.Sleep(delay)
+		delay = min(2*delay, 20*time.Millisecond)
+	}
 }
 
 func (m *Manager) detachLocked(a *attachmentState) error {
 	var errs []error
-	if s, ok := m.dns[a.Network]; ok {
-		s.Unregister(a.Container)
-	}
 	if link, err := netlink.LinkByName(a.HostIf); err == nil {
 		if err := netlink.LinkDel(link); err != nil && !isNotFound(err) {
 			errs = append(errs, fmt.Errorf("delete veth %s: %w", a.HostIf, err))
 		}
 	} else if !isNotFound(err) {
 		errs = append(errs, err)
+	}
+	return errors.Join(append(errs, m.forgetLocked(a))...)
+}
+
+// forgetLocked drops an attachment from the DNS server, the address
+// pool, the port bindings and the saved state; its veth is left alone.
+func (m *Manager) forgetLocked(a *attachmentState) error {
+	var errs []error
+	if s, ok := m.dns[a.Network]; ok {
+		s.Unregister(a.Container)
 	}
 	if ns, ok := m.st.Networks[a.Network]; ok {
 		(&addrPool{Used: ns.Used}).release(a.Container)

@@ -4,6 +4,7 @@ package netstack
 
 import (
 	"github.com/berth-dev/berth/spec"
+	"time"
 )
 
 // Driver options berth honours (Docker's names).
@@ -39,6 +40,8 @@ func (m *Manager) Networks() []Network                               { return ni
 func (m *Manager) Attach(string, AttachOptions) (*Attachment, error) { return nil, ErrNotSupported }
 func (m *Manager) Detach(networkID, container string) error          { return ErrNotSupported }
 func (m *Manager) DetachAll(container string) error                  { return ErrNotSupported }
+func (m *Manager) DetachAllKeepLinks(string) ([]string, error)       { return nil, ErrNotSupported }
+func WaitLinksGone([]string, time.Duration) error                    { return ErrNotSupported }
 func (m *Manager) Register(container string) error                   { return ErrNotSupported }
 func (m *Manager) Unregister(container string)                       {}
 func (m *Manager) DNSServer(networkID string) *DNSServer             { return nil }

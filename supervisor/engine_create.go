@@ -513,7 +513,23 @@ func (e *Engine) teardown(ctx context.Context, name string, st *containerState, 
 	if st.NetMode == netModeBridge {
 		e.cfg.Net.Unregister(name)
 	}
-	if err := e.cfg.Net.DetachAll(name); err != nil {
+	if st.OwnNetNS && st.NetNSPath != "" {
+		// The veths go with the namespace (batched by the kernel, where
+		// deleting each by hand costs a grace period under RTNL); wait
+		// for them so that nothing is left when teardown returns.
+		links, err := e.cfg.Net.DetachAllKeepLinks(name)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		wait := 5 * time.Second
+		if err := netstack.RemoveNetNS(st.NetNSPath); err != nil {
+			errs = append(errs, err)
+			wait = 0 // the namespace stays: delete the veths now
+		}
+		if err := netstack.WaitLinksGone(links, wait); err != nil {
+			errs = append(errs, err)
+		}
+	} else if err := e.cfg.Net.DetachAll(name); err != nil {
 		errs = append(errs, err)
 	}
 	if err := e.cfg.Volumes.Release(name); err != nil {
@@ -526,11 +542,6 @@ func (e *Engine) teardown(ctx context.Context, name string, st *containerState, 
 	}
 	if err := e.cfg.Images.Release(name); err != nil {
 		errs = append(errs, err)
-	}
-	if st.OwnNetNS && st.NetNSPath != "" {
-		if err := netstack.RemoveNetNS(st.NetNSPath); err != nil {
-			errs = append(errs, err)
-		}
 	}
 	return errors.Join(errs...)
 }
