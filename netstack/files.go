@@ -242,13 +242,15 @@ func contains(list []string, s string) bool {
 }
 
 // WriteDir writes resolv.conf, hosts and hostname into dir (each file
-// replaced atomically), for the runtime to bind-mount over /etc/...
+// replaced atomically), for the runtime to bind-mount over /etc/... They
+// are not fsynced: after a power loss the supervisor writes them anew
+// with the container's new network namespace.
 func (f Files) WriteDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	for name, data := range map[string][]byte{"resolv.conf": f.ResolvConf, "hosts": f.Hosts, "hostname": f.Hostname} {
-		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o644); err != nil {
+		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o644, false); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}

@@ -85,11 +85,12 @@ func (st *netState) save(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o600)
+	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o600, true)
 }
 
-// writeFileAtomic replaces path with data (temp file, fsync, rename).
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (retErr error) {
+// writeFileAtomic replaces path with data (temp file, rename); durable
+// adds an fsync of the file before and of the directory after the rename.
+func writeFileAtomic(path string, data []byte, perm os.FileMode, durable bool) (retErr error) {
 	dir := filepath.Dir(path)
 	tmp := filepath.Join(dir, "."+filepath.Base(path)+"."+strconv.Itoa(os.Getpid())+"."+strconv.FormatInt(time.Now().UnixNano(), 36))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
@@ -105,15 +106,20 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (retErr error) 
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
+	}
+	if !durable {
+		return nil
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()

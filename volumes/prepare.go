@@ -82,6 +82,7 @@ func (m *Manager) PrepareWithOptions(ctx context.Context, p *spec.Project, svc *
 	// Users are changed in memory and saved once at the end: on error they
 	// are simply not saved.
 	pr.users = m.loadUsersLocked()
+	before := pr.users.clone()
 	for i := range svc.Mounts {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
@@ -143,8 +144,11 @@ func (m *Manager) PrepareWithOptions(ctx context.Context, p *spec.Project, svc *
 			return nil, nil, err
 		}
 	}
-	if err := m.saveUsersLocked(pr.users); err != nil {
-		return nil, nil, err
+	// Most containers use no volume: their start then writes nothing.
+	if !pr.users.equal(before) {
+		if err := m.saveUsersLocked(pr.users); err != nil {
+			return nil, nil, err
+		}
 	}
 	return out, func() error { return m.Release(containerName) }, nil
 }

@@ -184,6 +184,29 @@ func (m *Manager) saveUsersLocked(u userTable) error {
 	return writeFileRename(filepath.Join(m.dir, usersFile), b, 0o600, false)
 }
 
+func (u userTable) clone() userTable {
+	c := make(userTable, len(u))
+	for k, v := range u {
+		c[k] = slices.Clone(v)
+	}
+	return c
+}
+
+// equal compares two tables, ignoring volumes without users.
+func (u userTable) equal(o userTable) bool {
+	for k, v := range u {
+		if !slices.Equal(v, o[k]) {
+			return false
+		}
+	}
+	for k, v := range o {
+		if len(v) > 0 && len(u[k]) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // add records c as a user of vol; it reports whether c was new.
 func (u userTable) add(vol, c string) bool {
 	if slices.Contains(u[vol], c) {

@@ -856,3 +856,55 @@ func FuzzParsers(f *testing.F) {
 		}
 	})
 }
+
+// A container that uses no volume changes no users table: its Prepare
+// and Release write nothing, and the users of others are kept.
+func TestPrepareWithoutVolumesWritesNoUsers(t *testing.T) {
+	m := newManager(t)
+	p := testProject(t)
+	users := filepath.Join(m.dir, usersFile)
+	plain := &spec.Service{Name: "plain", Tmpfs: []string{"/run"}}
+	if _, release, err := m.Prepare(context.Background(), p, plain, "proj-plain-1", ""); err != nil {
+		t.Fatal(err)
+	} else if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(users); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("users file after a container without volumes: %v", err)
+	}
+	db := &spec.Service{Name: "db", Mounts: []spec.Mount{{Type: spec.MountVolume, Source: "data", Target: "/data"}}}
+	if _, _, err := m.Prepare(context.Background(), p, db, "proj-db-1", ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Prepare(context.Background(), p, plain, "proj-plain-2", ""); err != nil {
+		t.Fatal(err)
+	}
+	if st2, err := os.Stat(users); err != nil || !os.SameFile(st, st2) {
+		t.Errorf("users file replaced by a container without volumes (%v)", err)
+	}
+	if v, err := m.Inspect("proj_data"); err != nil || !slices.Equal(v.UsedBy, []string{"proj-db-1"}) {
+		t.Errorf("proj_data used by %v (%v)", v.UsedBy, err)
+	}
+}
+
+func TestUserTableEqual(t *testing.T) {
+	a := userTable{"v": {"c1"}}
+	for _, tc := range []struct {
+		b    userTable
+		want bool
+	}{
+		{userTable{"v": {"c1"}}, true},
+		{userTable{"v": {"c1"}, "w": nil}, true},
+		{userTable{"v": {"c1", "c2"}}, false},
+		{userTable{}, false},
+		{userTable{"v": {"c1"}, "w": {"c3"}}, false},
+	} {
+		if got := a.equal(tc.b); got != tc.want {
+			t.Errorf("%v equal %v = %v, want %v", a, tc.b, got, tc.want)
+		}
+	}
+}

@@ -24,10 +24,9 @@ func writeFileAtomic(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
+	// No fsync: the state describes processes, which a power loss ends
+	// anyway; a crash of berth leaves the file in the page cache.
 	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
