@@ -201,11 +201,19 @@ func (e *Engine) exitOf(rc *runtime.Container, rs *runtime.State, pid int, start
 // waitAdopted waits for an adopted init (not our child) to exit, through a
 // pidfd on the Go netpoller (no thread blocks), then finds its exit status.
 func (e *Engine) waitAdopted(name string, r *run) (runtime.ExitStatus, string) {
+	// Only our keeper (or we) reap the init and record its status. When
+	// another process is its parent (the keeper was stopped with the
+	// daemon, so the init went to the system's init), no record will
+	// come: look once instead of waiting for it.
+	delays := []time.Duration{0, 10, 20, 50, 100, 200, 400, 800}
+	if pp, err := procParent(r.pid, r.startTime); err == nil && pp != os.Getpid() && pp != os.Getppid() {
+		delays = delays[:1]
+	}
 	_ = waitPidfd(r.pid, r.startTime)
 	// The keeper (or another handle of ours) records the status right
 	// after reaping; give it a moment.
 	var rs *runtime.State
-	for _, d := range []time.Duration{0, 10, 20, 50, 100, 200, 400, 800} {
+	for _, d := range delays {
 		time.Sleep(d * time.Millisecond)
 		if _, err := os.Stat(e.exitRecordPath(r.pid, r.startTime)); err == nil {
 			break

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -333,6 +334,32 @@ func StopDaemon(root string) (int, error) {
 		return pid, nil
 	}
 	return 0, nil
+}
+
+// DaemonGone reports whether the keeper and daemon named by root's pid
+// files have exited (zombies count as exited: their locks are released),
+// so that after StopDaemon a new one can start. It takes no lock, so it
+// never gets in the way of a keeper starting.
+func DaemonGone(root string) bool {
+	for _, f := range []string{"keeper.pid", "berth.pid"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(bytesTrim(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue // gone
+		}
+		if i := bytes.LastIndexByte(st, ')'); i >= 0 && i+2 < len(st) && st[i+2] == 'Z' {
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 func bytesTrim(b []byte) []byte {

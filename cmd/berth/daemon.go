@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/supervisor"
-	"github.com/berth-dev/berth/supervisor/api"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -82,15 +81,14 @@ func newDaemonCmd(g *globalOptions) *cobra.Command {
 				fmt.Fprintln(cmd.OutOrStdout(), "the berth daemon is not running")
 				return nil
 			}
-			// Wait (bounded) until the socket stops answering.
+			// Wait (bounded) until the daemon and its keeper are gone,
+			// so that the next command can start new ones at once.
 			deadline := time.Now().Add(30 * time.Second)
 			for time.Now().Before(deadline) {
-				c, err := api.Dial(g.Root)
-				if err != nil {
+				if supervisor.DaemonGone(g.Root) {
 					return nil
 				}
-				c.Close()
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond)
 			}
 			return fmt.Errorf("the daemon (pid %d) did not stop within 30s", pid)
 		},

@@ -478,6 +478,29 @@ func TestDaemonKill9(t *testing.T) {
 	}
 }
 
+// A graceful `daemon stop` stops the keeper too; the next command starts
+// new ones at once and they adopt the running containers, whose stop and
+// down then work (their exit status is lost: nobody of berth's could reap
+// them).
+func TestDaemonStopThenCommands(t *testing.T) {
+	s := newStack(t, "published", "WEB_PORT="+strconv.Itoa(freePort(t)))
+	s.must("up", "-d")
+	before := s.ps()["web"]
+	s.must("daemon", "stop")
+	after := s.ps()["web"]
+	if after.State != "running" || after.Pid != before.Pid || after.ID != before.ID {
+		t.Fatalf("after daemon stop: %+v, before %+v", after, before)
+	}
+	s.must("stop", "web")
+	if got := s.ps()["web"]; got.State != "exited" {
+		t.Errorf("after stop: %+v", got)
+	}
+	s.must("down")
+	if ps := s.ps(); len(ps) != 0 {
+		t.Errorf("after down: %+v", ps)
+	}
+}
+
 // --scale adds and removes replicas; exec --index picks one.
 func TestScaleAndIndex(t *testing.T) {
 	s := newStack(t, "fetch")
