@@ -221,6 +221,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 	}
+	image.SpreadSubdirs(filepath.Join(root, "containers"))
 	return &Engine{cfg: cfg, instances: map[string]*Instance{}, creating: map[string]bool{}, logs: newLogWatcher()}, nil
 }
 

@@ -96,6 +96,7 @@ func Open(root string) (*Store, error) {
 			return nil, fmt.Errorf("image store: %w", err)
 		}
 	}
+	SpreadSubdirs(filepath.Join(abs, "containers"))
 	return &Store{root: abs}, nil
 }
 
