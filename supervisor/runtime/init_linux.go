@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	goruntime "runtime"
+	"runtime/debug"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -52,6 +53,10 @@ func init() {
 	if mode == "" {
 		return
 	}
+	// The init lives only until it execs the container's process: a
+	// garbage collection would only cost time (runReaper, which stays,
+	// turns it back on).
+	debug.SetGCPercent(-1)
 	// Capabilities, no_new_privs and seccomp are per thread, and execve
 	// keeps only the calling thread: everything runs on this one.
 	goruntime.LockOSThread()

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -156,6 +157,7 @@ func finishProcess(cfg *initConfig) error {
 // forwards every signal to the command, reaps every zombie reparented to
 // it, and exits with the command's status.
 func runReaper(exe string, args, env []string, numExtra int) error {
+	debug.SetGCPercent(100) // it lives as long as the container
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs)
 	files := []*os.File{os.Stdin, os.Stdout, os.Stderr}
