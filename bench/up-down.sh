@@ -219,12 +219,11 @@ for tool in $tools; do
 	podman) up=(podman-compose up -d) down=(podman-compose down -t 10) image=berth-bench/busybox:latest ;;
 	esac
 	if [ "$tool" = berth ]; then
-		# A fresh daemon with no container: the figure then includes what
-		# its heap grows by to run the first MEM_N containers, an upper
-		# bound. (After a warm-up run, Go's scavenger returns freed memory
-		# between the samples and the difference can even come out
-		# negative.) BenchmarkEngineMemoryPerContainer measures the steady
-		# cost in-process.
+		# A fresh daemon with no container. The daemon returns the heap a
+		# project operation grew to the OS a second after it (the samples
+		# are taken 2 s after), so the difference is what the running
+		# containers keep. BenchmarkEngineMemoryPerContainer measures the
+		# same in-process, from the Go heap.
 		"$berth" daemon stop >/dev/null 2>&1 || true
 		"$berth" ls >/dev/null
 	else

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -81,6 +82,9 @@ type Daemon struct {
 
 	// bootDone is closed when the boot restore is over (or skipped).
 	bootDone chan struct{}
+
+	memMu    sync.Mutex
+	memTimer *time.Timer // releaseMemory's pending FreeOSMemory
 
 	closeOnce sync.Once
 	closeErr  error
@@ -299,4 +303,18 @@ func pruneExitRecords(dir string, age time.Duration) {
 			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
+}
+
+// releaseMemory returns the heap that project-wide operations grew
+// (projects, plans, specs, JSON) to the operating system, one second after
+// the last of a burst ends: a daemon that supervises a stack for days
+// should hold what its containers need, not what its busiest minute did.
+func (d *Daemon) releaseMemory() {
+	d.memMu.Lock()
+	defer d.memMu.Unlock()
+	if d.memTimer == nil {
+		d.memTimer = time.AfterFunc(time.Second, debug.FreeOSMemory)
+		return
+	}
+	d.memTimer.Reset(time.Second)
 }
