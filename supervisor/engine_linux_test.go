@@ -455,7 +455,23 @@ func TestEngineRestartOnFailure(t *testing.T) {
 		t.Fatalf("after giving up: %+v", c)
 	}
 	// The event stream (what `berth events` shows) has every start and
-	// exit; snapshots given to subscribers are conflated under load.
+	// exit; snapshots given to subscribers are conflated under load. The
+	// last die event is announced just after the state turns exited,
+	// which a waiter woken by an earlier change can see first: wait for
+	// it.
+	dies := func() (n int) {
+		env.mu.Lock()
+		defer env.mu.Unlock()
+		for _, ev := range env.events {
+			if ev.Container == i.Name() && ev.Action == "die" {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); dies() < 4 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	var starts, exits []time.Time
 	var delays []time.Duration
 	env.mu.Lock()
