@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -44,6 +45,9 @@ type buildNet struct {
 	net    *netstack.Network
 	err    error // the first failure to make the network, returned again
 	closed bool
+	// gone are the host ends of the veths of finished steps, which the
+	// kernel removes with their namespaces; close waits for them.
+	gone []string
 }
 
 func newBuildNet(root string, upstreams []string) *buildNet {
@@ -91,8 +95,8 @@ func (n *buildNet) close() error {
 	if n.m == nil {
 		return nil
 	}
-	err := errors.Join(n.m.RemoveAll(), n.m.Close())
-	n.m, n.net = nil, nil
+	err := errors.Join(netstack.WaitLinksGone(n.gone, 5*time.Second), n.m.RemoveAll(), n.m.Close())
+	n.m, n.net, n.gone = nil, nil, nil
 	if err != nil {
 		return fmt.Errorf("remove build network: %w", err)
 	}
@@ -115,8 +119,16 @@ func (n *buildNet) attach(id, bundle string) (nsPath string, files map[string]st
 		return "", nil, nil, fmt.Errorf("build network: %w", err)
 	}
 	undo = func() {
-		m.Detach(nw.ID, id)
-		netstack.RemoveNetNS(nsPath)
+		// The veth goes with the namespace, in the kernel's own time
+		// (deleting it here cost ~20 ms a step); close waits for it.
+		links, _ := m.DetachAllKeepLinks(id)
+		if err := netstack.RemoveNetNS(nsPath); err != nil {
+			netstack.WaitLinksGone(links, 0)
+			return
+		}
+		n.mu.Lock()
+		n.gone = append(n.gone, links...)
+		n.mu.Unlock()
 	}
 	defer func() {
 		if retErr != nil {
