@@ -16,7 +16,10 @@ import (
 // The nftables table of a root is derived from the saved state as a
 // whole and replaced in one netlink transaction (add table, delete it,
 // add it again with every chain and rule), so it is always exactly what
-// the state says, also after a crash. No other table is read or changed.
+// the state says, also after a crash. One other place is changed, and
+// only where Docker made it for its users: the DOCKER-USER chain of the
+// iptables filter table gets an accept rule per direction for each of the
+// root's bridges (see syncDockerUser), tagged with the table's name.
 //
 //	table ip berth_<hash> {
 //	  chain prerouting  { type nat hook prerouting priority dstnat;
@@ -47,7 +50,7 @@ func applyTable(table string, st *netState) error {
 		if err := c.Flush(); err != nil {
 			return fmt.Errorf("nftables: delete table %s: %w", table, err)
 		}
-		return nil
+		return syncDockerUser(table, nil)
 	}
 	c.AddTable(t)
 	accept := nftables.ChainPolicyAccept
@@ -154,7 +157,7 @@ func applyTable(table string, st *netState) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: write table %s: %w", table, err)
 	}
-	return nil
+	return syncDockerUser(table, stateBridges(st))
 }
 
 // deleteTable removes the table if it exists.
@@ -168,7 +171,7 @@ func deleteTable(table string) error {
 	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) && !os.IsNotExist(err) {
 		return err
 	}
-	return nil
+	return syncDockerUser(table, nil)
 }
 
 // tableExists reports whether the table is in the ruleset.
