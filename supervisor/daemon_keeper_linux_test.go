@@ -18,16 +18,15 @@ import (
 	"github.com/berth-dev/berth/supervisor/api"
 )
 
-// TestDaemonHelperProcess is the test binary re-executed as `berth
-// keeper` (role dkeeper) or `berth daemon` (role daemon) on a test root.
-func TestDaemonHelperProcess(t *testing.T) {
+// daemonHelperProcess is the test binary re-executed (see TestMain) as
+// `berth keeper` (role dkeeper) or `berth daemon` (role daemon) on a test
+// root. It does not return.
+func daemonHelperProcess(role string) {
 	root := os.Getenv("BERTH_DMN_TEST_ROOT")
-	switch os.Getenv("BERTH_DMN_TEST_ROLE") {
-	case "":
-		t.Skip("helper process")
+	switch role {
 	case "dkeeper":
 		os.Setenv("BERTH_DMN_TEST_ROLE", "daemon")
-		err := RunKeeper(KeeperConfig{Root: root, Daemon: []string{os.Args[0], "-test.run=^TestDaemonHelperProcess$"}, Log: os.Stderr})
+		err := RunKeeper(KeeperConfig{Root: root, Daemon: []string{os.Args[0]}, Log: os.Stderr})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -56,6 +55,8 @@ func TestDaemonHelperProcess(t *testing.T) {
 		}
 		os.Exit(0)
 	}
+	fmt.Fprintf(os.Stderr, "unknown helper role %q\n", role)
+	os.Exit(2)
 }
 
 func ppidOf(pid int) int {
@@ -74,7 +75,7 @@ func ppidOf(pid int) int {
 
 func TestDaemonKill9KeeperRespawnsAndDownCleans(t *testing.T) {
 	env := newDaemonEnv(t)
-	keeper := exec.Command(os.Args[0], "-test.run=^TestDaemonHelperProcess$")
+	keeper := exec.Command(os.Args[0])
 	keeper.Env = append(os.Environ(), "BERTH_DMN_TEST_ROLE=dkeeper", "BERTH_DMN_TEST_ROOT="+env.root,
 		"BERTH_DMN_TEST_POOL="+env.pool.String())
 	logf, err := os.Create(filepath.Join(t.TempDir(), "daemon.log"))

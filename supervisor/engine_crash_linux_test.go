@@ -23,52 +23,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestEngineCrashHelper is the "daemon" of TestEngineDaemonCrash, run in a
-// child process: it starts the containers described in
-// BERTH_ENG_HELPER_PROJECT over BERTH_ENG_HELPER_ROOT, prints their pids,
-// and waits to be killed.
-func TestEngineCrashHelper(t *testing.T) {
-	root := os.Getenv("BERTH_ENG_HELPER_ROOT")
-	if root == "" {
-		t.Skip("helper process of TestEngineDaemonCrash")
+// engineCrashHelper is the "daemon" of TestEngineDaemonCrash, run in a
+// child process (see TestMain): it starts the containers described in
+// BERTH_ENG_HELPER_PROJECT over root, prints their pids, and waits to be
+// killed. It does not return.
+func engineCrashHelper(root string) {
+	must := func(err error) {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "engine crash helper:", err)
+			os.Exit(2)
+		}
 	}
 	var p spec.Project
-	if err := json.Unmarshal([]byte(os.Getenv("BERTH_ENG_HELPER_PROJECT")), &p); err != nil {
-		t.Fatal(err)
-	}
+	must(json.Unmarshal([]byte(os.Getenv("BERTH_ENG_HELPER_PROJECT")), &p))
 	images, err := image.Open(filepath.Join(root, "images"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(err)
 	vols, err := volumes.NewForRoot(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(err)
 	rt, err := runtime.New(filepath.Join(root, "runtime"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(err)
 	pool, _ := netipParsePrefix(os.Getenv("BERTH_ENG_HELPER_POOL"))
 	nm, err := netstack.New(netstack.Config{Root: root, Upstreams: []string{"127.0.0.1:9"}, Pool: pool})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nm.Restore(); err != nil {
-		t.Fatal(err)
-	}
+	must(err)
+	must(nm.Restore())
 	eng, err := NewEngine(EngineConfig{Root: root, Images: images, Volumes: vols, Net: nm, Runtime: rt})
-	if err != nil {
-		t.Fatal(err)
-	}
+	must(err)
 	ctx := context.Background()
 	for k := range p.Services {
 		i, err := eng.Create(ctx, &p, &p.Services[k], 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := i.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
+		must(err)
+		must(i.Start(ctx))
 		fmt.Printf("started %s %d\n", i.Name(), i.Snapshot().Pid)
 	}
 	fmt.Println("ready")
@@ -96,7 +80,7 @@ func TestEngineDaemonCrash(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEngineCrashHelper$", "-test.v=false")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "BERTH_ENG_HELPER_ROOT="+env.root, "BERTH_ENG_HELPER_PROJECT="+string(pj),
 		"BERTH_ENG_HELPER_POOL="+env.pool.String())
 	cmd.Stderr = os.Stderr

@@ -24,16 +24,16 @@ import (
 //	             keeper); later runs: record that they run, then wait
 //	             for SIGTERM and exit 0
 //	grandchild:  sleep a little and exit 7
-func TestKeeperHelperProcess(t *testing.T) {
+//
+// keeperHelperProcess plays role (see TestMain); it does not return.
+func keeperHelperProcess(role string) {
 	root := os.Getenv("BERTH_KEEPER_TEST_ROOT")
-	switch os.Getenv("BERTH_KEEPER_TEST_ROLE") {
-	case "":
-		t.Skip("helper process")
+	switch role {
 	case "keeper":
 		os.Setenv("BERTH_KEEPER_TEST_ROLE", "fakedaemon") // for the daemon it starts
 		err := RunKeeper(KeeperConfig{
 			Root:       root,
-			Daemon:     []string{os.Args[0], "-test.run=^TestKeeperHelperProcess$"},
+			Daemon:     []string{os.Args[0]},
 			Log:        os.Stderr,
 			MinBackoff: 10 * time.Millisecond,
 		})
@@ -49,7 +49,7 @@ func TestKeeperHelperProcess(t *testing.T) {
 		f.Close()
 		b, _ := os.ReadFile(runs)
 		if strings.Count(string(b), "\n") == 1 {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestKeeperHelperProcess$")
+			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), "BERTH_KEEPER_TEST_ROLE=grandchild")
 			if err := cmd.Start(); err != nil {
 				os.Exit(2)
@@ -69,6 +69,8 @@ func TestKeeperHelperProcess(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		os.Exit(7)
 	}
+	fmt.Fprintf(os.Stderr, "unknown helper role %q\n", role)
+	os.Exit(2)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -84,7 +86,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestKeeperReapsOrphansAndRestartsDaemon(t *testing.T) {
 	root := t.TempDir()
-	keeper := exec.Command(os.Args[0], "-test.run=^TestKeeperHelperProcess$")
+	keeper := exec.Command(os.Args[0])
 	keeper.Env = append(os.Environ(), "BERTH_KEEPER_TEST_ROOT="+root, "BERTH_KEEPER_TEST_ROLE=keeper")
 	keeper.Stderr = os.Stderr
 	if err := keeper.Start(); err != nil {

@@ -4,9 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -279,12 +282,59 @@ func TestUnpackPrivileged(t *testing.T) {
 	}
 }
 
+// An ordinary user cannot unpack a whiteout: ErrNeedRoot. As root the
+// test runs itself again as nobody (a copy of the test binary nobody may
+// execute, in a directory nobody may write).
 func TestUnpackUnprivilegedNeedsRoot(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("runs as an ordinary user")
+	layer := makeTar(t, []tarEntry{{name: "d/.wh.x"}})
+	if os.Geteuid() != 0 {
+		_, err := unpackTar(bytes.NewReader(layer), t.TempDir())
+		if !errors.Is(err, ErrNeedRoot) {
+			t.Fatalf("err = %v, want ErrNeedRoot", err)
+		}
+		return
 	}
-	_, err := unpackTar(bytes.NewReader(makeTar(t, []tarEntry{{name: "d/.wh.x"}})), t.TempDir())
-	if !errors.Is(err, ErrNeedRoot) {
-		t.Fatalf("err = %v, want ErrNeedRoot", err)
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
+	exe, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, work, tarPath := filepath.Join(dir, "image.test"), filepath.Join(dir, "work"), filepath.Join(dir, "layer.tar")
+	if err := os.WriteFile(bin, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tarPath, layer, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(work, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"BERTH_IMAGE_CHILD=unprivileged-unpack", "BERTH_IMAGE_LAYER=" + tarPath, "BERTH_IMAGE_DIR=" + work}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+}
+
+// unprivilegedUnpackChild unpacks BERTH_IMAGE_LAYER into BERTH_IMAGE_DIR
+// and exits 0 only on ErrNeedRoot (see TestMain).
+func unprivilegedUnpackChild() {
+	f, err := os.Open(os.Getenv("BERTH_IMAGE_LAYER"))
+	if err == nil {
+		_, err = unpackTar(f, os.Getenv("BERTH_IMAGE_DIR"))
+	}
+	if os.Geteuid() == 0 || !errors.Is(err, ErrNeedRoot) {
+		fmt.Fprintf(os.Stderr, "euid %d: err = %v, want ErrNeedRoot\n", os.Geteuid(), err)
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
