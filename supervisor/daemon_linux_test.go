@@ -19,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/api"
 	"github.com/berth-dev/berth/supervisor/image"
+	"github.com/berth-dev/berth/supervisor/image/imagetest"
 	"github.com/berth-dev/berth/supervisor/runtime"
 	"github.com/vishvananda/netlink"
 )
@@ -49,9 +50,7 @@ func newDaemonEnv(t testing.TB) *daemonEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Import(context.Background(), busyboxTar(t), "busybox:latest", image.ImportOptions{Changes: []string{`CMD ["sh"]`}}); err != nil {
-		t.Fatal(err)
-	}
+	imagetest.ImportBusybox(t, st, nil)
 	return env
 }
 

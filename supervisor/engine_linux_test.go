@@ -1,15 +1,12 @@
 package supervisor
 
 import (
-	"archive/tar"
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/netstack"
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/image"
+	"github.com/berth-dev/berth/supervisor/image/imagetest"
 	"github.com/berth-dev/berth/supervisor/runtime"
 	"github.com/berth-dev/berth/volumes"
 	"github.com/vishvananda/netlink"
@@ -36,54 +34,6 @@ func requirePrivileged(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Fatal("BERTH_PRIVILEGED=1 needs root")
 	}
-}
-
-// busyboxTar writes a rootfs tarball built from /bin/busybox (Debian's
-// busybox-static): the binary, one symlink per applet, passwd and group.
-func busyboxTar(t testing.TB) string {
-	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skipf("no /bin/busybox (install busybox-static): %v", err)
-	}
-	out, err := exec.Command("/bin/busybox", "--list").Output()
-	if err != nil {
-		t.Fatalf("busybox --list: %v", err)
-	}
-	p := filepath.Join(t.TempDir(), "busybox.tar")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	now := time.Now()
-	dir := func(name string, mode int64) {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: mode, ModTime: now})
-	}
-	file := func(name string, mode int64, data []byte) {
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data)), ModTime: now})
-		tw.Write(data)
-	}
-	for _, d := range []string{"bin/", "etc/", "proc/", "sys/", "dev/", "root/", "var/", "www/"} {
-		dir(d, 0o755)
-	}
-	dir("tmp/", 0o1777)
-	file("bin/busybox", 0o755, bb)
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		a := strings.TrimSpace(sc.Text())
-		if a == "" || a == "busybox" {
-			continue
-		}
-		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: now})
-	}
-	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
-	file("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // testEnv is an engine over a fresh berth root with the busybox image.
@@ -121,10 +71,7 @@ func newTestEnv(t testing.TB) *testEnv {
 	if env.images, err = image.Open(filepath.Join(root, "images")); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if _, err := env.images.Import(ctx, busyboxTar(t), "busybox:latest", image.ImportOptions{Changes: []string{`CMD ["sh"]`}}); err != nil {
-		t.Fatal(err)
-	}
+	imagetest.ImportBusybox(t, env.images, nil)
 	if env.vols, err = volumes.NewForRoot(root); err != nil {
 		t.Fatal(err)
 	}

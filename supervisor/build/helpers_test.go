@@ -1,7 +1,6 @@
 package build
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/berth-dev/berth/supervisor/image"
+	"github.com/berth-dev/berth/supervisor/image/imagetest"
 	"github.com/berth-dev/berth/supervisor/runtime"
 )
 
@@ -26,54 +26,6 @@ func requirePrivileged(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Fatal("BERTH_PRIVILEGED=1 needs root")
 	}
-}
-
-// busyboxTar writes a rootfs tarball made from /bin/busybox, as
-// examples/images/make-busybox.sh does.
-func busyboxTar(t testing.TB, dir string) string {
-	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skipf("no /bin/busybox (install busybox-static): %v", err)
-	}
-	out, err := exec.Command("/bin/busybox", "--list").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "busybox.tar")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(f)
-	add := func(h *tar.Header, body []byte) {
-		h.Size = int64(len(body))
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(body)
-	}
-	for _, d := range []string{"bin/", "etc/", "tmp/", "root/", "proc/", "sys/", "dev/", "var/", "home/", "usr/", "usr/bin/"} {
-		mode := int64(0o755)
-		if d == "tmp/" {
-			mode = 0o1777
-		}
-		add(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: mode}, nil)
-	}
-	add(&tar.Header{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755}, bb)
-	for _, a := range strings.Fields(string(out)) {
-		if a == "busybox" {
-			continue
-		}
-		add(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777}, nil)
-	}
-	add(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Mode: 0o644}, []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
-	add(&tar.Header{Typeflag: tar.TypeReg, Name: "etc/group", Mode: 0o644}, []byte("root:x:0:\napp:x:1000:\nnobody:x:65534:\n"))
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	return p
 }
 
 // testEnv is a builder over a temp berth root holding busybox:latest.
@@ -92,12 +44,7 @@ func newTestEnv(t testing.TB) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = st.Import(context.Background(), busyboxTar(t, t.TempDir()), "busybox:latest", image.ImportOptions{
-		Changes: []string{`CMD ["sh"]`, "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	imagetest.ImportBusybox(t, st, nil, "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	rt, err := runtime.New(filepath.Join(root, "runtime"))
 	if err != nil {
 		t.Fatal(err)

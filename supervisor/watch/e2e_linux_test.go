@@ -1,9 +1,6 @@
 package watch
 
 import (
-	"archive/tar"
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,66 +21,13 @@ import (
 	"github.com/berth-dev/berth/supervisor/api"
 	"github.com/berth-dev/berth/supervisor/build"
 	"github.com/berth-dev/berth/supervisor/image"
+	"github.com/berth-dev/berth/supervisor/image/imagetest"
 	"github.com/berth-dev/berth/supervisor/runtime"
 )
 
 // The end-to-end tests run a real daemon (in-process) on a temporary
 // berth root with a busybox image, bring a stack with develop.watch
 // rules up, and watch it with the real controller.
-
-// busyboxImage writes a busybox rootfs tarball like
-// examples/images/make-busybox.sh makes (one symlink per applet, passwd
-// and group with root and nobody) plus /srv/index.html, and imports it.
-func busyboxImage(t testing.TB, st *image.Store) {
-	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skipf("no /bin/busybox (apt-get install busybox-static): %v", err)
-	}
-	list, err := exec.Command("/bin/busybox", "--list").Output()
-	if err != nil {
-		t.Fatalf("busybox --list: %v", err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	now := time.Now()
-	hdr := func(h *tar.Header, data []byte) {
-		h.ModTime = now
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if data != nil {
-			tw.Write(data)
-		}
-	}
-	for _, d := range []string{"bin/", "etc/", "proc/", "sys/", "dev/", "root/", "var/", "srv/", "home/"} {
-		hdr(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755}, nil)
-	}
-	hdr(&tar.Header{Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777}, nil)
-	file := func(name string, mode int64, data []byte) {
-		hdr(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Size: int64(len(data))}, data)
-	}
-	file("bin/busybox", 0o755, bb)
-	sc := bufio.NewScanner(bytes.NewReader(list))
-	for sc.Scan() {
-		if a := strings.TrimSpace(sc.Text()); a != "" && a != "busybox" {
-			hdr(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777}, nil)
-		}
-	}
-	file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
-	file("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
-	file("srv/index.html", 0o644, []byte("from-image\n"))
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "busybox.tar")
-	if err := os.WriteFile(p, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Import(context.Background(), p, "busybox:latest", image.ImportOptions{Changes: []string{`CMD ["sh"]`}}); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // stackEnv is a daemon on a temporary root with one project up.
 type stackEnv struct {
@@ -149,7 +92,7 @@ func newStackWith(t testing.TB, compose string, prepare func(dir string), before
 	if err != nil {
 		t.Fatal(err)
 	}
-	busyboxImage(t, st)
+	imagetest.ImportBusybox(t, st, map[string]string{"srv/index.html": "from-image\n"})
 	if env.builder, err = build.New(root, st, nil); err != nil {
 		t.Fatal(err)
 	}
