@@ -228,7 +228,7 @@ func busyboxEntries(t testing.TB) []tarEntry {
 	t.Helper()
 	b, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Skipf("needs busybox-static: %v", err)
+		t.Fatalf("/bin/busybox is needed (apt-get install busybox-static): %v", err)
 	}
 	entries := []tarEntry{
 		{name: "bin/", typ: tar.TypeDir}, {name: "bin/busybox", body: string(b), mode: 0o755},
