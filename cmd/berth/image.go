@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/supervisor/image"
@@ -157,7 +158,7 @@ func newImageLsCmd(g *globalOptions) *cobra.Command {
 				tw := tabwriter.NewWriter(out, 0, 8, 3, ' ', 0)
 				fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
 				for _, r := range rows {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.ID, ago(r.Created), humanBytes(r.Size))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.ID, createdText(r.Created), units.HumanSizeWithPrecision(float64(r.Size), 3))
 				}
 				return tw.Flush()
 			}
@@ -167,38 +168,6 @@ func newImageLsCmd(g *globalOptions) *cobra.Command {
 	cmd.Flags().StringVar(&format, "format", "", "output format: table (default) or json")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only image IDs")
 	return cmd
-}
-
-func ago(t time.Time) string {
-	if t.IsZero() {
-		return "N/A"
-	}
-	d := time.Since(t)
-	switch {
-	case d < time.Minute:
-		return "less than a minute ago"
-	case d < time.Hour:
-		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d hours ago", int(d.Hours()))
-	case d < 60*24*time.Hour:
-		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
-	}
-	return t.Format("2006-01-02")
-}
-
-func humanBytes(n int64) string {
-	f := float64(n)
-	for _, u := range []string{"B", "kB", "MB", "GB", "TB"} {
-		if f < 1000 || u == "TB" {
-			if u == "B" {
-				return fmt.Sprintf("%dB", n)
-			}
-			return fmt.Sprintf("%.3g%s", f, u)
-		}
-		f /= 1000
-	}
-	return ""
 }
 
 // inspectOutput is what `berth image inspect` prints for each image.
@@ -301,7 +270,7 @@ func newImagePruneCmd(g *globalOptions) *cobra.Command {
 			for _, id := range rep.Images {
 				fmt.Fprintln(out, "Deleted:", id)
 			}
-			fmt.Fprintf(out, "Removed %d layers and %d blobs; reclaimed %s\n", rep.Layers, rep.Blobs, humanBytes(rep.BytesFreed))
+			fmt.Fprintf(out, "Removed %d layers and %d blobs; reclaimed %s\n", rep.Layers, rep.Blobs, units.HumanSizeWithPrecision(float64(rep.BytesFreed), 3))
 			return nil
 		},
 	}
