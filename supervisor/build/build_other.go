@@ -17,8 +17,6 @@ func (r *buildRun) runStep(ctx context.Context, st *stageState, c *instructions.
 
 func writeDiff(upper string, w io.Writer) (int, error) { return 0, ErrNotSupported }
 
-func secureJoin(root, p string) (string, error) { return "", ErrNotSupported }
-
 func parseChown(rootfs, spec string) (*owner, error) { return nil, ErrNotSupported }
 
 func mkdirAllIn(rootfs, dir string, own *owner) error { return ErrNotSupported }

@@ -17,54 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/supervisor/image"
+	"github.com/berth-dev/berth/supervisor/runtime"
 )
-
-// secureJoin resolves p (absolute or relative to "/") inside root as the
-// image would see it: symlinks are followed, but absolute targets and ".."
-// never leave root. Components that do not exist are appended as they are.
-func secureJoin(root, p string) (string, error) {
-	parts := strings.Split(filepath.ToSlash(p), "/")
-	resolved := "/"
-	links := 0
-	for len(parts) > 0 {
-		c := parts[0]
-		parts = parts[1:]
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			resolved = path.Dir(resolved)
-			continue
-		}
-		next := path.Join(resolved, c)
-		fi, err := os.Lstat(filepath.Join(root, next))
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			resolved = path.Join(append([]string{next}, parts...)...)
-			resolved = path.Clean("/" + resolved)
-			break
-		}
-		if err != nil {
-			return "", err
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			resolved = next
-			continue
-		}
-		links++
-		if links > 255 {
-			return "", fmt.Errorf("%s: too many levels of symbolic links", p)
-		}
-		t, err := os.Readlink(filepath.Join(root, next))
-		if err != nil {
-			return "", err
-		}
-		if strings.HasPrefix(t, "/") {
-			resolved = "/"
-		}
-		parts = append(strings.Split(t, "/"), parts...)
-	}
-	return filepath.Join(root, resolved), nil
-}
 
 // parseChown resolves a --chown value against the rootfs's /etc/passwd and
 // /etc/group. A user alone gets its primary group (for a number, the same
@@ -117,7 +71,7 @@ func parseChown(rootfs, spec string) (*owner, error) {
 // lookupColon finds the line of a passwd-style file whose first field is
 // name.
 func lookupColon(rootfs, file, name string) ([]string, bool, error) {
-	p, err := secureJoin(rootfs, file)
+	p, err := runtime.ResolveInRoot(rootfs, file)
 	if err != nil {
 		return nil, false, err
 	}
@@ -144,7 +98,7 @@ func lookupColon(rootfs, file, name string) ([]string, bool, error) {
 // file goes to dest, or into it when dest ends in "/", exists as a
 // directory, or there are several sources.
 func copyInto(rootfs string, src *source, matches []string, dest string, destDir bool, o copyOpts) error {
-	target, err := secureJoin(rootfs, dest)
+	target, err := runtime.ResolveInRoot(rootfs, dest)
 	if err != nil {
 		return err
 	}
@@ -194,7 +148,7 @@ func copyInto(rootfs string, src *source, matches []string, dest string, destDir
 // mkdirAllIn creates dir and its missing parents inside rootfs (0755,
 // owned by own or root).
 func mkdirAllIn(rootfs, dir string, own *owner) error {
-	p, err := secureJoin(rootfs, dir)
+	p, err := runtime.ResolveInRoot(rootfs, dir)
 	if err != nil {
 		return err
 	}
@@ -210,7 +164,7 @@ func mkdirAllIn(rootfs, dir string, own *owner) error {
 	if err := mkdirAllIn(rootfs, path.Dir(dir), own); err != nil {
 		return err
 	}
-	if p, err = secureJoin(rootfs, dir); err != nil {
+	if p, err = runtime.ResolveInRoot(rootfs, dir); err != nil {
 		return err
 	}
 	if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
@@ -229,7 +183,7 @@ func copyEntry(rootfs, from string, fi fs.FileInfo, dest string, keepOwner bool,
 	if err := mkdirAllIn(rootfs, path.Dir(dest), o.own); err != nil {
 		return err
 	}
-	parent, err := secureJoin(rootfs, path.Dir(dest))
+	parent, err := runtime.ResolveInRoot(rootfs, path.Dir(dest))
 	if err != nil {
 		return err
 	}
@@ -343,7 +297,7 @@ func unpackInto(rootfs, archive, dir string, own *owner) error {
 	if err := mkdirAllIn(rootfs, dir, own); err != nil {
 		return err
 	}
-	target, err := secureJoin(rootfs, dir)
+	target, err := runtime.ResolveInRoot(rootfs, dir)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
 	"github.com/berth-dev/berth/supervisor/image"
+	berthrt "github.com/berth-dev/berth/supervisor/runtime"
 )
 
 func mustParse(t *testing.T, src string) *dockerfile {
@@ -230,7 +231,7 @@ func TestSecureJoin(t *testing.T) {
 		"../../etc/passwd": "/etc/passwd",
 		"/abs/new/file":    "/real/new/file",
 	} {
-		got, err := secureJoin(root, in)
+		got, err := berthrt.ResolveInRoot(root, in)
 		if err != nil {
 			t.Errorf("%s: %v", in, err)
 			continue
@@ -239,7 +240,7 @@ func TestSecureJoin(t *testing.T) {
 			t.Errorf("%s -> %s, want %s", in, got, filepath.Join(root, want))
 		}
 	}
-	if _, err := secureJoin(root, "/loop/x"); err == nil {
+	if _, err := berthrt.ResolveInRoot(root, "/loop/x"); err == nil {
 		t.Error("symlink loop resolved")
 	}
 }

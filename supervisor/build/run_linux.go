@@ -263,7 +263,7 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 	defer func() {
 		// Children first: remove what this run created, if still empty.
 		for i := len(made) - 1; i >= 0; i-- {
-			if p, err := secureJoin(rootfs, made[i]); err == nil && p != rootfs {
+			if p, err := runtime.ResolveInRoot(rootfs, made[i]); err == nil && p != rootfs {
 				os.Remove(p)
 			}
 		}
@@ -325,7 +325,7 @@ func (b *Builder) runContainer(ctx context.Context, rootfs string, rs runSpec, c
 func missingChain(rootfs, p string) []string {
 	var out []string
 	for d := path.Clean(p); d != "/" && d != "."; d = path.Dir(d) {
-		full, err := secureJoin(rootfs, d)
+		full, err := runtime.ResolveInRoot(rootfs, d)
 		if err != nil {
 			break
 		}

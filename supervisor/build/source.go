@@ -17,6 +17,8 @@ import (
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/berth-dev/berth/supervisor/runtime"
 )
 
 // source is a directory COPY and ADD read from: the build context (with
@@ -199,7 +201,7 @@ func (s *source) hashSources(h hash.Hash, matches []string) error {
 // (inside the source root), as COPY copies the target of a named symlink;
 // links below a copied directory are copied as links.
 func (s *source) follow(rel string) (string, error) {
-	p, err := secureJoin(s.dir, rel)
+	p, err := runtime.ResolveInRoot(s.dir, rel)
 	if err != nil {
 		return "", err
 	}

@@ -59,3 +59,6 @@ func (p *Process) Wait(ctx context.Context) (ExitStatus, error) { return ExitSta
 func (c *Container) Pause() error                         { return ErrNotSupported }
 func (c *Container) Resume() error                        { return ErrNotSupported }
 func (c *Container) Update(r *specs.LinuxResources) error { return ErrNotSupported }
+
+// ResolveInRoot needs Linux.
+func ResolveInRoot(root, p string) (string, error) { return "", ErrNotSupported }

@@ -150,6 +150,23 @@ func writeFileNoCreate(path, data string) error {
 	return nil
 }
 
+// ResolveInRoot returns the host path of p (absolute or relative to "/")
+// inside the directory root as a process chrooted there would see it:
+// symlinks are followed, but absolute targets and ".." never leave root.
+// Components that do not exist are appended as they are.
+func ResolveInRoot(root, p string) (string, error) {
+	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(fd)
+	r, err := resolveInRoot(fd, p, false)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, r), nil
+}
+
 // resolveInRoot returns path with every symlink resolved as if rootFd
 // were "/" (absolute links restart at the root, ".." stops at it). The
 // remaining components need not exist. With noSymlinks, any symlink is
@@ -171,7 +188,7 @@ func resolveInRoot(rootFd int, path string, noSymlinks bool) (string, error) {
 		next := filepath.Join(cur, comp)
 		var st unix.Stat_t
 		err := unix.Fstatat(rootFd, strings.TrimPrefix(next, "/"), &st, unix.AT_SYMLINK_NOFOLLOW)
-		if errors.Is(err, unix.ENOENT) {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			return filepath.Join(append([]string{next}, rest...)...), nil
 		}
 		if err != nil {
