@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -21,76 +20,20 @@ import (
 )
 
 // parseChown resolves a --chown value against the rootfs's /etc/passwd and
-// /etc/group. A user alone gets its primary group (for a number, the same
-// number), as in Docker.
+// /etc/group (runtime.UserInRoot). A user alone gets its primary group;
+// a number alone is both uid and gid, as in Docker.
 func parseChown(rootfs, spec string) (*owner, error) {
 	if spec == "" {
 		return nil, nil
 	}
-	u, g, hasGroup := strings.Cut(spec, ":")
-	o := &owner{}
-	var primary int = -1
-	if n, err := strconv.Atoi(u); err == nil && n >= 0 {
-		o.uid, primary = n, n
-	} else {
-		ent, ok, err := lookupColon(rootfs, "/etc/passwd", u)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, fmt.Errorf("--chown %s: no user %q in the image's /etc/passwd", spec, u)
-		}
-		if o.uid, err = strconv.Atoi(ent[2]); err != nil {
-			return nil, fmt.Errorf("/etc/passwd: bad uid for %q", u)
-		}
-		if primary, err = strconv.Atoi(ent[3]); err != nil {
-			return nil, fmt.Errorf("/etc/passwd: bad gid for %q", u)
-		}
+	if n, err := strconv.Atoi(spec); err == nil && n >= 0 {
+		return &owner{uid: n, gid: n}, nil
 	}
-	if !hasGroup {
-		o.gid = primary
-		return o, nil
-	}
-	if n, err := strconv.Atoi(g); err == nil && n >= 0 {
-		o.gid = n
-		return o, nil
-	}
-	ent, ok, err := lookupColon(rootfs, "/etc/group", g)
+	uid, gid, err := runtime.UserInRoot(rootfs, spec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--chown %s: %w", spec, err)
 	}
-	if !ok {
-		return nil, fmt.Errorf("--chown %s: no group %q in the image's /etc/group", spec, g)
-	}
-	if o.gid, err = strconv.Atoi(ent[2]); err != nil {
-		return nil, fmt.Errorf("/etc/group: bad gid for %q", g)
-	}
-	return o, nil
-}
-
-// lookupColon finds the line of a passwd-style file whose first field is
-// name.
-func lookupColon(rootfs, file, name string) ([]string, bool, error) {
-	p, err := runtime.ResolveInRoot(rootfs, file)
-	if err != nil {
-		return nil, false, err
-	}
-	f, err := os.Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 4 && fields[0] == name {
-			return fields, true, nil
-		}
-	}
-	return nil, false, sc.Err()
+	return &owner{uid: uid, gid: gid}, nil
 }
 
 // copyInto copies the matched paths of src to dest (absolute in the image)

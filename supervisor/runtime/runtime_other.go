@@ -62,3 +62,6 @@ func (c *Container) Update(r *specs.LinuxResources) error { return ErrNotSupport
 
 // ResolveInRoot needs Linux.
 func ResolveInRoot(root, p string) (string, error) { return "", ErrNotSupported }
+
+// UserInRoot needs Linux.
+func UserInRoot(rootfs, user string) (uid, gid int, err error) { return 0, 0, ErrNotSupported }

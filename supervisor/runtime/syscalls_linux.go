@@ -1,8 +1,10 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -216,4 +218,35 @@ func resolveInRoot(rootFd int, path string, noSymlinks bool) (string, error) {
 		rest = append(strings.Split(target, "/"), rest...)
 	}
 	return cur, nil
+}
+
+// UserInRoot resolves a Docker-style user ("name", "uid", "name:group",
+// "uid:gid"; "" is root) to a uid and gid with the passwd and group files
+// of the container root at rootfs, read inside it (symlinks stay in the
+// root), as the container's process would be: the group given, else the
+// user's from passwd, else 0.
+func UserInRoot(rootfs, user string) (uid, gid int, err error) {
+	if user == "" {
+		return 0, 0, nil
+	}
+	rootFd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, 0, &os.PathError{Op: "open", Path: rootfs, Err: err}
+	}
+	defer unix.Close(rootFd)
+	read := func(p string) io.Reader {
+		fd, err := openInRoot(rootFd, p, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return nil // no such file: no names
+		}
+		f := os.NewFile(uintptr(fd), p)
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, 16<<20))
+		if err != nil {
+			return nil
+		}
+		return bytes.NewReader(b)
+	}
+	u, err := resolveUser(user, read("etc/passwd"), read("etc/group"))
+	return int(u.UID), int(u.GID), err
 }

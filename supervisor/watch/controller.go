@@ -99,7 +99,7 @@ func (d *DaemonController) target(st *runtime.State) (Target, error) {
 			ids, ok := d.users[key]
 			d.mu.Unlock()
 			if !ok {
-				uid, gid, err := ResolveUser(root, u.Username)
+				uid, gid, err := runtime.UserInRoot(root, u.Username)
 				if err != nil {
 					return t, err
 				}

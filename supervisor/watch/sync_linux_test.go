@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/berth-dev/berth/supervisor/runtime"
 )
 
 func readOr(t *testing.T, p string) string {
@@ -186,12 +188,12 @@ func TestSyncOwnership(t *testing.T) {
 		user     string
 		uid, gid int
 	}{{"www", 1234, 2345}, {"www:web", 1234, 3456}, {"777", 777, 0}, {"", 0, 0}} {
-		uid, gid, err := ResolveUser(rootfs, c.user)
+		uid, gid, err := runtime.UserInRoot(rootfs, c.user)
 		if err != nil || uid != c.uid || gid != c.gid {
-			t.Fatalf("ResolveUser(%q) = %d, %d, %v", c.user, uid, gid, err)
+			t.Fatalf("UserInRoot(%q) = %d, %d, %v", c.user, uid, gid, err)
 		}
 	}
-	if _, _, err := ResolveUser(rootfs, "nobody-here"); err == nil {
+	if _, _, err := runtime.UserInRoot(rootfs, "nobody-here"); err == nil {
 		t.Error("unknown user resolved")
 	}
 	tg := &Target{Root: rootfs, UID: 1234, GID: 2345}
