@@ -55,12 +55,23 @@ func openInRoot(rootFd int, path string, flags int, resolve uint64) (int, error)
 	err := retryEINTR(func() error {
 		var e error
 		fd, e = unix.Openat2(rootFd, path, &how)
+		if e == unix.EAGAIN {
+			e = unix.EINTR // a rename raced the lookup: try again
+		}
 		return e
 	})
 	if err != nil {
 		return -1, &os.PathError{Op: "openat2 (in root)", Path: path, Err: err}
 	}
 	return fd, nil
+}
+
+// OpenInRoot opens p (absolute or relative to "/") below the directory
+// rootFd as a process chrooted there would reach it (openat2
+// RESOLVE_IN_ROOT, no magic links), for code outside the runtime that
+// writes into a container's filesystem.
+func OpenInRoot(rootFd int, p string, flags int) (int, error) {
+	return openInRoot(rootFd, filepath.Clean("/"+p), flags, 0)
 }
 
 // mkdirAllInRoot makes path (and its parents) below rootFd, resolving

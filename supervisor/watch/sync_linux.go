@@ -13,33 +13,16 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/supervisor/runtime"
 )
 
 // Every container path is resolved by openat2 against a directory fd of
-// the container root with RESOLVE_IN_ROOT: ".." and absolute symlinks
-// stop at that root, as they would inside the container, so nothing the
-// image holds can lead a write onto the host. The last component of a
-// path is never followed: files are renamed over it and deletes unlink
-// it.
-const inRoot = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
-
-func openInRoot(rootfd int, p string, flags int) (int, error) {
-	p = strings.TrimLeft(path.Clean("/"+p), "/")
-	if p == "" {
-		p = "."
-	}
-	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: inRoot}
-	for {
-		fd, err := unix.Openat2(rootfd, p, &how)
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue // EAGAIN: a rename raced the lookup; try again
-		}
-		if err != nil {
-			return -1, &os.PathError{Op: "openat2", Path: "/" + p, Err: err}
-		}
-		return fd, nil
-	}
-}
+// the container root with RESOLVE_IN_ROOT (runtime.OpenInRoot): ".." and
+// absolute symlinks stop at that root, as they would inside the
+// container, so nothing the image holds can lead a write onto the host.
+// The last component of a path is never followed: files are renamed over
+// it and deletes unlink it.
 
 // Sync makes the container's target mirror hostRoot at the given paths
 // (slash paths relative to hostRoot; "." is hostRoot itself): what exists
@@ -190,7 +173,7 @@ func (s *syncer) syncDir(hostRoot, target, rel string, fi fs.FileInfo) (SyncResu
 // replaced.
 func (s *syncer) mkdirAll(rootfd int, inner string, mode uint32) (int, int, error) {
 	inner = path.Clean("/" + inner)
-	fd, err := openInRoot(rootfd, inner, unix.O_PATH|unix.O_DIRECTORY)
+	fd, err := runtime.OpenInRoot(rootfd, inner, unix.O_PATH|unix.O_DIRECTORY)
 	if err == nil {
 		return fd, 0, nil
 	}
@@ -223,7 +206,7 @@ func (s *syncer) mkdirAll(rootfd int, inner string, mode uint32) (int, int, erro
 	if err := unix.Fchmodat(pfd, name, mode, 0); err != nil {
 		return -1, made, &os.PathError{Op: "chmod", Path: inner, Err: err}
 	}
-	fd, err = openInRoot(rootfd, inner, unix.O_PATH|unix.O_DIRECTORY)
+	fd, err = runtime.OpenInRoot(rootfd, inner, unix.O_PATH|unix.O_DIRECTORY)
 	return fd, made, err
 }
 
@@ -331,7 +314,7 @@ func (s *syncer) remove(rootfd int, inner string) (int, error) {
 	if inner == "/" {
 		return 0, errors.New("refusing to delete the container root")
 	}
-	pfd, err := openInRoot(rootfd, path.Dir(inner), unix.O_PATH|unix.O_DIRECTORY)
+	pfd, err := runtime.OpenInRoot(rootfd, path.Dir(inner), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			return 0, nil // the parent is gone already
