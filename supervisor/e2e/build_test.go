@@ -6,11 +6,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -150,22 +148,8 @@ func TestUpWatch(t *testing.T) {
 	v1 := fmt.Sprintf("watch v1 %d", rand.IntN(1e6))
 	s.writePage(v1)
 
-	cmd := exec.Command(berthBin, "up", "--watch")
-	cmd.Dir = s.dir
-	cmd.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	dump := func() string { return fmt.Sprintf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String()) }
-
+	up := s.start("up", "--watch")
+	out, errb, dump := &up.out, &up.errb, up.dump
 	waitUntil(t, 2*time.Minute, "up --watch to build, start and watch", func() bool {
 		return strings.Contains(out.String(), "Watching for changes")
 	})
@@ -200,15 +184,7 @@ func TestUpWatch(t *testing.T) {
 		return strings.Contains(out.String(), "web-1  | ")
 	})
 
-	cmd.Process.Signal(syscall.SIGINT)
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("up --watch did not end after SIGINT\n%s", dump())
-	}
-	done <- err // for the cleanup
-	if code := cmd.ProcessState.ExitCode(); code != 130 {
+	if code := up.interrupt(t); code != 130 {
 		t.Errorf("up --watch after SIGINT exited %d, want 130\n%s", code, dump())
 	}
 	if strings.Contains(errb.String(), "berth: watch:") {

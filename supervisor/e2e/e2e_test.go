@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -68,25 +67,16 @@ func TestPublishedStackCommands(t *testing.T) {
 		t.Errorf("logs --tail 1 --no-log-prefix: %q", r.stdout)
 	}
 	// logs -f follows: a new request shows up while it runs.
-	follow := exec.Command(berthBin, "logs", "-f", "--tail", "0", "web")
-	follow.Dir = s.dir
-	follow.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
-	var followOut syncBuffer
-	follow.Stdout = &followOut
-	if err := follow.Start(); err != nil {
-		t.Fatal(err)
-	}
+	follow := s.start("logs", "-f", "--tail", "0", "web")
 	time.Sleep(300 * time.Millisecond)
 	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/followed", port)); err == nil {
 		resp.Body.Close()
 	}
 	waitUntil(t, 5*time.Second, "logs -f to show the new request", func() bool {
-		return strings.Contains(followOut.String(), "response:404") // httpd -v: no /followed
-
+		return strings.Contains(follow.out.String(), "response:404") // httpd -v: no /followed
 	})
-	follow.Process.Signal(syscall.SIGINT)
-	if err := follow.Wait(); err != nil {
-		t.Errorf("logs -f after SIGINT: %v", err)
+	if code := follow.interrupt(t); code != 0 {
+		t.Errorf("logs -f after SIGINT: %v", follow.err)
 	}
 
 	// exec: environment, user, working directory, exit code.
@@ -296,36 +286,15 @@ func TestAttachedUpExitCodeFrom(t *testing.T) {
 // Ctrl-C on an attached up stops the stack gracefully.
 func TestAttachedUpInterrupt(t *testing.T) {
 	s := newStack(t, "chain")
-	cmd := exec.Command(berthBin, "up")
-	cmd.Dir = s.dir
-	cmd.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
+	up := s.start("up")
 	waitUntil(t, 30*time.Second, "the attached chain", func() bool {
-		return strings.Contains(out.String(), "link5-1  | link5 ready ")
+		return strings.Contains(up.out.String(), "link5-1  | link5 ready ")
 	})
-	cmd.Process.Signal(syscall.SIGINT)
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("up did not end after SIGINT\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	if code := up.interrupt(t); code != 130 {
+		t.Errorf("up after SIGINT exited %d, want 130\nstderr:\n%s", code, up.errb.String())
 	}
-	done <- err // for the cleanup
-	if cmd.ProcessState.ExitCode() != 130 {
-		t.Errorf("up after SIGINT exited %d, want 130\nstderr:\n%s", cmd.ProcessState.ExitCode(), errb.String())
-	}
-	if !strings.Contains(errb.String(), "Gracefully stopping...") {
-		t.Errorf("stderr:\n%s", errb.String())
+	if !strings.Contains(up.errb.String(), "Gracefully stopping...") {
+		t.Errorf("stderr:\n%s", up.errb.String())
 	}
 	for svc, c := range s.ps() {
 		if c.State != "exited" {
@@ -333,8 +302,8 @@ func TestAttachedUpInterrupt(t *testing.T) {
 		}
 	}
 	for i := 1; i <= 5; i++ {
-		if !strings.Contains(out.String(), fmt.Sprintf("link%d-1 exited with code", i)) {
-			t.Errorf("no exit note for link%d:\n%s", i, out.String())
+		if !strings.Contains(up.out.String(), fmt.Sprintf("link%d-1 exited with code", i)) {
+			t.Errorf("no exit note for link%d:\n%s", i, up.out.String())
 		}
 	}
 }
@@ -370,23 +339,15 @@ func TestLifecycleCommands(t *testing.T) {
 		t.Errorf("kill -s KILL: %+v", c)
 	}
 	// events --json streams what restart does.
-	ev := exec.Command(berthBin, "events", "--json", "link3")
-	ev.Dir = s.dir
-	ev.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
-	var evOut syncBuffer
-	ev.Stdout = &evOut
-	if err := ev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ev.Process.Kill(); ev.Wait() }()
+	ev := s.start("events", "--json", "link3")
 	time.Sleep(300 * time.Millisecond) // subscribed
 	before := s.ps()["link3"]
 	s.must("restart", "-t", "1", "link3")
 	waitUntil(t, 5*time.Second, "die and (re)start events of link3", func() bool {
-		o := evOut.String()
+		o := ev.out.String()
 		return strings.Contains(o, `"action":"die"`) && (strings.Contains(o, `"action":"restart"`) || strings.Contains(o, `"action":"start"`))
 	})
-	for _, line := range strings.Split(strings.TrimSpace(evOut.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(ev.out.String()), "\n") {
 		if !strings.Contains(line, `"id":"`+s.project+`-link3-1"`) || !strings.Contains(line, `"service":"link3"`) {
 			t.Errorf("events --json link3 printed %s", line)
 		}
@@ -530,33 +491,16 @@ func TestScaleAndIndex(t *testing.T) {
 // Ctrl-C while the stack is still coming up stops what came up.
 func TestInterruptDuringUp(t *testing.T) {
 	s := newStack(t, "chain")
-	cmd := exec.Command(berthBin, "up")
-	cmd.Dir = s.dir
-	cmd.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	up := s.start("up")
 	// link1 runs, the chain waits on its health: interrupt then.
 	waitUntil(t, 30*time.Second, "link1 to start", func() bool {
-		return strings.Contains(errb.String(), "link1-1 Started")
+		return strings.Contains(up.errb.String(), "link1-1 Started")
 	})
-	cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("up did not end after SIGINT\nstderr:\n%s", errb.String())
+	if code := up.interrupt(t); code != 130 || !strings.Contains(up.errb.String(), "Gracefully stopping...") {
+		t.Errorf("up interrupted while starting: exit %d\nstderr:\n%s", code, up.errb.String())
 	}
-	if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(errb.String(), "Gracefully stopping...") {
-		t.Errorf("up interrupted while starting: exit %d\nstderr:\n%s", code, errb.String())
-	}
-	if strings.Contains(errb.String(), "link5-1 Started") {
-		t.Fatalf("the chain came up although interrupted right after link1 started (it takes 1.2 s more):\n%s", errb.String())
+	if strings.Contains(up.errb.String(), "link5-1 Started") {
+		t.Fatalf("the chain came up although interrupted right after link1 started (it takes 1.2 s more):\n%s", up.errb.String())
 	}
 	// Whatever the daemon had started is stopped; give a plan still
 	// running in the daemon a moment to notice the cancel.

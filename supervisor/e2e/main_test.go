@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,13 +245,64 @@ func (s *stackEnv) berth(args ...string) result {
 	return s.berthCtx(context.Background(), args...)
 }
 
+// berthCmd is berth args as the stack runs it, for a test to wire its
+// stdio.
+func (s *stackEnv) berthCmd(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, berthBin, args...)
+	cmd.Dir = s.dir
+	cmd.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// bgBerth is berth running in the background (attached up, logs -f,
+// events): its output so far and, once exited is closed, how it ended.
+type bgBerth struct {
+	cmd       *exec.Cmd
+	out, errb syncBuffer
+	exited    chan struct{}
+	err       error
+}
+
+// start runs berth args in the background on the stack; the test's
+// cleanup kills it if it still runs.
+func (s *stackEnv) start(args ...string) *bgBerth {
+	s.t.Helper()
+	b := &bgBerth{cmd: s.berthCmd(context.Background(), args...), exited: make(chan struct{})}
+	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.errb
+	if err := b.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go func() { b.err = b.cmd.Wait(); close(b.exited) }()
+	s.t.Cleanup(func() {
+		b.cmd.Process.Kill()
+		<-b.exited
+	})
+	return b
+}
+
+// interrupt sends SIGINT and waits up to 30 s for berth to end, failing
+// the test if it does not; it returns the exit code.
+func (b *bgBerth) interrupt(t *testing.T) int {
+	t.Helper()
+	b.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-b.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("berth %s did not end after SIGINT\n%s", strings.Join(b.cmd.Args[1:], " "), b.dump())
+	}
+	return b.cmd.ProcessState.ExitCode()
+}
+
+func (b *bgBerth) dump() string {
+	return fmt.Sprintf("stdout:\n%s\nstderr:\n%s", b.out.String(), b.errb.String())
+}
+
 func (s *stackEnv) berthCtx(ctx context.Context, args ...string) result {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, berthBin, args...)
-	cmd.Dir = s.dir
-	cmd.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
+	cmd := s.berthCmd(ctx, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

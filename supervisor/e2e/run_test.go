@@ -17,16 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// berthCmd is berth args as the stack runs it, for a test to wire its
-// stdio.
-func (s *stackEnv) berthCmd(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, berthBin, args...)
-	cmd.Dir = s.dir
-	cmd.Env = append(append(os.Environ(), "BERTH_ROOT="+root), s.env...)
-	cmd.WaitDelay = 5 * time.Second
-	return cmd
-}
-
 // openPty opens a pty pair of the host's devpts, sized rows x cols.
 func openPty(t *testing.T, rows, cols uint16) (master, slave *os.File) {
 	t.Helper()
