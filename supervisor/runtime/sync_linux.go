@@ -59,10 +59,26 @@ func sendPacket(f *os.File, v any, fd int) error {
 // recvPacket reads one packet into v and returns a passed fd (or -1).
 // io.EOF means the peer closed its end.
 func recvPacket(f *os.File, v any) (int, error) {
-	buf := make([]byte, maxSyncMsg)
+	// Peek at the packet's length first (MSG_TRUNC reports the whole
+	// length of a SOCK_SEQPACKET packet): a buffer of the largest size
+	// allowed would cost every init megabytes of zeroed, faulted-in pages.
+	var size int
+	var peek [1]byte
+	err := retryEINTR(func() error {
+		var e error
+		size, _, _, _, e = unix.Recvmsg(int(f.Fd()), peek[:], nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		return e
+	})
+	if err != nil {
+		return -1, os.NewSyscallError("recvmsg", err)
+	}
+	if size > maxSyncMsg {
+		return -1, fmt.Errorf("sync message of %d bytes is over the limit of %d", size, maxSyncMsg)
+	}
+	buf := make([]byte, max(size, 1))
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	var n, oobn int
-	err := retryEINTR(func() error {
+	err = retryEINTR(func() error {
 		var e error
 		n, oobn, _, _, e = unix.Recvmsg(int(f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
 		return e
