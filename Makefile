@@ -21,19 +21,30 @@ V2_SUITE ?= ./supervisor/runtime/cgroups ./supervisor/runtime ./supervisor/runti
 	'./supervisor/image:Overlay|Prepare' \
 	'./supervisor/e2e:TestPublishedStackCommands|TestChainUpInOrder|TestVolumesStack'
 
-.PHONY: all build deps demo test test-unit test-privileged test-v2 lint clean
+.PHONY: all build init-bin deps demo test test-unit test-privileged test-v2 lint clean
 
 all: build
 
 deps:
 	bash .ci/install-deps
 
-build:
-	go build -o $(BIN) ./cmd/berth
+# berth embeds its container init (supervisor/runtime/initbin): a small
+# pure-Go binary built first, from the same tree. A plain
+# `go build ./cmd/berth` works too; its containers start with berth itself
+# as their init, which costs more CPU per start.
+INIT_BIN := supervisor/runtime/initbin/berth-init
+
+build: init-bin
+	go build -tags berth_init -o $(BIN) ./cmd/berth
+
+# Built to a temporary name and renamed, so that concurrent builds (test
+# harnesses) never embed half a file.
+init-bin:
+	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $(INIT_BIN).$$$$ ./supervisor/runtime/berth-init && mv -f $(INIT_BIN).$$$$ $(INIT_BIN)
 
 # A static build, for the cgroup v2 guest.
-bin/berth-static:
-	CGO_ENABLED=1 go build -ldflags '-extldflags=-static' -o $@ ./cmd/berth
+bin/berth-static: init-bin
+	CGO_ENABLED=1 go build -tags berth_init -ldflags '-extldflags=-static' -o $@ ./cmd/berth
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -49,7 +60,8 @@ demo: deps build
 # kernel, not only on their inputs, so cached results do not count.
 test: deps lint
 	bash .ci/leakcheck snapshot /tmp/berth-leakcheck
-	BERTH_PRIVILEGED=1 go test -count=1 -timeout $(TIMEOUT) $(PKGS)
+	$(MAKE) build
+	BERTH_PRIVILEGED=1 BERTH_E2E_BINARY=$(abspath $(BIN)) go test -count=1 -timeout $(TIMEOUT) $(PKGS)
 	bash .ci/leakcheck compare /tmp/berth-leakcheck
 	$(MAKE) test-v2
 

@@ -14,7 +14,7 @@ WORK=$(mktemp -d /tmp/berth-bench-rt.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 if [ -z "$BERTH" ]; then
 	BERTH=$WORK/berth
-	(cd "$(dirname "$0")/.." && CGO_ENABLED=1 go build -o "$BERTH" ./cmd/berth)
+	make -s -C "$(dirname "$0")/.." build BIN="$BERTH"
 fi
 
 # busybox rootfs + two bundles (netns off/on) sharing it

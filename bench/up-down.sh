@@ -36,7 +36,7 @@ export BERTH_ROOT=$work/root
 berth=${1:-}
 if [ -z "$berth" ]; then
 	berth=$work/berth
-	(cd "$repo" && go build -o "$berth" ./cmd/berth)
+	make -s -C "$repo" build BIN="$berth"
 fi
 case "$berth" in /*) ;; *) berth=$(pwd)/$berth ;; esac
 

@@ -109,9 +109,11 @@ mkdir -p "$root/src"
 	tar -xf - -C "$root/src"
 
 # The berth binary, when the tree has one, at /usr/local/bin/berth.
+# It embeds its container init, as `make build` does (Makefile: init-bin).
 if [ -d "$repo/cmd/berth" ]; then
 	echo "v2guest: building ./cmd/berth"
-	gobuild "$root/usr/local/bin/berth" ./cmd/berth build
+	make -s -C "$repo" init-bin
+	gobuild "$root/usr/local/bin/berth" ./cmd/berth build -tags berth_init
 fi
 
 # busybox at the same path as on the host, plus /bin/sh for init.

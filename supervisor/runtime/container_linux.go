@@ -126,7 +126,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("rootfs %s is not a directory", rootfs)
 	}
-	self, err := sealedSelfExe()
+	self, err := initExe()
 	if err != nil {
 		return nil, err
 	}

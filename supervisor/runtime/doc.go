@@ -20,9 +20,10 @@
 // startContainer in the container after Start, poststart after Start and
 // poststop after Delete.
 //
-// Create re-executes the berth binary (from a sealed memfd copy, so the
-// container can never overwrite the host binary) as the container's init
-// inside new namespaces. The init builds the root filesystem, then blocks
+// Create executes the container's init inside new namespaces, from a
+// sealed memfd copy (so the container can never overwrite a host binary):
+// the small pure-Go init embedded by `make build` (./initbin), or else the
+// berth binary itself. The init builds the root filesystem, then blocks
 // on an exec fifo in the state directory. Start opens the fifo, which
 // releases the init; it drops privileges and execve()s the user command,
 // which therefore IS pid 1 of the container (no extra process), unless the

@@ -1,13 +1,17 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/supervisor/runtime/initbin"
 )
 
 // CVE-2019-5736: a container process that can reach our binary (through
@@ -15,7 +19,7 @@ import (
 // could write to it and take over the host. We never execute the host
 // file: the init is executed from a memfd copy, sealed against every
 // write, shrink and grow. One copy serves the life of this process.
-var sealedSelf struct {
+var sealedSelf, sealedInit struct {
 	once sync.Once
 	f    *os.File
 	err  error
@@ -27,20 +31,40 @@ const mfdExec = 0x10
 
 func sealedSelfExe() (*os.File, error) {
 	sealedSelf.once.Do(func() {
-		sealedSelf.f, sealedSelf.err = makeSealedSelf()
+		src, err := os.Open("/proc/self/exe")
+		if err != nil {
+			sealedSelf.err = err
+			return
+		}
+		defer src.Close()
+		sealedSelf.f, sealedSelf.err = makeSealedExe("berth-init", src)
 	})
 	return sealedSelf.f, sealedSelf.err
 }
 
-func makeSealedSelf() (*os.File, error) {
-	src, err := os.Open("/proc/self/exe")
-	if err != nil {
-		return nil, err
+// initBinary is the small init (tests set it to one they built).
+var initBinary = initbin.Binary
+
+// initExe is the executable Create starts as a container's init: the
+// small init embedded at build time (package initbin) or, without one,
+// berth itself.
+func initExe() (*os.File, error) {
+	if len(initBinary) == 0 {
+		return sealedSelfExe()
 	}
-	defer src.Close()
-	fd, err := unix.MemfdCreate("berth-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|mfdExec)
+	sealedInit.once.Do(func() {
+		sealedInit.f, sealedInit.err = makeSealedExe("berth-init", bytes.NewReader(initBinary))
+		// The copy faulted the embedded bytes in: give those clean pages
+		// of berth's own file back, or they stay in the daemon's RSS.
+		dropPages(initBinary)
+	})
+	return sealedInit.f, sealedInit.err
+}
+
+func makeSealedExe(name string, src io.Reader) (*os.File, error) {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|mfdExec)
 	if errors.Is(err, unix.EINVAL) {
-		fd, err = unix.MemfdCreate("berth-init", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		fd, err = unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	}
 	if err != nil {
 		return nil, os.NewSyscallError("memfd_create", err)
@@ -50,10 +74,10 @@ func makeSealedSelf() (*os.File, error) {
 		unix.Close(fd)
 		fd = high
 	}
-	f := os.NewFile(uintptr(fd), "memfd:berth-init")
+	f := os.NewFile(uintptr(fd), "memfd:"+name)
 	if _, err := io.Copy(f, src); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("copy self to memfd: %w", err)
+		return nil, fmt.Errorf("copy %s to memfd: %w", name, err)
 	}
 	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
@@ -72,4 +96,18 @@ func selfExePath(f *os.File, nfiles int) string {
 		return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
 	}
 	return fdPath(int(f.Fd()))
+}
+
+// dropPages lets the kernel drop the whole pages of b, which must be
+// read-only data of the executable (they come back from the file).
+func dropPages(b []byte) {
+	page := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	end := start + uintptr(len(b))
+	first := (start + page - 1) &^ (page - 1)
+	last := end &^ (page - 1)
+	if last <= first {
+		return
+	}
+	_ = unix.Madvise(b[first-start:last-start], unix.MADV_DONTNEED)
 }

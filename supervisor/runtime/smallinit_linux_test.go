@@ -1,0 +1,69 @@
+package runtime
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestSmallInit builds the pure-Go init (./berth-init, as the Makefile
+// embeds it in berth) and runs containers with it: a plain command, and
+// the reaper, whose pid 1 must be that small binary, not the test binary.
+func TestSmallInit(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go tool is needed to build berth-init: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "berth-init")
+	build := exec.Command(gobin, "build", "-o", bin, "./berth-init")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	small, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(small)) == self.Size() {
+		t.Fatalf("berth-init and the test binary are both %d bytes: the check below could not tell them apart", self.Size())
+	}
+	prev := initBinary
+	initBinary = small
+	t.Cleanup(func() {
+		// The sealed copy lives as long as the process: close it here,
+		// for the fd check and the tests after this one.
+		initBinary = prev
+		if sealedInit.f != nil {
+			sealedInit.f.Close()
+		}
+		sealedInit.once, sealedInit.f, sealedInit.err = sync.Once{}, nil, nil
+	})
+
+	r := newTestRuntime(t)
+	bundle := makeRootfs(t)
+	res := runContainer(t, r, bundle, shSpec(`echo "hello from $(cat /etc/hostname 2>/dev/null || hostname)"; exit 7`))
+	if res.exit.Code != 7 || !strings.Contains(res.out, "hello from") {
+		t.Fatalf("exit %d, output %q; want 7 and the greeting", res.exit.Code, res.out)
+	}
+
+	spec := shSpec(`stat -L -c %s /proc/1/exe; tr '\0' ' ' </proc/1/cmdline; echo`)
+	spec.Annotations = map[string]string{AnnotationInit: "true"}
+	res = runContainer(t, r, bundle, spec)
+	if res.exit.Code != 0 {
+		t.Fatalf("exit %d; output:\n%s", res.exit.Code, res.out)
+	}
+	lines := strings.Split(strings.TrimSpace(res.out), "\n")
+	if len(lines) != 2 || lines[0] != strconv.Itoa(len(small)) || !strings.HasPrefix(lines[1], "berth-init ") {
+		t.Fatalf("pid 1 is not the small init (%d bytes, cmdline berth-init ID):\n%s", len(small), res.out)
+	}
+}
