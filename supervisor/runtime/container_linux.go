@@ -126,6 +126,10 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("rootfs %s is not a directory", rootfs)
 	}
+	filter, err := compileSeccomp(spec.Linux.Seccomp)
+	if err != nil {
+		return nil, err
+	}
 	self, err := initExe()
 	if err != nil {
 		return nil, err
@@ -181,8 +185,14 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if c.cg != nil {
 		cgPaths = c.cg.Paths()
 	}
-	// Relative bind sources are relative to the bundle (runtime spec).
+	// The init gets what it applies: not the cgroup resources (ours to
+	// set) nor the seccomp profile (compiled above); decoding them would
+	// cost every init.
 	initSpec := *spec
+	initLinux := *spec.Linux
+	initLinux.Resources, initLinux.Seccomp = nil, nil
+	initSpec.Linux = &initLinux
+	// Relative bind sources are relative to the bundle (runtime spec).
 	initSpec.Mounts = append([]specs.Mount(nil), spec.Mounts...)
 	for i, m := range initSpec.Mounts {
 		if (m.Type == "bind" || parseMountOptions(m.Options).bind) && m.Source != "" && !filepath.IsAbs(m.Source) {
@@ -196,7 +206,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		Process:     spec.Process,
 		Rootfs:      rootfs,
 		NumExtra:    len(opts.ExtraFiles),
-		Seccomp:     spec.Linux.Seccomp,
+		Seccomp:     filter,
 		Reaper:      spec.Annotations[AnnotationInit] == "true",
 		CgroupPaths: cgPaths,
 	}

@@ -206,7 +206,9 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 	}
 	cfg := &initConfig{Mode: "exec", ID: c.id, Process: p}
 	if cfgSpec != nil && cfgSpec.Linux != nil {
-		cfg.Seccomp = cfgSpec.Linux.Seccomp
+		if cfg.Seccomp, err = compileSeccomp(cfgSpec.Linux.Seccomp); err != nil {
+			return nil, fmt.Errorf("exec: %w", err)
+		}
 	}
 	if err := sendPacket(parentSync, cfg, -1); err != nil {
 		return nil, fmt.Errorf("exec: send config: %w", err)

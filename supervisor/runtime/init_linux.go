@@ -41,8 +41,8 @@ type initConfig struct {
 	// mount cgroupfs).
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
 	Reaper      bool              `json:"reaper,omitempty"`
-	// Seccomp applies to exec'd processes too.
-	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// Seccomp, compiled by the parent, applies to exec'd processes too.
+	Seccomp *seccompProgram `json:"seccomp,omitempty"`
 }
 
 // beforePivot runs in the init between the mounts and pivot_root (hooks).

@@ -88,7 +88,7 @@ func finishProcess(cfg *initConfig) error {
 	// Without no_new_privs the kernel only lets a process holding
 	// CAP_SYS_ADMIN install a filter: load it while we still are root.
 	if !p.NoNewPrivileges {
-		if err := loadSeccomp(cfg.Seccomp); err != nil {
+		if err := installSeccomp(cfg.Seccomp); err != nil {
 			return err
 		}
 	}
@@ -137,7 +137,7 @@ func finishProcess(cfg *initConfig) error {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return os.NewSyscallError("prctl(PR_SET_NO_NEW_PRIVS)", err)
 		}
-		if err := loadSeccomp(cfg.Seccomp); err != nil {
+		if err := installSeccomp(cfg.Seccomp); err != nil {
 			return err
 		}
 	}

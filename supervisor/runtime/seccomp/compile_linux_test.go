@@ -7,6 +7,7 @@ package seccomp
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -467,5 +468,31 @@ func TestDockerProfileARM64(t *testing.T) {
 		if got := v.run(c.audit, c.nr, c.args...); got != c.want {
 			t.Errorf("%s: got %#x, want %#x", c.name, got, c.want)
 		}
+	}
+}
+
+// A compiled filter survives the trip to the init: the decoded program is
+// the compiled one, instruction for instruction.
+func TestFilterBinaryRoundTrip(t *testing.T) {
+	f, err := Compile(defaultProfile(t, dockerCaps...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 8*len(f.Instructions) {
+		t.Fatalf("%d bytes for %d instructions", len(b), len(f.Instructions))
+	}
+	var g Filter
+	if err := g.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g.Instructions, f.Instructions) {
+		t.Fatal("decoded program differs from the compiled one")
+	}
+	if err := g.UnmarshalBinary(b[:len(b)-3]); err == nil {
+		t.Fatal("a truncated program decoded without error")
 	}
 }

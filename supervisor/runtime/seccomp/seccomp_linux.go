@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -68,6 +69,40 @@ func (f *Filter) Install() error {
 		// With TSYNC the kernel returns the id of a thread that cannot
 		// be synchronised (it already has a diverging filter).
 		return fmt.Errorf("seccomp: install filter: thread %d cannot be synchronised", r)
+	}
+	return nil
+}
+
+// sockFilterSize is the size of struct sock_filter.
+const sockFilterSize = 8
+
+// MarshalBinary encodes the instructions as the kernel lays them out
+// (struct sock_filter, native byte order), for handing a compiled filter
+// to another process. Flags are not included.
+func (f *Filter) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, len(f.Instructions)*sockFilterSize)
+	for _, in := range f.Instructions {
+		b = binary.NativeEndian.AppendUint16(b, in.Code)
+		b = append(b, in.Jt, in.Jf)
+		b = binary.NativeEndian.AppendUint32(b, in.K)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (f *Filter) UnmarshalBinary(b []byte) error {
+	if len(b)%sockFilterSize != 0 {
+		return fmt.Errorf("seccomp: program of %d bytes is not a whole number of instructions", len(b))
+	}
+	f.Instructions = make([]unix.SockFilter, len(b)/sockFilterSize)
+	for i := range f.Instructions {
+		p := b[i*sockFilterSize:]
+		f.Instructions[i] = unix.SockFilter{
+			Code: binary.NativeEndian.Uint16(p),
+			Jt:   p[2],
+			Jf:   p[3],
+			K:    binary.NativeEndian.Uint32(p[4:]),
+		}
 	}
 	return nil
 }
