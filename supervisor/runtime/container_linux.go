@@ -149,6 +149,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 				c.console.Close()
 			}
 			c.teardown()
+			forgetCgroupMounts()
 		}
 	}()
 
@@ -209,6 +210,9 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		Seccomp:     filter,
 		Reaper:      spec.Annotations[AnnotationInit] == "true",
 		CgroupPaths: cgPaths,
+	}
+	if cfg.CgroupMounts, err = cachedCgroupMounts(); err != nil {
+		return nil, fmt.Errorf("cgroup mounts: %w", err)
 	}
 	sysAttr := &syscall.SysProcAttr{}
 	var joins []specs.LinuxNamespace

@@ -40,6 +40,9 @@ type initConfig struct {
 	// (for /sys/fs/cgroup where the kernel does not let a user namespace
 	// mount cgroupfs).
 	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	// CgroupMounts are the host's cgroup hierarchies, for mounting them
+	// in the container (nil: the init reads them from mountinfo).
+	CgroupMounts []cgroupMount `json:"cgroupMounts,omitempty"`
 	Reaper      bool              `json:"reaper,omitempty"`
 	// Seccomp, compiled by the parent, applies to exec'd processes too.
 	Seccomp *seccompProgram `json:"seccomp,omitempty"`

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -236,12 +237,15 @@ func mountCgroup(cfg *initConfig, rootFd int, dest string, opts mountOpts) error
 		return err
 	}
 	defer unix.Close(fd)
-	hier, err := hostCgroupMounts()
-	if err != nil {
-		return err
+	hier := cfg.CgroupMounts
+	if hier == nil {
+		var err error
+		if hier, err = hostCgroupMounts(); err != nil {
+			return err
+		}
 	}
 	flags := opts.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
-	if len(hier) == 1 && hier[0].fstype == "cgroup2" && hier[0].mountpoint == "/sys/fs/cgroup" {
+	if len(hier) == 1 && hier[0].FSType == "cgroup2" && hier[0].Mountpoint == "/sys/fs/cgroup" {
 		err := mount("cgroup", fdPath(fd), "cgroup2", flags, "")
 		if err != nil && cfg.NewUserNS && cfg.CgroupPaths[""] != "" {
 			err = mount(cfg.CgroupPaths[""], fdPath(fd), "", unix.MS_BIND|unix.MS_REC, "")
@@ -254,25 +258,34 @@ func mountCgroup(cfg *initConfig, rootFd int, dest string, opts mountOpts) error
 	if err := mount("tmpfs", fdPath(fd), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
 		return err
 	}
+	// The tmpfs is new and only ours: its directories are made straight
+	// in it, with no walk through the root for each.
+	tfd, err := openInRoot(rootFd, dest, unix.O_PATH|unix.O_DIRECTORY, unix.RESOLVE_NO_SYMLINKS)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tfd)
 	for _, h := range hier {
-		name := filepath.Base(h.mountpoint)
-		sub := filepath.Join(dest, name)
-		sfd, err := mkdirAllInRoot(rootFd, sub, false, unix.RESOLVE_NO_SYMLINKS)
+		name := filepath.Base(h.Mountpoint)
+		if err := unix.Mkdirat(tfd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return &os.PathError{Op: "mkdir", Path: filepath.Join(dest, name), Err: err}
+		}
+		sfd, err := unix.Openat(tfd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return err
+			return &os.PathError{Op: "open", Path: filepath.Join(dest, name), Err: err}
 		}
 		if cfg.NewUserNS {
 			// cgroupfs cannot be mounted from a user namespace: bind the
 			// container's own directory of this hierarchy instead.
 			err = nil
 			for _, p := range cfg.CgroupPaths {
-				if strings.HasPrefix(p, h.mountpoint+"/") {
+				if strings.HasPrefix(p, h.Mountpoint+"/") {
 					err = mount(p, fdPath(sfd), "", unix.MS_BIND|unix.MS_REC, "")
 					break
 				}
 			}
 		} else {
-			err = mount("cgroup", fdPath(sfd), h.fstype, flags, h.options)
+			err = mount("cgroup", fdPath(sfd), h.FSType, flags, h.Options)
 		}
 		unix.Close(sfd)
 		if err != nil {
@@ -285,8 +298,41 @@ func mountCgroup(cfg *initConfig, rootFd int, dest string, opts mountOpts) error
 	return nil
 }
 
+// cgroupMount is a cgroup hierarchy mounted on the host, with the
+// options that mount it again.
 type cgroupMount struct {
-	mountpoint, fstype, options string
+	Mountpoint string `json:"mountpoint"`
+	FSType     string `json:"fstype"`
+	Options    string `json:"options,omitempty"`
+}
+
+// hostCgroups caches hostCgroupMounts for Create: reading mountinfo
+// costs more the more containers (overlay mounts) the host has, and the
+// hierarchies do not change under a running berth. A failed Create drops
+// the cache, in case they did.
+var hostCgroups struct {
+	mu     sync.Mutex
+	mounts []cgroupMount
+}
+
+func cachedCgroupMounts() ([]cgroupMount, error) {
+	hostCgroups.mu.Lock()
+	defer hostCgroups.mu.Unlock()
+	if hostCgroups.mounts != nil {
+		return hostCgroups.mounts, nil
+	}
+	m, err := hostCgroupMounts()
+	if err != nil {
+		return nil, err
+	}
+	hostCgroups.mounts = m
+	return m, nil
+}
+
+func forgetCgroupMounts() {
+	hostCgroups.mu.Lock()
+	hostCgroups.mounts = nil
+	hostCgroups.mu.Unlock()
 }
 
 // hostCgroupMounts lists the cgroup hierarchies mounted below
@@ -322,7 +368,10 @@ func hostCgroupMounts() ([]cgroupMount, error) {
 				keep = append(keep, o)
 			}
 		}
-		out = append(out, cgroupMount{mountpoint: mp, fstype: fstype, options: strings.Join(keep, ",")})
+		out = append(out, cgroupMount{Mountpoint: mp, FSType: fstype, Options: strings.Join(keep, ",")})
+	}
+	if out == nil {
+		out = []cgroupMount{}
 	}
 	return out, s.Err()
 }
