@@ -149,7 +149,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 				c.console.Close()
 			}
 			c.teardown()
-			forgetCgroupMounts()
+			forgetHostCgroups()
 		}
 	}()
 

@@ -11,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/supervisor/runtime/cgroups"
 )
 
 // setupRootfs runs in the init, in its new mount namespace, and leaves
@@ -329,10 +331,13 @@ func cachedCgroupMounts() ([]cgroupMount, error) {
 	return m, nil
 }
 
-func forgetCgroupMounts() {
+// forgetHostCgroups drops what this process cached of the host's cgroup
+// hierarchies: the mounts here and the layout in package cgroups.
+func forgetHostCgroups() {
 	hostCgroups.mu.Lock()
 	hostCgroups.mounts = nil
 	hostCgroups.mu.Unlock()
+	cgroups.Forget()
 }
 
 // hostCgroupMounts lists the cgroup hierarchies mounted below

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // Detect reports the host's cgroup layout from /proc/self/mountinfo.
@@ -26,12 +27,54 @@ func New(path string) (Manager, error) {
 
 // newWithPrefix is New with every mountpoint prefixed by prefix.
 func newWithPrefix(prefix, path string) (Manager, error) {
+	if prefix == "" {
+		clean, err := validatePath(path)
+		if err != nil {
+			return nil, err
+		}
+		l, err := hostLayout()
+		if err != nil {
+			return nil, err
+		}
+		return newFromLayout(l, clean)
+	}
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
 	defer f.Close()
 	return newFromMountinfo(f, prefix, path)
+}
+
+// The host's layout, read once per process: mountinfo grows with every
+// mount on the host (a container's rootfs is one), and a daemon creating
+// many containers would read it for each. The hierarchies do not change
+// under a running berth; Forget drops the cache in case they did.
+var cached struct {
+	mu sync.Mutex
+	l  *layout
+}
+
+func hostLayout() (*layout, error) {
+	cached.mu.Lock()
+	defer cached.mu.Unlock()
+	if cached.l != nil {
+		return cached.l, nil
+	}
+	l, err := readLayout("")
+	if err != nil {
+		return nil, err
+	}
+	cached.l = l
+	return l, nil
+}
+
+// Forget drops the cached host layout: the next New reads mountinfo
+// again. Callers use it after a cgroup operation failed.
+func Forget() {
+	cached.mu.Lock()
+	cached.l = nil
+	cached.mu.Unlock()
 }
 
 // newFromMountinfo builds the Manager from a mountinfo text; tests use
@@ -45,6 +88,10 @@ func newFromMountinfo(mountinfo io.Reader, prefix, path string) (Manager, error)
 	if err != nil {
 		return nil, err
 	}
+	return newFromLayout(l, clean)
+}
+
+func newFromLayout(l *layout, clean string) (Manager, error) {
 	if l.Version == V2 {
 		return newV2(l, clean)
 	}

@@ -12,3 +12,6 @@ func Detect() (Version, error) { return 0, ErrNotSupported }
 
 // New returns a Manager; cgroups exist only on Linux.
 func New(path string) (Manager, error) { return nil, ErrNotSupported }
+
+// Forget does nothing: there is no layout to forget.
+func Forget() {}
