@@ -78,7 +78,7 @@ func loadState(dir string) (*netState, error) {
 // crash leaves either the old or the new state, never half of one.
 func (st *netState) save(dir string) error {
 	sort.Slice(st.Ports, func(i, j int) bool { return st.Ports[i].less(st.Ports[j]) })
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}

@@ -191,7 +191,7 @@ func (e *Engine) CreateWithOptions(ctx context.Context, p *spec.Project, svc *sp
 		}
 	}
 	st.StopSignal = oci.Annotations[specconv.AnnotationStopSignal]
-	b, err := json.MarshalIndent(oci, "", "  ")
+	b, err := json.Marshal(oci)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func (e *Engine) CreateWithOptions(ctx context.Context, p *spec.Project, svc *sp
 		i.ing.close()
 		i.lf.Close()
 	})
-	if _, err := i.createRuntime(ctx, o.Stdin); err != nil {
+	if _, err := i.createRuntime(ctx, oci, o.Stdin); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() {

@@ -330,7 +330,7 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 	}
 	if rc == nil {
 		var err error
-		if rc, err = i.createRuntime(ctx, nil); err != nil {
+		if rc, err = i.createRuntime(ctx, nil, nil); err != nil {
 			return err
 		}
 	}
@@ -453,8 +453,9 @@ func (i *Instance) TakeConsole() *os.File {
 
 // createRuntime (re)creates the runtime container from the bundle: the
 // same rootfs (its writable layer kept), netns and mounts; stdin is its
-// process's stdin (nil: /dev/null). opMu held.
-func (i *Instance) createRuntime(ctx context.Context, stdin *os.File) (*runtime.Container, error) {
+// process's stdin (nil: /dev/null). oci is the bundle's spec when the
+// caller has it at hand (nil: read from the bundle). opMu held.
+func (i *Instance) createRuntime(ctx context.Context, oci *specs.Spec, stdin *os.File) (*runtime.Container, error) {
 	rt := i.e.cfg.Runtime
 	i.mu.Lock()
 	prev := i.rc
@@ -473,9 +474,11 @@ func (i *Instance) createRuntime(ctx context.Context, stdin *os.File) (*runtime.
 	}
 	// The spec is read from the bundle each time rather than kept: it
 	// holds the seccomp rules, tens of KiB per container.
-	oci, err := runtime.LoadSpec(i.dir)
-	if err != nil {
-		return nil, err
+	if oci == nil {
+		var err error
+		if oci, err = runtime.LoadSpec(i.dir); err != nil {
+			return nil, err
+		}
 	}
 	i.mu.Lock()
 	digest := i.st.Info.ImageDigest

@@ -100,7 +100,7 @@ func (s *projectStore) save(name string, st *projectState) error {
 	}
 	st.Version = projectStateVersion
 	st.UpdatedAt = time.Now().UTC()
-	b, err := json.MarshalIndent(st, "", " ")
+	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}

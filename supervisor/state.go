@@ -101,7 +101,7 @@ func writeFileAtomic(path string, data []byte, durable bool) (retErr error) {
 
 func saveState(path string, st *containerState, durable bool) error {
 	st.Version = stateVersion
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func writeFileAtomic(path string, data []byte) error {
 
 // saveLocked persists c.st; c.mu must be held (or c not yet shared).
 func (c *Container) saveLocked() error {
-	b, err := json.MarshalIndent(&c.st, "", "  ")
+	b, err := json.Marshal(&c.st)
 	if err != nil {
 		return err
 	}
