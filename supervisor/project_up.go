@@ -184,7 +184,7 @@ func (d *Daemon) handleUp(w http.ResponseWriter, r *http.Request) {
 // send. Every failure is in the Result.
 func (d *Daemon) Up(ctx context.Context, req api.UpRequest, send func(api.Event)) api.Result {
 	p := req.Project
-	defer d.releaseMemory()
+	defer d.burst()()
 	unlock := d.projects.lock(p.Name)
 	defer unlock()
 	var res api.Result
@@ -489,7 +489,7 @@ func (d *Daemon) Down(ctx context.Context, req api.DownRequest, send func(api.Ev
 		send = func(api.Event) {}
 	}
 	name := req.ProjectName
-	defer d.releaseMemory()
+	defer d.burst()()
 	unlock := d.projects.lock(name)
 	defer unlock()
 	var res api.Result
