@@ -621,11 +621,10 @@ func defaultRouteMetric(gwPriority int) int {
 	return min(max(base-gwPriority, 1), 1<<30)
 }
 
+// errStaleBridge stands for "the bridge's index is to be looked up".
+var errStaleBridge = errors.New("bridge index unknown")
+
 func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.HardwareAddr, gwPriority int) error {
-	br, err := netlink.LinkByName(ns.Bridge)
-	if err != nil {
-		return fmt.Errorf("bridge %s: %w", ns.Bridge, err)
-	}
 	nsh, err := netns.GetFromPath(a.NetNS)
 	if err != nil {
 		return fmt.Errorf("open network namespace %s: %w", a.NetNS, err)
@@ -639,19 +638,38 @@ func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.Hardwar
 		return fmt.Errorf("netlink in %s: %w", a.NetNS, err)
 	}
 	defer h.Close()
-	if _, err := h.LinkByName(a.IfName); err == nil {
-		return fmt.Errorf("interface %s already exists in %s", a.IfName, a.NetNS)
-	}
 	// The peer is created straight inside the container's namespace,
 	// so it can take its final name (eth0) and MAC at once: names only
 	// need to be unique per namespace.
-	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: br.Attrs().Index, Flags: net.FlagUp},
-		PeerName:         a.IfName,
-		PeerHardwareAddr: mac,
-		PeerNamespace:    netlink.NsFd(nsh),
+	addVeth := func(bridge int) error {
+		return netlink.LinkAdd(&netlink.Veth{
+			LinkAttrs:        netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: bridge, Flags: net.FlagUp},
+			PeerName:         a.IfName,
+			PeerHardwareAddr: mac,
+			PeerNamespace:    netlink.NsFd(nsh),
+		})
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
+	err = errStaleBridge
+	if ns.bridgeIndex != 0 {
+		err = addVeth(ns.bridgeIndex)
+	}
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		// No index yet, or a bridge made again since (restore): look
+		// it up, and take the veth it may have left half made away.
+		if link, lerr := netlink.LinkByName(a.HostIf); lerr == nil {
+			_ = netlink.LinkDel(link)
+		}
+		br, berr := netlink.LinkByName(ns.Bridge)
+		if berr != nil {
+			return fmt.Errorf("bridge %s: %w", ns.Bridge, berr)
+		}
+		ns.bridgeIndex = br.Attrs().Index
+		err = addVeth(ns.bridgeIndex)
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("create veth %s: an interface %s or %s already exists", a.HostIf, a.HostIf, a.IfName+" in "+a.NetNS)
+	}
+	if err != nil {
 		return fmt.Errorf("create veth %s: %w", a.HostIf, err)
 	}
 	c, err := h.LinkByName(a.IfName)
@@ -678,11 +696,10 @@ func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.Hardwar
 	return nil
 }
 
+// loUp brings up lo, which the kernel makes first in every network
+// namespace: ifindex 1 (LOOPBACK_IFINDEX), no lookup needed.
 func loUp(h *netlink.Handle) error {
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("find lo: %w", err)
-	}
+	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}
 	if err := h.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("up lo: %w", err)
 	}

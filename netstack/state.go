@@ -29,6 +29,9 @@ type netState struct {
 type networkState struct {
 	Network
 	Used map[netip.Addr]string `json:"used"` // address -> container
+
+	// bridgeIndex caches the bridge's ifindex (0: not looked up yet).
+	bridgeIndex int
 }
 
 type attachmentState struct {
