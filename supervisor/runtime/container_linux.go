@@ -190,6 +190,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	// set) nor the seccomp profile (compiled above); decoding them would
 	// cost every init.
 	initSpec := *spec
+	initSpec.Process = nil // cfg.Process
 	initLinux := *spec.Linux
 	initLinux.Resources, initLinux.Seccomp = nil, nil
 	initSpec.Linux = &initLinux
@@ -262,7 +263,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	cmd := &exec.Cmd{
 		Path:        selfExePath(self, 5+len(opts.ExtraFiles)),
 		Args:        []string{"berth-init", id},
-		Env:         []string{envInit + "=create"},
+		Env:         initEnv("create"),
 		Stdin:       opts.IO.Stdin,
 		Stdout:      opts.IO.Stdout,
 		Stderr:      opts.IO.Stderr,

@@ -158,11 +158,10 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 	cmd := &exec.Cmd{
 		Path: selfExePath(self, 3+2+len(nsFiles)),
 		Args: []string{"berth-exec", c.id},
-		Env: []string{
-			envInit + "=exec",
-			"_BERTH_NSENTER=" + strings.Join(fdList, ","),
+		Env: append(initEnv("exec"),
+			"_BERTH_NSENTER="+strings.Join(fdList, ","),
 			"_BERTH_NSENTER_PIPE=4",
-		},
+		),
 		ExtraFiles: append([]*os.File{childSync, pidW}, nsFiles...),
 	}
 	if opts.IO.Stdin != nil {

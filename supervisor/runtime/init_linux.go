@@ -18,6 +18,13 @@ const (
 	envInit = "_BERTH_INIT" // "create" or "exec"
 )
 
+// initEnv is the environment the init starts with. One P is all the
+// init uses (it works on one locked thread), and a GOMAXPROCS of our own
+// spares it the runtime's look at its cgroup's CPU limit at start.
+func initEnv(mode string) []string {
+	return []string{envInit + "=" + mode, "GOMAXPROCS=1"}
+}
+
 // Fixed fd numbers in the init.
 const (
 	initSyncFd  = 3 // sync socket
@@ -43,7 +50,7 @@ type initConfig struct {
 	// CgroupMounts are the host's cgroup hierarchies, for mounting them
 	// in the container (nil: the init reads them from mountinfo).
 	CgroupMounts []cgroupMount `json:"cgroupMounts,omitempty"`
-	Reaper      bool              `json:"reaper,omitempty"`
+	Reaper       bool          `json:"reaper,omitempty"`
 	// Seccomp, compiled by the parent, applies to exec'd processes too.
 	Seccomp *seccompProgram `json:"seccomp,omitempty"`
 }

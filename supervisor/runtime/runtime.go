@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"syscall"
 	"time"
 
@@ -91,12 +90,26 @@ type State struct {
 	Config *specs.Spec `json:"config,omitempty"`
 }
 
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+// validID is ^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$, by hand: a compiled
+// regexp would cost every container init its compilation at start.
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidateID reports whether id can name a container (it becomes a
 // directory name and part of a cgroup path).
 func ValidateID(id string) error {
-	if !validID.MatchString(id) {
+	if !validID(id) {
 		return fmt.Errorf("invalid container id %q: want [A-Za-z0-9][A-Za-z0-9_.-]{0,127}", id)
 	}
 	return nil

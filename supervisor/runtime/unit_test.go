@@ -71,7 +71,7 @@ func TestValidateID(t *testing.T) {
 			t.Errorf("%q refused", ok)
 		}
 	}
-	for _, bad := range []string{"", ".", "..", "../x", "a/b", "-x", strings.Repeat("a", 129), "a b"} {
+	for _, bad := range []string{"", ".", "..", "../x", "a/b", "-x", "_x", "é", "aé", strings.Repeat("a", 129), "a b", "a\x00"} {
 		if ValidateID(bad) == nil {
 			t.Errorf("%q accepted", bad)
 		}
