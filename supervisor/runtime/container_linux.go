@@ -193,6 +193,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	initSpec.Process = nil // cfg.Process
 	initLinux := *spec.Linux
 	initLinux.Resources, initLinux.Seccomp = nil, nil
+	initLinux.Namespaces, initLinux.UIDMappings, initLinux.GIDMappings = nil, nil, nil // ours to apply
 	initSpec.Linux = &initLinux
 	// Relative bind sources are relative to the bundle (runtime spec).
 	initSpec.Mounts = append([]specs.Mount(nil), spec.Mounts...)

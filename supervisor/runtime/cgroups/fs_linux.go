@@ -39,6 +39,43 @@ func writeFile(dir, name, val string) error {
 	return nil
 }
 
+// ruleWriter writes values to cgroup files of one directory, one
+// write(2) each, keeping the last file open for the next value to it.
+type ruleWriter struct {
+	dir  string
+	name string
+	f    *os.File
+}
+
+func (w *ruleWriter) write(name, val string) error {
+	if w.f == nil || w.name != name {
+		if err := w.close(); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(filepath.Join(w.dir, name), os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			return fmt.Errorf("cgroup: %w", err)
+		}
+		w.f, w.name = f, name
+	}
+	if _, err := w.f.WriteString(val); err != nil {
+		return fmt.Errorf("cgroup: writing %q to %s: %w", val, filepath.Join(w.dir, name), unwrapPathErr(err))
+	}
+	return nil
+}
+
+func (w *ruleWriter) close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	if err != nil {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	return nil
+}
+
 func unwrapPathErr(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {

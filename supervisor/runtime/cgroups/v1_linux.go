@@ -210,14 +210,22 @@ func (m *v1Manager) Set(r *specs.LinuxResources) error {
 		if err != nil {
 			return err
 		}
+		// One rule per write(2), as the kernel parses them, but one open
+		// per run of rules for the same file: a container's default
+		// rules are a deny-all and a dozen allows.
+		w := &ruleWriter{dir: d}
 		for _, rule := range r.Devices {
 			file := "devices.deny"
 			if rule.Allow {
 				file = "devices.allow"
 			}
-			if err := writeFile(d, file, deviceRuleString(rule)); err != nil {
+			if err := w.write(file, deviceRuleString(rule)); err != nil {
+				w.close()
 				return err
 			}
+		}
+		if err := w.close(); err != nil {
+			return err
 		}
 	}
 	return nil
