@@ -193,6 +193,16 @@ func TestPauseResumeUpdate(t *testing.T) {
 	}
 	out, _ := execOut(t, c, c.ExecProcess("/bin/sh", "-c", "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null"))
 	wantLines(t, out, "7")
+	// The saved state carries the updated config: another handle sees it.
+	other, err := c.rt.Load(c.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := other.st.Config; cfg == nil || cfg.Linux == nil || cfg.Linux.Resources == nil ||
+		cfg.Linux.Resources.Pids == nil || cfg.Linux.Resources.Pids.Limit == nil || *cfg.Linux.Resources.Pids.Limit != 7 ||
+		cfg.Process == nil || len(cfg.Process.Args) == 0 {
+		t.Fatalf("config loaded from the state file after Update: %+v", cfg)
+	}
 	// a paused container can be force-deleted
 	if err := c.Pause(); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -72,9 +73,13 @@ type Container struct {
 	dir string
 	cg  cgroups.Manager // nil when the host gives us no cgroups
 
-	mu      sync.Mutex // guards st
-	st      State
-	console *os.File // pty master when the spec asks for a terminal and no socket was given
+	mu sync.Mutex // guards st and configJSON
+	st State
+	// configJSON caches the encoding of st.Config for saveLocked (nil:
+	// encode it again): the config, seccomp rules and all, is most of
+	// the state file and changes only on Update.
+	configJSON json.RawMessage
+	console    *os.File // pty master when the spec asks for a terminal and no socket was given
 
 	proc      *os.Process  // non-nil if we are the init's parent
 	hooks     *specs.Hooks // during Create

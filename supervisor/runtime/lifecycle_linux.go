@@ -41,7 +41,19 @@ func writeFileAtomic(path string, data []byte) error {
 
 // saveLocked persists c.st; c.mu must be held (or c not yet shared).
 func (c *Container) saveLocked() error {
-	b, err := json.Marshal(&c.st)
+	if c.configJSON == nil && c.st.Config != nil {
+		b, err := json.Marshal(c.st.Config)
+		if err != nil {
+			return err
+		}
+		c.configJSON = b
+	}
+	// The outer Config is the shallower field: encoding/json writes it
+	// in place of State's, under the same name.
+	b, err := json.Marshal(struct {
+		*State
+		Config json.RawMessage `json:"config,omitempty"`
+	}{&c.st, c.configJSON})
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,7 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	}
 	if c.st.Config != nil && c.st.Config.Linux != nil {
 		c.st.Config.Linux.Resources = r
+		c.configJSON = nil
 		return c.saveLocked()
 	}
 	return nil
