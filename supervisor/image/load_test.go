@@ -274,3 +274,36 @@ func TestRemoveNames(t *testing.T) {
 	}
 	mustCheck(t, s)
 }
+
+// Lookups are served from the decoded index while index.json stays the
+// same: a change by another handle (another berth process) shows at once,
+// and what Get returns is the caller's to change.
+func TestLookupsFollowTheIndex(t *testing.T) {
+	reg := newTestRegistry(t, nil)
+	reg.push(t, reg.ref("r:1"), randomImage(t, 100, 1))
+	s := openTestStore(t)
+	im := pull(t, s, reg.ref("r:1"), PullOptions{})
+	got, err := s.Get(im.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Names[0] = "scribbled"
+	other, err := Open(s.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Tag(im.ID, "local/x:1"); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Get("local/x:1")
+	if err != nil {
+		t.Fatalf("a tag made through another handle: %v", err)
+	}
+	if !slices.Contains(again.Names, reg.ref("r:1")) || slices.Contains(again.Names, "scribbled") {
+		t.Fatalf("names %v", again.Names)
+	}
+	list, err := s.List()
+	if err != nil || len(list) != 1 || len(list[0].Names) != 2 {
+		t.Fatalf("list %v %v", list, err)
+	}
+}

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,8 +12,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -80,6 +83,13 @@ type index struct {
 // root: file locks serialise what must be serialised.
 type Store struct {
 	root string
+
+	// The last index decoded for lookups (Get, List) and the bytes it
+	// was decoded from: reading index.json is cheap, decoding it is not,
+	// and an up of many services looks its images up once each.
+	cacheMu  sync.Mutex
+	cacheRaw []byte
+	cache    *index
 }
 
 // Open opens (creating if needed) the store at root.
@@ -168,12 +178,37 @@ func (s *Store) readIndex() (*index, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeIndex(b)
+}
+
+func decodeIndex(b []byte) (*index, error) {
+	idx := &index{Version: 1, Images: map[string]*Image{}}
 	if err := json.Unmarshal(b, idx); err != nil {
 		return nil, fmt.Errorf("image store: corrupt index.json: %w", err)
 	}
 	if idx.Images == nil {
 		idx.Images = map[string]*Image{}
 	}
+	return idx, nil
+}
+
+// lookupIndex is readIndex for lookups: the result is shared and must
+// not be changed.
+func (s *Store) lookupIndex() (*index, error) {
+	b, err := os.ReadFile(filepath.Join(s.root, "index.json"))
+	if err != nil {
+		return s.readIndex()
+	}
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if s.cache != nil && bytes.Equal(b, s.cacheRaw) {
+		return s.cache, nil
+	}
+	idx, err := decodeIndex(b)
+	if err != nil {
+		return nil, err
+	}
+	s.cache, s.cacheRaw = idx, b
 	return idx, nil
 }
 
@@ -313,13 +348,13 @@ func (s *Store) hasLayer(diffID string) bool {
 
 // List returns every stored image, newest first.
 func (s *Store) List() ([]*Image, error) {
-	idx, err := s.readIndex()
+	idx, err := s.lookupIndex()
 	if err != nil {
 		return nil, err
 	}
 	out := make([]*Image, 0, len(idx.Images))
 	for _, im := range idx.Images {
-		out = append(out, im)
+		out = append(out, im.clone())
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Added.Equal(out[j].Added) {
@@ -334,7 +369,7 @@ func (s *Store) List() ([]*Image, error) {
 // by a unique ID prefix of at least 4 hex digits. The error wraps
 // ErrNotFound when nothing matches.
 func (s *Store) Get(ref string) (*Image, error) {
-	idx, err := s.readIndex()
+	idx, err := s.lookupIndex()
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +377,16 @@ func (s *Store) Get(ref string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return im, nil
+	return im.clone(), nil
+}
+
+// clone copies an image record out of a shared index.
+func (im *Image) clone() *Image {
+	c := *im
+	c.Names = slices.Clone(im.Names)
+	c.Digests = slices.Clone(im.Digests)
+	c.Layers = slices.Clone(im.Layers)
+	return &c
 }
 
 func findLocked(idx *index, ref string) (*Image, error) {
