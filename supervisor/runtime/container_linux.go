@@ -218,6 +218,9 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		Reaper:      spec.Annotations[AnnotationInit] == "true",
 		CgroupPaths: cgPaths,
 	}
+	if h := spec.Hooks; h != nil {
+		cfg.RuntimeHooks = len(h.Prestart)+len(h.CreateRuntime) > 0
+	}
 	if cfg.CgroupMounts, err = cachedCgroupMounts(); err != nil {
 		return nil, fmt.Errorf("cgroup mounts: %w", err)
 	}
@@ -300,7 +303,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 			return nil, fmt.Errorf("cgroup apply: %w", err)
 		}
 	}
-	if err := sendPacket(parentSync, cfg, -1); err != nil {
+	if err := sendRaw(parentSync, encodeInitConfig(cfg), -1); err != nil {
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
 	c.hookState = specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Pid: cmd.Process.Pid, Bundle: bundle, Annotations: spec.Annotations}

@@ -209,7 +209,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 			return nil, fmt.Errorf("exec: %w", err)
 		}
 	}
-	if err := sendPacket(parentSync, cfg, -1); err != nil {
+	if err := sendRaw(parentSync, encodeInitConfig(cfg), -1); err != nil {
 		return nil, fmt.Errorf("exec: send config: %w", err)
 	}
 	console, err := c.awaitInit(parentSync, false, opts.ConsoleSocket)

@@ -32,27 +32,31 @@ const (
 	initExtraFd = 5 // create: first of CreateOpts.ExtraFiles
 )
 
-// initConfig is what the parent sends the init.
+// initConfig is what the parent sends the init, in the encoding of
+// wire_linux.go (which carries only what the init applies).
 type initConfig struct {
-	Mode        string         `json:"mode"`
-	ID          string         `json:"id"`
-	Spec        *specs.Spec    `json:"spec,omitempty"` // create
-	Process     *specs.Process `json:"process"`
-	Rootfs      string         `json:"rootfs,omitempty"` // absolute host path (create)
-	NewUserNS   bool           `json:"newUserNS,omitempty"`
-	NewNetNS    bool           `json:"newNetNS,omitempty"`
-	NewCgroupNS bool           `json:"newCgroupNS,omitempty"`
-	NumExtra    int            `json:"numExtra,omitempty"`
+	Mode        string         // "create" or "exec"
+	ID          string         //
+	Spec        *specs.Spec    // create
+	Process     *specs.Process //
+	Rootfs      string         // absolute host path (create)
+	NewUserNS   bool
+	NewNetNS    bool
+	NewCgroupNS bool
+	NumExtra    int
 	// CgroupPaths are the container's cgroup directories on the host
 	// (for /sys/fs/cgroup where the kernel does not let a user namespace
 	// mount cgroupfs).
-	CgroupPaths map[string]string `json:"cgroupPaths,omitempty"`
+	CgroupPaths map[string]string
 	// CgroupMounts are the host's cgroup hierarchies, for mounting them
 	// in the container (nil: the init reads them from mountinfo).
-	CgroupMounts []cgroupMount `json:"cgroupMounts,omitempty"`
-	Reaper       bool          `json:"reaper,omitempty"`
+	CgroupMounts []cgroupMount
+	Reaper       bool
+	// RuntimeHooks: the spec has prestart or createRuntime hooks, which
+	// the runtime runs while the init waits after its mounts.
+	RuntimeHooks bool
 	// Seccomp, compiled by the parent, applies to exec'd processes too.
-	Seccomp *seccompProgram `json:"seccomp,omitempty"`
+	Seccomp *seccompProgram
 }
 
 // beforePivot runs in the init between the mounts and pivot_root (hooks).
@@ -90,9 +94,13 @@ func initMain(mode string) (retErr error) {
 			_ = sendPacket(sync, syncMsg{Type: msgError, Error: retErr.Error()}, -1)
 		}
 	}()
-	var cfg initConfig
-	if _, err := recvPacket(sync, &cfg); err != nil {
+	raw, _, err := recvRaw(sync)
+	if err != nil {
 		return fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := decodeInitConfig(raw)
+	if err != nil {
+		return err
 	}
 	if cfg.Process == nil {
 		return errors.New("config without process")
@@ -103,7 +111,7 @@ func initMain(mode string) (retErr error) {
 				return err
 			}
 		}
-		return finishProcess(&cfg)
+		return finishProcess(cfg)
 	}
 	spec := cfg.Spec
 	if cfg.NewCgroupNS {
@@ -129,7 +137,7 @@ func initMain(mode string) (retErr error) {
 		// namespaces (the parent runs them); createContainer hooks run
 		// here, in the container's namespaces, before pivot_root.
 		h := hooksOf(cfg.Spec)
-		if len(h.Prestart)+len(h.CreateRuntime) > 0 {
+		if cfg.RuntimeHooks {
 			if err := sendPacket(sync, syncMsg{Type: msgHooks}, -1); err != nil {
 				return err
 			}
@@ -145,7 +153,7 @@ func initMain(mode string) (retErr error) {
 			Version: specs.Version, ID: cfg.ID, Status: specs.StateCreating, Pid: os.Getpid(),
 		})
 	}
-	if err := setupRootfs(&cfg); err != nil {
+	if err := setupRootfs(cfg); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
 	unix.Umask(0o022)
@@ -175,7 +183,7 @@ func initMain(mode string) (retErr error) {
 	}); err != nil {
 		return err
 	}
-	return finishProcess(&cfg)
+	return finishProcess(cfg)
 }
 
 // setupConsole makes a pty in the container's devpts, sends the master

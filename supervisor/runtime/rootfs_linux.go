@@ -303,9 +303,9 @@ func mountCgroup(cfg *initConfig, rootFd int, dest string, opts mountOpts) error
 // cgroupMount is a cgroup hierarchy mounted on the host, with the
 // options that mount it again.
 type cgroupMount struct {
-	Mountpoint string `json:"mountpoint"`
-	FSType     string `json:"fstype"`
-	Options    string `json:"options,omitempty"`
+	Mountpoint string
+	FSType     string
+	Options    string
 }
 
 // hostCgroups caches hostCgroupMounts for Create: reading mountinfo

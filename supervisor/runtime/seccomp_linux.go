@@ -19,8 +19,8 @@ import (
 
 // seccompProgram is a compiled profile as the init receives it.
 type seccompProgram struct {
-	Prog  []byte `json:"prog"` // seccomp.Filter.MarshalBinary
-	Flags uint   `json:"flags,omitempty"`
+	Prog  []byte // seccomp.Filter.MarshalBinary
+	Flags uint
 }
 
 var seccompCache struct {

@@ -66,11 +66,16 @@ func sendPacket(f *os.File, v any, fd int) error {
 	if err != nil {
 		return err
 	}
+	return sendRaw(f, b, fd)
+}
+
+// sendRaw sends b as one packet, with fd (when >= 0) passed along.
+func sendRaw(f *os.File, b []byte, fd int) error {
 	var oob []byte
 	if fd >= 0 {
 		oob = unix.UnixRights(fd)
 	}
-	err = retryEINTR(func() error { return unix.Sendmsg(int(f.Fd()), b, oob, nil, 0) })
+	err := retryEINTR(func() error { return unix.Sendmsg(int(f.Fd()), b, oob, nil, 0) })
 	if err != nil {
 		return os.NewSyscallError("sendmsg", err)
 	}
@@ -80,6 +85,21 @@ func sendPacket(f *os.File, v any, fd int) error {
 // recvPacket reads one packet into v and returns a passed fd (or -1).
 // io.EOF means the peer closed its end.
 func recvPacket(f *os.File, v any) (int, error) {
+	b, fd, err := recvRaw(f)
+	if err != nil {
+		return -1, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return -1, fmt.Errorf("sync message: %w", err)
+	}
+	return fd, nil
+}
+
+// recvRaw reads one packet and returns it with a passed fd (or -1).
+func recvRaw(f *os.File) ([]byte, int, error) {
 	// Peek at the packet's length first (MSG_TRUNC reports the whole
 	// length of a SOCK_SEQPACKET packet): a buffer of the largest size
 	// allowed would cost every init megabytes of zeroed, faulted-in pages.
@@ -91,10 +111,10 @@ func recvPacket(f *os.File, v any) (int, error) {
 		return e
 	})
 	if err != nil {
-		return -1, os.NewSyscallError("recvmsg", err)
+		return nil, -1, os.NewSyscallError("recvmsg", err)
 	}
 	if size > maxSyncMsg {
-		return -1, fmt.Errorf("sync message of %d bytes is over the limit of %d", size, maxSyncMsg)
+		return nil, -1, fmt.Errorf("sync message of %d bytes is over the limit of %d", size, maxSyncMsg)
 	}
 	buf := make([]byte, max(size, 1))
 	oob := make([]byte, unix.CmsgSpace(4*4))
@@ -105,10 +125,10 @@ func recvPacket(f *os.File, v any) (int, error) {
 		return e
 	})
 	if err != nil {
-		return -1, os.NewSyscallError("recvmsg", err)
+		return nil, -1, os.NewSyscallError("recvmsg", err)
 	}
 	if n == 0 && oobn == 0 {
-		return -1, io.EOF
+		return nil, -1, io.EOF
 	}
 	fd := -1
 	if oobn > 0 {
@@ -128,11 +148,5 @@ func recvPacket(f *os.File, v any) (int, error) {
 			}
 		}
 	}
-	if err := json.Unmarshal(buf[:n], v); err != nil {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-		return -1, fmt.Errorf("sync message: %w", err)
-	}
-	return fd, nil
+	return buf[:n], fd, nil
 }
