@@ -89,7 +89,7 @@ func TestDaemonBootRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.BootID = "an-earlier-boot"
-		if err := saveState(path, st, true); err != nil {
+		if err := saveState(path, "", st, true); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -215,7 +215,7 @@ func TestEngineRenewsNetNSAndRebootAdopt(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.BootID = "an-earlier-boot"
-		if err := saveState(env.eng.statePath(i.Name()), st, false); err != nil {
+		if err := saveState(env.eng.statePath(i.Name()), "", st, false); err != nil {
 			t.Fatal(err)
 		}
 		path := env.eng.netnsPath(i.Name())

@@ -53,7 +53,7 @@ func TestStateRoundTrip(t *testing.T) {
 	st := &containerState{Service: &spec.Service{Name: "web", Restart: spec.RestartPolicy{Condition: "always"}},
 		Info:       ContainerInfo{Name: "p-web-1", Service: "web", Project: "p", Number: 1, State: StateRunning, RestartCount: 4},
 		LogOffsets: [2]int64{10, 20}, InitStartTime: 99, NetMode: netModeBridge}
-	if err := saveState(p, st, true); err != nil {
+	if err := saveState(p, "", st, true); err != nil {
 		t.Fatal(err)
 	}
 	got, err := loadState(p)

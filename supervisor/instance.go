@@ -182,7 +182,7 @@ func (i *Instance) saveLocked(durable bool) error {
 	if i.removed || i.detached {
 		return nil
 	}
-	return saveState(i.e.statePath(i.name), &i.st, durable)
+	return saveState(i.e.statePath(i.name), i.dir, &i.st, durable)
 }
 
 func (i *Instance) emit(action, status, msg string, code int) {

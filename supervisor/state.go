@@ -61,8 +61,14 @@ type containerState struct {
 // directory, fsynced when durable, renamed over path, and the directory
 // fsynced so the rename itself survives a crash.
 func writeFileAtomic(path string, data []byte, durable bool) (retErr error) {
+	return writeFileAtomicVia(path, filepath.Dir(path), data, durable)
+}
+
+// writeFileAtomicVia is writeFileAtomic with the temporary file made in
+// tmpDir, on the same filesystem (see saveState).
+func writeFileAtomicVia(path, tmpDir string, data []byte, durable bool) (retErr error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(tmpDir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -99,13 +105,22 @@ func writeFileAtomic(path string, data []byte, durable bool) (retErr error) {
 	return d.Sync()
 }
 
-func saveState(path string, st *containerState, durable bool) error {
+// saveState writes a container's state file, through a temporary file
+// in the container's own directory (tmpDir) rather than beside the state
+// files: the kernel puts a new file's inode near its directory's, and
+// ext4 without a journal passes over every inode freed in the last minute
+// to find a free one, so the temporary files of every container in one
+// directory made each save of an up slower than the one before.
+func saveState(path, tmpDir string, st *containerState, durable bool) error {
 	st.Version = stateVersion
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, b, durable)
+	if _, err := os.Stat(tmpDir); err != nil {
+		tmpDir = filepath.Dir(path)
+	}
+	return writeFileAtomicVia(path, tmpDir, b, durable)
 }
 
 func loadState(path string) (*containerState, error) {
