@@ -350,6 +350,17 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 		defer unsub()
 		events = ch
 	}
+	// Where each log ends before its lines are read: a follower goes on
+	// from there (or from the last line sent, which is later), so that a
+	// line written between the read below and the follower's start is
+	// neither lost nor sent twice.
+	var ends map[string]logMark
+	if follow {
+		ends = map[string]logMark{}
+		for _, i := range insts {
+			ends[i.Name()] = logEnd(i.LogPath())
+		}
+	}
 	s := api.NewStreamWriter(w)
 	var lines []api.LogLine
 	for _, i := range insts {
@@ -380,13 +391,13 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 		wg.Wait()
 	}()
 	following := map[string]context.CancelFunc{}
-	startFollow := func(i *Instance, from []api.LogLine, fresh bool) {
+	startFollow := func(i *Instance, f *logFollower) {
 		fctx, fcancel := context.WithCancel(ctx)
 		following[i.Name()] = fcancel
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			newLogFollower(i, s, from, fresh).run(fctx)
+			f.run(fctx)
 		}()
 	}
 	for _, i := range insts {
@@ -396,7 +407,7 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 				mine = append(mine, l)
 			}
 		}
-		startFollow(i, mine, false)
+		startFollow(i, newLogFollower(i, s, ends[i.Name()], mine))
 	}
 	for {
 		select {
@@ -417,7 +428,9 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 					continue
 				}
 				if i, ok := d.engine.Instance(e.Container); ok {
-					startFollow(i, nil, true)
+					// A container that appeared while following: all of
+					// its log.
+					startFollow(i, newLogFollower(i, s, logMark{}, nil))
 				}
 			}
 		}
@@ -433,31 +446,43 @@ func logLine(i *Instance, e LogEntry) api.LogLine {
 // those already sent. Entries are told apart by time, and by how many
 // entries of the last time were sent.
 type logFollower struct {
-	i      *Instance
-	s      *api.StreamWriter
-	last   time.Time
-	atLast int // entries at time last already sent
+	i *Instance
+	s *api.StreamWriter
+	logMark
 }
 
-// newLogFollower starts after sent (the last lines sent, in order). A
-// fresh container (one that appeared while following) is read from its
-// start; otherwise, with nothing sent, from the end of its log.
-func newLogFollower(i *Instance, s *api.StreamWriter, sent []api.LogLine, fresh bool) *logFollower {
-	f := &logFollower{i: i, s: s}
-	for _, l := range sent {
-		f.saw(l.Time)
+// logMark is a place in a log: after the atLast entries at time last
+// (the zero mark is the start).
+type logMark struct {
+	last   time.Time
+	atLast int
+}
+
+// logEnd marks where the log at path ends now.
+func logEnd(path string) logMark {
+	var m logMark
+	if ents, err := ReadLogs(path, time.Time{}, -1); err == nil {
+		for _, e := range ents {
+			m.saw(e.Time)
+		}
 	}
-	if len(sent) == 0 && !fresh {
-		if ents, err := ReadLogs(i.LogPath(), time.Time{}, -1); err == nil {
-			for _, e := range ents {
-				f.saw(e.Time)
-			}
+	return m
+}
+
+// newLogFollower starts after from, or after sent (the last lines sent,
+// in order) when there are any: they come after from.
+func newLogFollower(i *Instance, s *api.StreamWriter, from logMark, sent []api.LogLine) *logFollower {
+	f := &logFollower{i: i, s: s, logMark: from}
+	if len(sent) > 0 {
+		f.logMark = logMark{}
+		for _, l := range sent {
+			f.saw(l.Time)
 		}
 	}
 	return f
 }
 
-func (f *logFollower) saw(t time.Time) {
+func (f *logMark) saw(t time.Time) {
 	if t.Equal(f.last) {
 		f.atLast++
 	} else {

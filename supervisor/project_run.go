@@ -256,7 +256,7 @@ func (d *Daemon) run(daemonCtx context.Context, req api.RunRequest, s *api.Strea
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	if !req.Detach {
-		fol = newLogFollower(inst, s, nil, true)
+		fol = newLogFollower(inst, s, logMark{}, nil) // a new container: all of its log
 		fwg.Add(1)
 		go func() {
 			defer fwg.Done()
