@@ -470,6 +470,47 @@ func TestUpAttachedExitCodeFrom(t *testing.T) {
 	}
 }
 
+// A container that exits before up attaches (its die event came before
+// the subscription) still aborts the stack and sets the exit code.
+func TestUpAttachedAbortOnQuickExit(t *testing.T) {
+	for _, tc := range []struct {
+		flag string
+		want int
+	}{{"--exit-code-from=api", 3}, {"--abort-on-container-exit", 3}} {
+		d := newFakeDaemon(t)
+		d.upExited = map[string]int{"api": 3}
+		dir := stackDir(t, demoYAML)
+		d.addLog("demo-api-1", "api", "api was quick", time.Now().Add(time.Second))
+		type result struct {
+			out, errOut string
+			err         error
+		}
+		done := make(chan result, 1)
+		go func() {
+			out, errOut, err := d.run("up", "-f", filepath.Join(dir, "compose.yaml"), tc.flag)
+			done <- result{out, errOut, err}
+		}()
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: up did not return: the exit before attaching went unnoticed", tc.flag)
+		}
+		var ee *exitError
+		if !errors.As(r.err, &ee) || ee.code != tc.want {
+			t.Fatalf("%s: err %v, want exit code %d\nstdout:\n%s\nstderr:\n%s", tc.flag, r.err, tc.want, r.out, r.errOut)
+		}
+		for _, want := range []string{"api-1  | api was quick\n", "api-1 exited with code 3", "web-1 exited with code 137"} {
+			if !strings.Contains(r.out, want) {
+				t.Errorf("%s: stdout lacks %q:\n%s", tc.flag, want, r.out)
+			}
+		}
+		if !strings.Contains(r.errOut, "Aborting on container exit...") {
+			t.Errorf("%s: stderr lacks the abort note:\n%s", tc.flag, r.errOut)
+		}
+	}
+}
+
 func TestUpAttachedEndsWhenAllExit(t *testing.T) {
 	d := newFakeDaemon(t)
 	dir := stackDir(t, `name: one

@@ -44,6 +44,10 @@ type fakeDaemon struct {
 	onAction func(name, action string)
 	// upResult is the Result up ends with (its Errors and Warnings).
 	upResult api.Result
+	// upExited: the containers of these services have exited, with this
+	// code, by the time up returns (quick ones: their die events come
+	// before anyone subscribes).
+	upExited map[string]int
 }
 
 func newFakeDaemon(t *testing.T) *fakeDaemon { return newFakeDaemonOn(t, nil) }
@@ -134,9 +138,13 @@ func (d *fakeDaemon) up(w http.ResponseWriter, r *http.Request) {
 			if req.Options.NoStart {
 				state = "created"
 			}
+			code, exited := d.upExited[svc.Name]
+			if exited {
+				state = "exited"
+			}
 			d.containers[name] = &api.ContainerSummary{ID: fmt.Sprintf("%064x", len(d.containers)+1), Name: name,
 				Project: req.Project.Name, Service: svc.Name, Number: i, Image: svc.Image, Command: strings.Join(svc.Command, " "),
-				State: state, CreatedAt: now, StartedAt: now}
+				State: state, ExitCode: code, CreatedAt: now, StartedAt: now}
 			made = append(made, name)
 		}
 	}

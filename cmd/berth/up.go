@@ -399,20 +399,24 @@ func (a *attachment) run() error {
 
 	// running: attached containers that have not stopped for good.
 	running := map[string]bool{}
+	var exited []api.ContainerSummary // stopped already: their exit events came before ps
 	for _, c := range cs {
 		if c.State == "running" || c.State == "restarting" || c.State == "created" || c.State == "paused" {
 			running[c.Name] = true
 		} else {
 			a.quiet()
 			a.lp.Note(shortName(c.Project, c.Service, c.Name), fmt.Sprintf("exited with code %d", c.ExitCode))
+			exited = append(exited, c)
 		}
 	}
 	exitCode := 0
-	if a.f.exitCodeFrom != "" {
-		for _, c := range cs {
-			if c.Service == a.f.exitCodeFrom && !running[c.Name] {
-				exitCode = c.ExitCode
-			}
+	codeFromSet := false
+	for _, c := range exited {
+		switch {
+		case a.f.exitCodeFrom == c.Service:
+			exitCode, codeFromSet = c.ExitCode, true
+		case a.f.exitCodeFrom == "" && a.f.abortOnExit && exitCode == 0:
+			exitCode = c.ExitCode
 		}
 	}
 
@@ -439,15 +443,19 @@ func (a *attachment) run() error {
 	// --abort-on-container-exit), the exits that follow are still noted,
 	// for a bounded time.
 	var (
-		stopping    bool
-		drain       <-chan time.Time
-		codeFromSet bool
+		stopping bool
+		drain    <-chan time.Time
 	)
 	stop := func(note string) {
 		fmt.Fprintln(a.errw, note)
 		a.stopAll(sigs)
 		stopping = true
 		drain = time.After(3 * time.Second)
+	}
+	if a.f.abortOnExit && len(exited) > 0 {
+		// A container stopped before we looked (a quick one): its exit
+		// event is behind us, so the abort starts here.
+		stop("Aborting on container exit...")
 	}
 	for {
 		select {
