@@ -198,7 +198,11 @@ func TestPauseResumeUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg := other.st.Config; cfg == nil || cfg.Linux == nil || cfg.Linux.Resources == nil ||
+	cfg, err := other.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Linux == nil || cfg.Linux.Resources == nil ||
 		cfg.Linux.Resources.Pids == nil || cfg.Linux.Resources.Pids.Limit == nil || *cfg.Linux.Resources.Pids.Limit != 7 ||
 		cfg.Process == nil || len(cfg.Process.Args) == 0 {
 		t.Fatalf("config loaded from the state file after Update: %+v", cfg)

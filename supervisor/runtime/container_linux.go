@@ -75,14 +75,16 @@ type Container struct {
 
 	mu sync.Mutex // guards st and configJSON
 	st State
-	// configJSON caches the encoding of st.Config for saveLocked (nil:
-	// encode it again): the config, seccomp rules and all, is most of
-	// the state file and changes only on Update.
+	// configJSON is the container's config, encoded: st.Config is nil
+	// once it is set. A handle keeps only the encoding (a decoded
+	// config, seccomp rules and all, costs the daemon tens of KiB per
+	// container) and decodes it when it needs more than its hooks; the
+	// config is most of the state file and changes only on Update.
 	configJSON json.RawMessage
 	console    *os.File // pty master when the spec asks for a terminal and no socket was given
 
 	proc      *os.Process  // non-nil if we are the init's parent
-	hooks     *specs.Hooks // during Create
+	hooks     *specs.Hooks // the config's hooks (nil: none, or not known yet)
 	hookState specs.State  // during Create
 	waitOnce  sync.Once
 	waitDone  chan struct{}
@@ -335,6 +337,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if err := c.saveLocked(); err != nil {
 		return nil, err
 	}
+	c.st.Config = nil // encoded in configJSON by saveLocked
 	if opts.PidFile != "" {
 		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(cmd.Process.Pid))); err != nil {
 			return nil, fmt.Errorf("pid file: %w", err)

@@ -67,8 +67,8 @@ func (c *Container) ExecProcess(args ...string) *specs.Process {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var p specs.Process
-	if c.st.Config != nil && c.st.Config.Process != nil {
-		p = *c.st.Config.Process
+	if s, err := c.specLocked(); err == nil && s.Process != nil {
+		p = *s.Process
 	}
 	p.Args = args
 	p.Terminal = false
@@ -110,8 +110,12 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 		c.mu.Unlock()
 		return nil, fmt.Errorf("container %q: %w", c.id, ErrNotRunning)
 	}
-	pid, start, cfgSpec := c.st.Pid, c.st.InitStartTime, c.st.Config
+	pid, start := c.st.Pid, c.st.InitStartTime
+	cfgSpec, err := c.specLocked()
 	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 
 	var nsFiles []*os.File
 	defer func() {

@@ -41,7 +41,7 @@ func writeFileAtomic(path string, data []byte) error {
 
 // saveLocked persists c.st; c.mu must be held (or c not yet shared).
 func (c *Container) saveLocked() error {
-	if c.configJSON == nil && c.st.Config != nil {
+	if c.st.Config != nil {
 		b, err := json.Marshal(c.st.Config)
 		if err != nil {
 			return err
@@ -60,6 +60,40 @@ func (c *Container) saveLocked() error {
 	return writeFileAtomic(filepath.Join(c.dir, stateFile), b)
 }
 
+// Spec returns the config the container was created from (Update
+// changes its resources), decoded anew for the caller.
+func (c *Container) Spec() (*specs.Spec, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.specLocked()
+}
+
+func (c *Container) specLocked() (*specs.Spec, error) {
+	if c.st.Config != nil {
+		return c.st.Config, nil
+	}
+	if len(c.configJSON) == 0 {
+		return nil, fmt.Errorf("container %q: no config in its state", c.id)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(c.configJSON, &s); err != nil {
+		return nil, fmt.Errorf("container %q: config: %w", c.id, err)
+	}
+	return &s, nil
+}
+
+// hooksLocked returns the config's hooks (never nil).
+func (c *Container) hooksLocked() *specs.Hooks {
+	if c.hooks == nil {
+		s, err := c.specLocked()
+		if err != nil {
+			return &specs.Hooks{}
+		}
+		c.hooks = hooksOf(s)
+	}
+	return c.hooks
+}
+
 // Load returns a handle on an existing container.
 func (r *Runtime) Load(id string) (*Container, error) {
 	if err := ValidateID(id); err != nil {
@@ -74,9 +108,16 @@ func (r *Runtime) Load(id string) (*Container, error) {
 		return nil, err
 	}
 	c := &Container{rt: r, id: id, dir: dir, waitDone: make(chan struct{})}
-	if err := json.Unmarshal(b, &c.st); err != nil {
+	// The config stays encoded (see configJSON): the outer field takes
+	// it in place of State's.
+	file := struct {
+		*State
+		Config json.RawMessage `json:"config,omitempty"`
+	}{State: &c.st}
+	if err := json.Unmarshal(b, &file); err != nil {
 		return nil, fmt.Errorf("container %q: corrupt state: %w", id, err)
 	}
+	c.configJSON = file.Config
 	if c.st.CgroupPath != "" {
 		if c.cg, err = newCgroupManager(c.st.CgroupPath); err != nil {
 			return nil, err
@@ -189,7 +230,7 @@ func (c *Container) Start() error {
 		return err
 	}
 	// poststart: failures are reported, the container keeps running.
-	return runHooks("poststart", hooksOf(c.st.Config).Poststart, c.st.State)
+	return runHooks("poststart", c.hooksLocked().Poststart, c.st.State)
 }
 
 // Kill sends sig to the container's init (pid 1 of its pid namespace).
@@ -349,7 +390,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	st.Pid = 0
 	err := c.teardown()
 	// poststop: after the container is gone; a failure is reported only.
-	if herr := runHooks("poststop", hooksOf(c.st.Config).Poststop, st); herr != nil && err == nil {
+	if herr := runHooks("poststop", c.hooksLocked().Poststop, st); herr != nil && err == nil {
 		err = herr
 	}
 	return err

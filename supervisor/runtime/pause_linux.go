@@ -50,12 +50,15 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if err := c.cg.Set(r); err != nil {
 		return err
 	}
-	if c.st.Config != nil && c.st.Config.Linux != nil {
-		c.st.Config.Linux.Resources = r
-		c.configJSON = nil
-		return c.saveLocked()
+	spec, err := c.specLocked()
+	if err != nil || spec.Linux == nil {
+		return err
 	}
-	return nil
+	spec.Linux.Resources = r
+	c.st.Config = spec // saveLocked encodes it and the handle drops it again
+	err = c.saveLocked()
+	c.st.Config = nil
+	return err
 }
 
 // pausedLocked reports whether the cgroup is frozen.

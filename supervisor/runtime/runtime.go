@@ -86,7 +86,9 @@ type State struct {
 	CgroupPaths   map[string]string `json:"cgroupPaths,omitempty"`
 	Rootfs        string            `json:"rootfs"`
 	// Config is the spec the container was created from (exec uses its
-	// defaults; delete uses its cgroup path and hooks).
+	// defaults; delete uses its cgroup path and hooks). It is in the
+	// state file; a Container keeps it encoded and State leaves it out:
+	// Container.Spec decodes it.
 	Config *specs.Spec `json:"config,omitempty"`
 }
 
