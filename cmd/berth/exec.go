@@ -50,10 +50,10 @@ func runtimeContainers(rt *runtime.Runtime, project string, services []string) (
 	}
 	var out []rtContainer
 	for _, s := range states {
-		if s.Config == nil || s.Config.Annotations[specconv.AnnotationProject] != project {
+		if s.Annotations[specconv.AnnotationProject] != project {
 			continue
 		}
-		svc := s.Config.Annotations[specconv.AnnotationService]
+		svc := s.Annotations[specconv.AnnotationService]
 		if len(services) > 0 && !contains(services, svc) {
 			continue
 		}
