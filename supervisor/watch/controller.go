@@ -51,15 +51,22 @@ func (d *DaemonController) Targets(ctx context.Context, service string) ([]Targe
 	}
 	var out []Target
 	for _, st := range states {
-		cfg := st.Config
-		if cfg == nil || cfg.Annotations[specconv.AnnotationProject] != d.project.Name ||
-			cfg.Annotations[specconv.AnnotationService] != service {
+		if st.Annotations[specconv.AnnotationProject] != d.project.Name ||
+			st.Annotations[specconv.AnnotationService] != service {
 			continue
 		}
 		if strings.HasPrefix(st.ID, d.project.Name+"-"+service+"-run-") || st.Status != specs.StateRunning {
 			continue
 		}
-		t, err := d.target(&st)
+		ct, err := d.rt.Load(st.ID)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", st.ID, err)
+		}
+		cfg, err := ct.Spec()
+		if err != nil {
+			return nil, err
+		}
+		t, err := d.target(&st, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("container %s: %w", st.ID, err)
 		}
@@ -69,8 +76,7 @@ func (d *DaemonController) Targets(ctx context.Context, service string) ([]Targe
 	return out, nil
 }
 
-func (d *DaemonController) target(st *runtime.State) (Target, error) {
-	cfg := st.Config
+func (d *DaemonController) target(st *runtime.State, cfg *specs.Spec) (Target, error) {
 	root := st.Rootfs
 	if root == "" && cfg.Root != nil {
 		root = cfg.Root.Path
