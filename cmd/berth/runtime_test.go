@@ -35,7 +35,17 @@ func requirePrivilegedCLI(t testing.TB) {
 var buildOnce struct {
 	sync.Once
 	path string
+	dir  string // the temporary directory the binary was built in
 	err  error
+}
+
+// TestMain removes the binary berthBinary built once the tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildOnce.dir != "" {
+		os.RemoveAll(buildOnce.dir)
+	}
+	os.Exit(code)
 }
 
 // berthBinary builds the berth binary once per test run: the CLI is
@@ -57,6 +67,7 @@ func berthBinary(t *testing.T) string {
 			buildOnce.err = err
 			return
 		}
+		buildOnce.dir = dir
 		buildOnce.path = filepath.Join(dir, "berth")
 		out, err := exec.Command("go", "build", "-o", buildOnce.path, ".").CombinedOutput()
 		if err != nil {
