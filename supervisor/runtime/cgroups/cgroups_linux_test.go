@@ -331,15 +331,22 @@ func TestResourcesReadBack(t *testing.T) {
 	}
 }
 
-func TestOOMKillDisableV1(t *testing.T) {
+// oom_kill_disable exists on cgroup v1 only: v1 sets it; v2 has nothing
+// to set and ignores it (as runc does), while the limit beside it still
+// applies.
+func TestOOMKillDisable(t *testing.T) {
 	m, _ := newTestManager(t, &specs.LinuxResources{Memory: &specs.LinuxMemory{
 		Limit: i64(32 << 20), DisableOOMKiller: boolp(true),
 	}})
-	if version(t) != V1 {
-		t.Skip("oom_kill_disable exists on cgroup v1 only; v2 ignores it")
+	limitFile := "memory.max"
+	if version(t) == V1 {
+		limitFile = "memory.limit_in_bytes"
+		if got := readCg(t, m, "memory", "memory.oom_control"); !strings.Contains(got, "oom_kill_disable 1") {
+			t.Errorf("memory.oom_control = %q, want oom_kill_disable 1", got)
+		}
 	}
-	if got := readCg(t, m, "memory", "memory.oom_control"); !strings.Contains(got, "oom_kill_disable 1") {
-		t.Errorf("memory.oom_control = %q, want oom_kill_disable 1", got)
+	if got := readCg(t, m, "memory", limitFile); got != strconv.Itoa(32<<20) {
+		t.Errorf("%s = %q, want %d", limitFile, got, 32<<20)
 	}
 }
 
