@@ -223,7 +223,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if h := spec.Hooks; h != nil {
 		cfg.RuntimeHooks = len(h.Prestart)+len(h.CreateRuntime) > 0
 	}
-	if cfg.CgroupMounts, err = cachedCgroupMounts(); err != nil {
+	if cfg.CgroupMounts, err = cgroups.HostMounts(); err != nil {
 		return nil, fmt.Errorf("cgroup mounts: %w", err)
 	}
 	sysAttr := &syscall.SysProcAttr{}

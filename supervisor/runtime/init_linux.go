@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/supervisor/runtime/cgroups"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,7 +52,7 @@ type initConfig struct {
 	CgroupPaths map[string]string
 	// CgroupMounts are the host's cgroup hierarchies, for mounting them
 	// in the container (nil: the init reads them from mountinfo).
-	CgroupMounts []cgroupMount
+	CgroupMounts []cgroups.Mount
 	Reaper       bool
 	// RuntimeHooks: the spec has prestart or createRuntime hooks, which
 	// the runtime runs while the init waits after its mounts.

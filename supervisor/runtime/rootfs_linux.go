@@ -1,13 +1,11 @@
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -242,7 +240,7 @@ func mountCgroup(cfg *initConfig, rootFd int, dest string, opts mountOpts) error
 	hier := cfg.CgroupMounts
 	if hier == nil {
 		var err error
-		if hier, err = hostCgroupMounts(); err != nil {
+		if hier, err = cgroups.HostMounts(); err != nil {
 			return err
 		}
 	}
@@ -300,86 +298,10 @@ func mountCgroup(cfg *initConfig, rootFd int, dest string, opts mountOpts) error
 	return nil
 }
 
-// cgroupMount is a cgroup hierarchy mounted on the host, with the
-// options that mount it again.
-type cgroupMount struct {
-	Mountpoint string
-	FSType     string
-	Options    string
-}
-
-// hostCgroups caches hostCgroupMounts for Create: reading mountinfo
-// costs more the more containers (overlay mounts) the host has, and the
-// hierarchies do not change under a running berth. A failed Create drops
-// the cache, in case they did.
-var hostCgroups struct {
-	mu     sync.Mutex
-	mounts []cgroupMount
-}
-
-func cachedCgroupMounts() ([]cgroupMount, error) {
-	hostCgroups.mu.Lock()
-	defer hostCgroups.mu.Unlock()
-	if hostCgroups.mounts != nil {
-		return hostCgroups.mounts, nil
-	}
-	m, err := hostCgroupMounts()
-	if err != nil {
-		return nil, err
-	}
-	hostCgroups.mounts = m
-	return m, nil
-}
-
 // forgetHostCgroups drops what this process cached of the host's cgroup
-// hierarchies: the mounts here and the layout in package cgroups.
-func forgetHostCgroups() {
-	hostCgroups.mu.Lock()
-	hostCgroups.mounts = nil
-	hostCgroups.mu.Unlock()
-	cgroups.Forget()
-}
-
-// hostCgroupMounts lists the cgroup hierarchies mounted below
-// /sys/fs/cgroup in our (still host-like) mount namespace, with the
-// controller options to mount each again.
-func hostCgroupMounts() ([]cgroupMount, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []cgroupMount
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		pre, post, ok := strings.Cut(s.Text(), " - ")
-		if !ok {
-			continue
-		}
-		pf, qf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) < 5 || len(qf) < 3 {
-			continue
-		}
-		mp, fstype := pf[4], qf[0]
-		if !strings.HasPrefix(mp, "/sys/fs/cgroup") || (fstype != "cgroup" && fstype != "cgroup2") {
-			continue
-		}
-		var keep []string
-		if fstype == "cgroup" {
-			for _, o := range strings.Split(qf[2], ",") {
-				if o == "rw" || o == "ro" || strings.HasPrefix(o, "release_agent=") || o == "clone_children" {
-					continue
-				}
-				keep = append(keep, o)
-			}
-		}
-		out = append(out, cgroupMount{Mountpoint: mp, FSType: fstype, Options: strings.Join(keep, ",")})
-	}
-	if out == nil {
-		out = []cgroupMount{}
-	}
-	return out, s.Err()
-}
+// hierarchies (package cgroups keeps them): Create calls it when it
+// failed, in case they changed.
+func forgetHostCgroups() { cgroups.Forget() }
 
 var defaultDevices = []specs.LinuxDevice{
 	{Path: "/dev/null", Type: "c", Major: 1, Minor: 3},

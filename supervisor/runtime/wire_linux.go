@@ -9,6 +9,8 @@ import (
 	"sort"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/supervisor/runtime/cgroups"
 )
 
 // The init config goes to the init in a hand-written binary encoding,
@@ -318,9 +320,9 @@ func decodeInitConfig(b []byte) (*initConfig, error) {
 	c.CgroupPaths = r.strMap()
 	if r.bool() {
 		n := r.count()
-		c.CgroupMounts = make([]cgroupMount, n)
+		c.CgroupMounts = make([]cgroups.Mount, n)
 		for i := range c.CgroupMounts {
-			c.CgroupMounts[i] = cgroupMount{Mountpoint: r.str(), FSType: r.str(), Options: r.str()}
+			c.CgroupMounts[i] = cgroups.Mount{Mountpoint: r.str(), FSType: r.str(), Options: r.str()}
 		}
 	}
 	if r.bool() {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/supervisor/runtime/cgroups"
 )
 
 // fullInitConfig sets every field the init wire encoding carries.
@@ -17,9 +19,12 @@ func fullInitConfig() *initConfig {
 	return &initConfig{
 		Mode: "create", ID: "web-1", Rootfs: "/var/lib/berth/c/merged",
 		NewUserNS: true, NewNetNS: true, NewCgroupNS: true, NumExtra: 2,
-		CgroupPaths:  map[string]string{"": "/sys/fs/cgroup/berth/x", "memory": "/sys/fs/cgroup/memory/berth/x"},
-		CgroupMounts: []cgroupMount{{"/sys/fs/cgroup/cpu", "cgroup", "cpu"}, {"/sys/fs/cgroup/unified", "cgroup2", ""}},
-		Reaper:       true, RuntimeHooks: true,
+		CgroupPaths: map[string]string{"": "/sys/fs/cgroup/berth/x", "memory": "/sys/fs/cgroup/memory/berth/x"},
+		CgroupMounts: []cgroups.Mount{
+			{Mountpoint: "/sys/fs/cgroup/cpu", FSType: "cgroup", Options: "cpu"},
+			{Mountpoint: "/sys/fs/cgroup/unified", FSType: "cgroup2"},
+		},
+		Reaper: true, RuntimeHooks: true,
 		Seccomp: &seccompProgram{Prog: []byte{1, 2, 3, 4, 5, 6, 7, 8}, Flags: 4},
 		Process: &specs.Process{
 			Terminal: true, ConsoleSize: &specs.Box{Height: 24, Width: 80},
@@ -66,7 +71,7 @@ func TestInitWireRoundTrip(t *testing.T) {
 		"empty":   {},
 		"no cgroup mounts (read mountinfo) and none": func() *initConfig {
 			c := fullInitConfig()
-			c.CgroupMounts = []cgroupMount{}
+			c.CgroupMounts = []cgroups.Mount{}
 			return c
 		}(),
 	} {

@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -69,8 +70,25 @@ func hostLayout() (*layout, error) {
 	return l, nil
 }
 
-// Forget drops the cached host layout: the next New reads mountinfo
-// again. Callers use it after a cgroup operation failed.
+// HostMounts lists the cgroup filesystems mounted at or below
+// /sys/fs/cgroup (an empty list on a host without them), from the same
+// cached read of mountinfo as New. The list is shared: do not change it.
+func HostMounts() ([]Mount, error) {
+	l, err := hostLayout()
+	if errors.Is(err, ErrNoCgroups) {
+		return []Mount{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if l.Mounts == nil {
+		return []Mount{}, nil
+	}
+	return l.Mounts, nil
+}
+
+// Forget drops the cached host layout: the next New or HostMounts reads
+// mountinfo again. Callers use it after a cgroup operation failed.
 func Forget() {
 	cached.mu.Lock()
 	cached.l = nil

@@ -56,6 +56,17 @@ type layout struct {
 	// Unified is the cgroup2 mount: the only one on pure v2, the
 	// controller-less one (if any) on hybrid hosts.
 	Unified *hierarchy
+	// Mounts are the cgroup filesystems mounted at or below
+	// /sys/fs/cgroup, named hierarchies (name=systemd) included.
+	Mounts []Mount
+}
+
+// Mount is a cgroup filesystem mounted on the host, with the options
+// that mount its hierarchy again (a container's /sys/fs/cgroup).
+type Mount struct {
+	Mountpoint string
+	FSType     string // cgroup or cgroup2
+	Options    string // the hierarchy's: controllers, name=...
 }
 
 // parseMountinfo reads mountinfo (proc(5)) and returns the cgroup layout.
@@ -90,6 +101,9 @@ func parseMountinfo(r io.Reader, prefix string) (*layout, error) {
 		h := hierarchy{
 			Root:       unescapeMount(pf[3]),
 			Mountpoint: filepath.Join(prefix, unescapeMount(pf[4])),
+		}
+		if mp := unescapeMount(pf[4]); mp == "/sys/fs/cgroup" || strings.HasPrefix(mp, "/sys/fs/cgroup/") {
+			l.Mounts = append(l.Mounts, Mount{Mountpoint: h.Mountpoint, FSType: fstype, Options: hierarchyOptions(fstype, qf[2])})
 		}
 		if fstype == "cgroup2" {
 			h.Unified = true
@@ -127,6 +141,22 @@ func parseMountinfo(r io.Reader, prefix string) (*layout, error) {
 		return nil, ErrNoCgroups
 	}
 	return l, nil
+}
+
+// hierarchyOptions keeps of a cgroup mount's super options those that
+// pick its hierarchy (cgroup2 has one, and takes none).
+func hierarchyOptions(fstype, super string) string {
+	if fstype != "cgroup" {
+		return ""
+	}
+	var keep []string
+	for _, o := range strings.Split(super, ",") {
+		if o == "rw" || o == "ro" || strings.HasPrefix(o, "release_agent=") || o == "clone_children" {
+			continue
+		}
+		keep = append(keep, o)
+	}
+	return strings.Join(keep, ",")
 }
 
 // knownV1Controller lists the v1 controllers; other super options of a

@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -47,6 +48,15 @@ func TestParseMountinfo(t *testing.T) {
 	if l.Unified == nil || l.Unified.Mountpoint != "/sys/fs/cgroup/unified" {
 		t.Errorf("hybrid: unified = %+v", l.Unified)
 	}
+	// Every hierarchy under /sys/fs/cgroup, with what mounts it again.
+	wantMounts := []Mount{
+		{"/sys/fs/cgroup/cpu,cpuacct", "cgroup", "cpu,cpuacct"}, {"/sys/fs/cgroup/cpuset", "cgroup", "cpuset"},
+		{"/sys/fs/cgroup/memory", "cgroup", "memory"}, {"/sys/fs/cgroup/devices", "cgroup", "devices"},
+		{"/sys/fs/cgroup/systemd", "cgroup", "xattr,name=systemd"}, {"/sys/fs/cgroup/unified", "cgroup2", ""},
+	}
+	if !reflect.DeepEqual(l.Mounts, wantMounts) {
+		t.Errorf("hybrid mounts:\n%+v\nwant\n%+v", l.Mounts, wantMounts)
+	}
 
 	l, err = parseMountinfo(strings.NewReader(v2Mountinfo), "/fake")
 	if err != nil {
@@ -54,6 +64,9 @@ func TestParseMountinfo(t *testing.T) {
 	}
 	if l.Version != V2 || l.Unified.Mountpoint != "/fake/sys/fs/cgroup" || len(l.V1) != 0 {
 		t.Errorf("v2: %+v", l)
+	}
+	if want := []Mount{{"/fake/sys/fs/cgroup", "cgroup2", ""}}; !reflect.DeepEqual(l.Mounts, want) {
+		t.Errorf("v2 mounts %+v, want %+v", l.Mounts, want)
 	}
 
 	if _, err := parseMountinfo(strings.NewReader("22 27 0:20 / /sys rw - sysfs sysfs rw\ngarbage\n"), ""); !errors.Is(err, ErrNoCgroups) {
