@@ -350,21 +350,23 @@ func (d *Daemon) handleLogs(w http.ResponseWriter, r *http.Request) {
 		defer unsub()
 		events = ch
 	}
-	// Where each log ends before its lines are read: a follower goes on
-	// from there (or from the last line sent, which is later), so that a
-	// line written between the read below and the follower's start is
-	// neither lost nor sent twice.
-	var ends map[string]logMark
-	if follow {
-		ends = map[string]logMark{}
-		for _, i := range insts {
-			ends[i.Name()] = logEnd(i.LogPath())
-		}
-	}
+	// Following, each log is read whole once: the lines to send come
+	// from that read, and its follower goes on from where that read
+	// ended, so that a line written meanwhile is neither lost nor sent
+	// twice.
+	ends := map[string]logMark{}
 	s := api.NewStreamWriter(w)
 	var lines []api.LogLine
 	for _, i := range insts {
-		ents, err := ReadLogs(i.LogPath(), since, tail)
+		var ents []LogEntry
+		var err error
+		if follow {
+			ents, err = ReadLogs(i.LogPath(), time.Time{}, -1)
+			ends[i.Name()] = markAfter(ents)
+			ents = selectLogs(ents, since, tail)
+		} else {
+			ents, err = ReadLogs(i.LogPath(), since, tail)
+		}
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -458,13 +460,11 @@ type logMark struct {
 	atLast int
 }
 
-// logEnd marks where the log at path ends now.
-func logEnd(path string) logMark {
+// markAfter marks the place after ents, the whole of a log as read.
+func markAfter(ents []LogEntry) logMark {
 	var m logMark
-	if ents, err := ReadLogs(path, time.Time{}, -1); err == nil {
-		for _, e := range ents {
-			m.saw(e.Time)
-		}
+	for _, e := range ents {
+		m.saw(e.Time)
 	}
 	return m
 }

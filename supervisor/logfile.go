@@ -250,10 +250,25 @@ func ReadLogs(path string, since time.Time, tail int) ([]LogEntry, error) {
 		}
 		out = append(out, es...)
 	}
-	if tail >= 0 && len(out) > tail {
-		out = out[len(out)-tail:]
+	return selectLogs(out, time.Time{}, tail), nil
+}
+
+// selectLogs keeps of ents (oldest first) those at or after since (zero:
+// all), then the last tail of them (negative: all), as ReadLogs does.
+func selectLogs(ents []LogEntry, since time.Time, tail int) []LogEntry {
+	if !since.IsZero() {
+		kept := ents[:0:0]
+		for _, e := range ents {
+			if !e.Time.Before(since) {
+				kept = append(kept, e)
+			}
+		}
+		ents = kept
 	}
-	return out, nil
+	if tail >= 0 && len(ents) > tail {
+		ents = ents[len(ents)-tail:]
+	}
+	return ents
 }
 
 // logFiles lists path's rotated files oldest first, then path itself.

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/spec"
 	"github.com/berth-dev/berth/supervisor/api"
@@ -28,7 +29,11 @@ func TestLogFollowerMissesNoLine(t *testing.T) {
 		}
 	}
 	write("before")
-	end := logEnd(i.LogPath())
+	read, err := ReadLogs(i.LogPath(), time.Time{}, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := markAfter(read)
 	write("between") // after the read, before the follower starts
 	rec := httptest.NewRecorder()
 	f := newLogFollower(i, api.NewStreamWriter(rec), end, nil)
