@@ -81,7 +81,8 @@ type Container struct {
 	// container) and decodes it when it needs more than its hooks; the
 	// config is most of the state file and changes only on Update.
 	configJSON json.RawMessage
-	console    *os.File // pty master when the spec asks for a terminal and no socket was given
+	execBase   *execBase // from the config, once Exec needed it
+	console    *os.File  // pty master when the spec asks for a terminal and no socket was given
 
 	proc      *os.Process  // non-nil if we are the init's parent
 	hooks     *specs.Hooks // the config's hooks (nil: none, or not known yet)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,12 +68,51 @@ func (c *Container) ExecProcess(args ...string) *specs.Process {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var p specs.Process
-	if s, err := c.specLocked(); err == nil && s.Process != nil {
-		p = *s.Process
+	if b, err := c.execBaseLocked(); err == nil && b.process != nil {
+		// A copy the caller may change: the handle keeps the original.
+		p = *b.process
+		p.Env = slices.Clone(p.Env)
+		p.Rlimits = slices.Clone(p.Rlimits)
+		p.User.AdditionalGids = slices.Clone(p.User.AdditionalGids)
+		if p.Capabilities != nil {
+			caps := *p.Capabilities
+			p.Capabilities = &caps
+		}
 	}
 	p.Args = args
 	p.Terminal = false
 	return &p
+}
+
+// execBase is what Exec takes from the container's config. A handle
+// keeps it after the first Exec: health checks exec every few seconds,
+// and would otherwise decode the config and encode its seccomp profile
+// (to find the compiled program) each time. Update does not touch it.
+type execBase struct {
+	process    *specs.Process // ExecProcess's starting point
+	namespaces map[specs.LinuxNamespaceType]bool
+	seccomp    *seccompProgram
+}
+
+func (c *Container) execBaseLocked() (*execBase, error) {
+	if c.execBase != nil {
+		return c.execBase, nil
+	}
+	s, err := c.specLocked()
+	if err != nil {
+		return nil, err
+	}
+	b := &execBase{process: s.Process, namespaces: map[specs.LinuxNamespaceType]bool{}}
+	if s.Linux != nil {
+		for _, ns := range s.Linux.Namespaces {
+			b.namespaces[ns.Type] = true
+		}
+		if b.seccomp, err = compileSeccomp(s.Linux.Seccomp); err != nil {
+			return nil, fmt.Errorf("exec: %w", err)
+		}
+	}
+	c.execBase = b
+	return b, nil
 }
 
 // nsOrder is the order in which an exec joins namespaces: the user
@@ -111,7 +151,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 		return nil, fmt.Errorf("container %q: %w", c.id, ErrNotRunning)
 	}
 	pid, start := c.st.Pid, c.st.InitStartTime
-	cfgSpec, err := c.specLocked()
+	base, err := c.execBaseLocked()
 	c.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -123,14 +163,8 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 			f.Close()
 		}
 	}()
-	have := map[specs.LinuxNamespaceType]bool{}
-	if cfgSpec != nil && cfgSpec.Linux != nil {
-		for _, ns := range cfgSpec.Linux.Namespaces {
-			have[ns.Type] = true
-		}
-	}
 	for _, ns := range nsOrder {
-		if !have[ns.typ] {
+		if !base.namespaces[ns.typ] {
 			continue
 		}
 		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/" + ns.proc)
@@ -207,12 +241,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 			return nil, fmt.Errorf("exec: cgroup: %w", err)
 		}
 	}
-	cfg := &initConfig{Mode: "exec", ID: c.id, Process: p}
-	if cfgSpec != nil && cfgSpec.Linux != nil {
-		if cfg.Seccomp, err = compileSeccomp(cfgSpec.Linux.Seccomp); err != nil {
-			return nil, fmt.Errorf("exec: %w", err)
-		}
-	}
+	cfg := &initConfig{Mode: "exec", ID: c.id, Process: p, Seccomp: base.seccomp}
 	if err := sendRaw(parentSync, encodeInitConfig(cfg), -1); err != nil {
 		return nil, fmt.Errorf("exec: send config: %w", err)
 	}
