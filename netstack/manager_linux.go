@@ -621,8 +621,15 @@ func defaultRouteMetric(gwPriority int) int {
 	return min(max(base-gwPriority, 1), 1<<30)
 }
 
-// errStaleBridge stands for "the bridge's index is to be looked up".
-var errStaleBridge = errors.New("bridge index unknown")
+// lookupBridge caches the ifindex of ns's bridge.
+func lookupBridge(ns *networkState) error {
+	br, err := netlink.LinkByName(ns.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", ns.Bridge, err)
+	}
+	ns.bridgeIndex = br.Attrs().Index
+	return nil
+}
 
 func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.HardwareAddr, gwPriority int) error {
 	nsh, err := netns.GetFromPath(a.NetNS)
@@ -649,21 +656,23 @@ func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.Hardwar
 			PeerNamespace:    netlink.NsFd(nsh),
 		})
 	}
-	err = errStaleBridge
-	if ns.bridgeIndex != 0 {
-		err = addVeth(ns.bridgeIndex)
+	cached := ns.bridgeIndex != 0
+	if !cached {
+		if err := lookupBridge(ns); err != nil {
+			return err
+		}
 	}
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		// No index yet, or a bridge made again since (restore): look
-		// it up, and take the veth it may have left half made away.
+	err = addVeth(ns.bridgeIndex)
+	if err != nil && cached && !errors.Is(err, unix.EEXIST) {
+		// The cached index may be stale (a restore made the bridge
+		// anew): look it up and try once more, without the veth the
+		// failed attempt may have left half made.
 		if link, lerr := netlink.LinkByName(a.HostIf); lerr == nil {
 			_ = netlink.LinkDel(link)
 		}
-		br, berr := netlink.LinkByName(ns.Bridge)
-		if berr != nil {
-			return fmt.Errorf("bridge %s: %w", ns.Bridge, berr)
+		if err := lookupBridge(ns); err != nil {
+			return err
 		}
-		ns.bridgeIndex = br.Attrs().Index
 		err = addVeth(ns.bridgeIndex)
 	}
 	if errors.Is(err, unix.EEXIST) {
