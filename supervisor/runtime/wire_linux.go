@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -81,18 +82,11 @@ func (r *wireReader) fail(err error) {
 	r.b = nil
 }
 
-func (r *wireReader) uint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail(errWireShort)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *wireReader) uint() uint64 { return readVarint(r, binary.Uvarint) }
+func (r *wireReader) int() int64   { return readVarint(r, binary.Varint) }
 
-func (r *wireReader) int() int64 {
-	v, n := binary.Varint(r.b)
+func readVarint[T uint64 | int64](r *wireReader, decode func([]byte) (T, int)) T {
+	v, n := decode(r.b)
 	if n <= 0 {
 		r.fail(errWireShort)
 		return 0
@@ -124,25 +118,19 @@ func (r *wireReader) count() int {
 	return int(n)
 }
 
-func (r *wireReader) bytes() []byte {
+// raw reads a length and that many bytes, still in the buffer.
+func (r *wireReader) raw() []byte {
 	n := r.count()
 	if r.err != nil {
 		return nil
 	}
-	v := append([]byte(nil), r.b[:n]...)
+	v := r.b[:n:n]
 	r.b = r.b[n:]
 	return v
 }
 
-func (r *wireReader) str() string {
-	n := r.count()
-	if r.err != nil {
-		return ""
-	}
-	v := string(r.b[:n])
-	r.b = r.b[n:]
-	return v
-}
+func (r *wireReader) bytes() []byte { return bytes.Clone(r.raw()) }
+func (r *wireReader) str() string   { return string(r.raw()) }
 
 func (r *wireReader) strs() []string {
 	n := r.count()
