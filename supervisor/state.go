@@ -65,10 +65,17 @@ func writeFileAtomic(path string, data []byte, durable bool) (retErr error) {
 }
 
 // writeFileAtomicVia is writeFileAtomic with the temporary file made in
-// tmpDir, on the same filesystem (see saveState).
+// tmpDir, on the same filesystem (see saveState), or beside path when
+// tmpDir is empty or gone.
 func writeFileAtomicVia(path, tmpDir string, data []byte, durable bool) (retErr error) {
 	dir := filepath.Dir(path)
+	if tmpDir == "" {
+		tmpDir = dir
+	}
 	f, err := os.CreateTemp(tmpDir, "."+filepath.Base(path)+".tmp-*")
+	if errors.Is(err, os.ErrNotExist) && tmpDir != dir {
+		f, err = os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	}
 	if err != nil {
 		return err
 	}
@@ -116,9 +123,6 @@ func saveState(path, tmpDir string, st *containerState, durable bool) error {
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
-	}
-	if _, err := os.Stat(tmpDir); err != nil {
-		tmpDir = filepath.Dir(path)
 	}
 	return writeFileAtomicVia(path, tmpDir, b, durable)
 }
