@@ -51,7 +51,7 @@ func FuzzLoad(f *testing.F) {
 			t.Fatal("nil project without error")
 		}
 		for _, s := range p.Services {
-			if _, err := ServiceHash(p, s.Name); err != nil && errors.Is(err, ErrInvalid) {
+			if _, err := ServiceHash(p, s.Name, os.ReadFile); err != nil && errors.Is(err, ErrInvalid) {
 				t.Fatalf("hash of loaded service %q: %v", s.Name, err)
 			}
 		}

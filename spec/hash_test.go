@@ -28,7 +28,7 @@ func hashOf(t *testing.T, dir string, environ ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := ServiceHash(p, "app")
+	h, err := ServiceHash(p, "app", os.ReadFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,16 +118,16 @@ func TestServiceHashIgnoresNonContainerFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ha, _ := ServiceHash(pa, "app")
-	hb, _ := ServiceHash(pb, "app")
-	hc, _ := ServiceHash(pc, "app")
+	ha, _ := ServiceHash(pa, "app", os.ReadFile)
+	hb, _ := ServiceHash(pb, "app", os.ReadFile)
+	hc, _ := ServiceHash(pc, "app", os.ReadFile)
 	if ha != hb {
 		t.Errorf("replicas/depends_on/profiles/build/develop changed the hash")
 	}
 	if ha == hc {
 		t.Errorf("environment did not change the hash")
 	}
-	if _, err := ServiceHash(pa, "nope"); err == nil {
+	if _, err := ServiceHash(pa, "nope", os.ReadFile); err == nil {
 		t.Error("hash of an unknown service succeeded")
 	}
 }

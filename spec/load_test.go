@@ -98,7 +98,7 @@ func TestLoadValid(t *testing.T) {
 				t.Errorf("model differs from %s:\n--- got\n%s", want, got)
 			}
 			for _, s := range p.Services {
-				if _, err := ServiceHash(p, s.Name); err != nil {
+				if _, err := ServiceHash(p, s.Name, os.ReadFile); err != nil {
 					t.Errorf("ServiceHash(%s): %v", s.Name, err)
 				}
 			}

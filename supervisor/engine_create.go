@@ -45,6 +45,9 @@ type CreateOptions struct {
 	// ConsoleSize is the pty's size when the process starts, for a
 	// service with tty (nil: the kernel's default).
 	ConsoleSize *specs.Box
+	// ConfigHash is the service's spec.ServiceHash when the caller
+	// computed it already (empty: Create computes it).
+	ConfigHash string
 }
 
 // CreateWithOptions is Create with options.
@@ -91,9 +94,12 @@ func (e *Engine) CreateWithOptions(ctx context.Context, p *spec.Project, svc *sp
 	if _, err := os.Lstat(e.statePath(name)); err == nil {
 		return nil, fmt.Errorf("%w (state file %s exists: adopt or remove it)", ErrExist, e.statePath(name))
 	}
-	hash, err := spec.ServiceHash(p, svc.Name)
-	if err != nil {
-		return nil, err
+	hash := o.ConfigHash
+	if hash == "" {
+		var err error
+		if hash, err = spec.ServiceHash(p, svc.Name, os.ReadFile); err != nil {
+			return nil, err
+		}
 	}
 	img, err := e.resolveImage(ctx, svc)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -32,6 +33,10 @@ type planExecutor struct {
 	removeVolumes bool
 	// renewAnon gives created containers fresh anonymous volumes (up -V).
 	renewAnon bool
+	// hashes are the services' spec.ServiceHash, when the plan was made
+	// from them (up): creates reuse them instead of reading the files
+	// they cover again.
+	hashes map[string]string
 	// failed holds services found unable to start before the plan ran
 	// (a host port in use): their create and start steps fail with it,
 	// so nothing of them is made and their dependents are not started,
@@ -80,7 +85,7 @@ func (x *planExecutor) do(ctx context.Context, s scheduler.Step) error {
 		if !ok {
 			return fmt.Errorf("create %s: no service %q", s.Container, s.Service)
 		}
-		_, err := e.CreateWithOptions(ctx, x.p, svc, s.Number, CreateOptions{RenewAnonVolumes: x.renewAnon})
+		_, err := e.CreateWithOptions(ctx, x.p, svc, s.Number, CreateOptions{RenewAnonVolumes: x.renewAnon, ConfigHash: x.hashes[svc.Name]})
 		return err
 	case scheduler.ActionStart:
 		i, ok := e.Instance(s.Container)
@@ -220,7 +225,7 @@ func (d *Daemon) upLocked(ctx context.Context, p *spec.Project, services []strin
 	var errs error
 	for k := range p.Services {
 		svc := &p.Services[k]
-		h, err := spec.ServiceHash(p, svc.Name)
+		h, err := spec.ServiceHash(p, svc.Name, os.ReadFile)
 		if err != nil {
 			errs = multierror.Append(errs, err)
 			continue
@@ -291,7 +296,7 @@ func (d *Daemon) upLocked(ctx context.Context, p *spec.Project, services []strin
 		if err := d.ensureNetworks(p, plan, send); err != nil {
 			return err
 		}
-		x := &planExecutor{d: d, p: p, timeout: timeoutOr(o.Timeout), send: send,
+		x := &planExecutor{d: d, p: p, timeout: timeoutOr(o.Timeout), send: send, hashes: hashes,
 			failed: d.checkPorts(p, plan, observed), renewAnon: o.RenewAnonVolumes}
 		report, err := scheduler.Execute(ctx, plan, x, planLimit)
 		failedOwn := map[string]bool{}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -147,7 +148,7 @@ func printHashes(w io.Writer, p *spec.Project, which string) error {
 		sort.Strings(want)
 	}
 	for _, name := range want {
-		h, err := spec.ServiceHash(p, name)
+		h, err := spec.ServiceHash(p, name, os.ReadFile)
 		if err != nil {
 			return err
 		}
