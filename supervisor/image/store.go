@@ -170,10 +170,9 @@ func (s *Store) cleanTmpLocked() {
 
 // readIndex reads index.json; a missing file is an empty store.
 func (s *Store) readIndex() (*index, error) {
-	idx := &index{Version: 1, Images: map[string]*Image{}}
 	b, err := os.ReadFile(filepath.Join(s.root, "index.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		return idx, nil
+		return emptyIndex(), nil
 	}
 	if err != nil {
 		return nil, err
@@ -181,8 +180,10 @@ func (s *Store) readIndex() (*index, error) {
 	return decodeIndex(b)
 }
 
+func emptyIndex() *index { return &index{Version: 1, Images: map[string]*Image{}} }
+
 func decodeIndex(b []byte) (*index, error) {
-	idx := &index{Version: 1, Images: map[string]*Image{}}
+	idx := emptyIndex()
 	if err := json.Unmarshal(b, idx); err != nil {
 		return nil, fmt.Errorf("image store: corrupt index.json: %w", err)
 	}
@@ -196,8 +197,11 @@ func decodeIndex(b []byte) (*index, error) {
 // not be changed.
 func (s *Store) lookupIndex() (*index, error) {
 	b, err := os.ReadFile(filepath.Join(s.root, "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return emptyIndex(), nil
+	}
 	if err != nil {
-		return s.readIndex()
+		return nil, err
 	}
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
