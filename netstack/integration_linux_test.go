@@ -3,6 +3,7 @@ package netstack
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/spec"
+	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 )
 
@@ -738,5 +740,92 @@ func TestDetachKeepLinksWithNamespace(t *testing.T) {
 	}
 	if _, err := netlink.LinkByName(a2.HostIf); !isNotFound(err) {
 		t.Errorf("veth %s still there: %v", a2.HostIf, err)
+	}
+}
+
+// TestTableUpdate: each change of the state empties and fills the
+// table's chains again (no rule twice), and a table someone changed by
+// hand (a chain deleted, a policy turned to drop) is made whole again.
+func TestTableUpdate(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	web, _ := e.container(n.ID, AttachOptions{Container: "p-web-1", Service: "web"})
+	e.httpd(web, "kept\n")
+	counts := func() map[string]int {
+		got := map[string]int{}
+		for _, ch := range []string{"prerouting", "output", "ports", "postrouting", "forward", "input"} {
+			got[ch] = nftRuleCount(t, e.m.Table(), ch)
+		}
+		return got
+	}
+	before := counts()
+	if before["postrouting"] == 0 || before["forward"] == 0 || before["ports"] != 0 {
+		t.Fatalf("rules of a network without ports: %v", before)
+	}
+	for i := 0; i < 3; i++ {
+		bs, err := e.m.PublishPorts("p", "web", "p-web-1", []spec.Port{{Target: 80, Protocol: "tcp", HostIP: "127.0.0.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		with := counts()
+		if with["ports"] != 1 || with["postrouting"] != before["postrouting"] || with["forward"] != before["forward"] {
+			t.Fatalf("round %d: rules with one port %v, without %v", i, with, before)
+		}
+		if body, err := httpGet("http://127.0.0.1:" + itoa(int(bs[0].HostPort)) + "/"); err != nil || body != "kept\n" {
+			t.Fatalf("round %d: published port: %q %v", i, body, err)
+		}
+		if err := e.m.UnpublishPorts("p-web-1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := counts(); !maps.Equal(got, before) {
+			t.Fatalf("round %d: rules after unpublishing %v, want %v", i, got, before)
+		}
+	}
+
+	// By hand: forward drops by default; then the input chain goes.
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &nftables.Table{Name: e.m.Table(), Family: nftables.TableFamilyIPv4}
+	drop := nftables.ChainPolicyDrop
+	in := &nftables.Chain{Name: "input", Table: tb}
+	for _, change := range []func(){
+		func() {
+			c.AddChain(&nftables.Chain{Name: "forward", Table: tb, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &drop})
+		},
+		func() { c.FlushChain(in); c.DelChain(in) },
+	} {
+		change()
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.m.PublishPorts("p", "web", "p-web-1", []spec.Port{{Target: 80, Protocol: "tcp", HostIP: "127.0.0.1"}}); err != nil {
+			t.Fatal(err)
+		}
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policies := map[string]string{}
+		for _, ch := range chains {
+			if ch.Table.Name != e.m.Table() {
+				continue
+			}
+			policies[ch.Name] = "none"
+			if ch.Policy != nil {
+				policies[ch.Name] = fmt.Sprint(*ch.Policy == nftables.ChainPolicyAccept)
+			}
+		}
+		want := map[string]string{"prerouting": "true", "output": "true", "ports": "none", "postrouting": "true", "forward": "true", "input": "true"}
+		if !maps.Equal(policies, want) {
+			t.Fatalf("chains after a change by hand: %v, want %v (name: accept policy)", policies, want)
+		}
+		if got := counts(); got["ports"] != 1 || got["input"] != before["input"] || got["forward"] != before["forward"] {
+			t.Fatalf("rules after a change by hand %v, without the port %v", got, before)
+		}
+		if err := e.m.UnpublishPorts("p-web-1"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -14,9 +15,10 @@ import (
 )
 
 // The nftables table of a root is derived from the saved state as a
-// whole and replaced in one netlink transaction (add table, delete it,
-// add it again with every chain and rule), so it is always exactly what
-// the state says, also after a crash. One other place is changed, and
+// whole and replaced in one netlink transaction, so it is always exactly
+// what the state says, also after a crash: every chain is emptied and
+// filled again. When the table is missing or its chains differ from
+// these, the same transaction deletes it and makes it again. One other place is changed, and
 // only where Docker made it for its users: the DOCKER-USER chain of the
 // iptables filter table gets an accept rule per direction for each of the
 // root's bridges (see syncDockerUser), tagged with the table's name.
@@ -44,22 +46,45 @@ func applyTable(table string, st *netState) error {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
-	c.AddTable(t)
-	c.DelTable(t)
 	if len(st.Networks) == 0 {
+		c.AddTable(t)
+		c.DelTable(t)
 		if err := c.Flush(); err != nil {
 			return fmt.Errorf("nftables: delete table %s: %w", table, err)
 		}
 		return syncDockerUser(table, nil)
 	}
-	c.AddTable(t)
 	accept := nftables.ChainPolicyAccept
-	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
-	out := c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest})
-	ports := c.AddChain(&nftables.Chain{Name: "ports", Table: t})
-	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
-	fwd := c.AddChain(&nftables.Chain{Name: "forward", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-	in := c.AddChain(&nftables.Chain{Name: "input", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	want := []*nftables.Chain{
+		{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept},
+		{Name: "output", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest, Policy: &accept},
+		{Name: "ports", Table: t},
+		{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept},
+		{Name: "forward", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept},
+		{Name: "input", Table: t, Type: nftables.ChainTypeFilter, Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept},
+	}
+	have, err := tableChains(c, table)
+	if err != nil {
+		return fmt.Errorf("nftables: list chains of %s: %w", table, err)
+	}
+	c.AddTable(t)
+	switch {
+	case chainsMatch(have, want):
+		// Only the rules change: emptying the chains keeps their hooks,
+		// whose removal waits for an RCU grace period (10-20 ms).
+		for _, ch := range want {
+			c.FlushChain(ch)
+		}
+	default:
+		if have != nil {
+			c.DelTable(t)
+			c.AddTable(t)
+		}
+		for _, ch := range want {
+			c.AddChain(ch)
+		}
+	}
+	pre, out, ports, post, fwd, in := want[0], want[1], want[2], want[3], want[4], want[5]
 
 	for _, ch := range []*nftables.Chain{pre, out} {
 		// The embedded DNS servers on the gateways are never DNATed
@@ -158,6 +183,53 @@ func applyTable(table string, st *netState) error {
 		return fmt.Errorf("nftables: write table %s: %w", table, err)
 	}
 	return syncDockerUser(table, stateBridges(st))
+}
+
+// tableChains lists the chains of table by name; nil when the table
+// does not exist.
+func tableChains(c *nftables.Conn, table string) (map[string]*nftables.Chain, error) {
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(ts, func(t *nftables.Table) bool { return t.Name == table }) {
+		return nil, nil
+	}
+	all, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]*nftables.Chain{}
+	for _, ch := range all {
+		if ch.Table != nil && ch.Table.Name == table {
+			have[ch.Name] = ch
+		}
+	}
+	return have, nil
+}
+
+// chainsMatch reports whether have holds exactly the chains of want,
+// each of the same type, hook, priority and policy, so that only the
+// rules need replacing.
+func chainsMatch(have map[string]*nftables.Chain, want []*nftables.Chain) bool {
+	if have == nil || len(have) != len(want) {
+		return false
+	}
+	for _, w := range want {
+		h, ok := have[w.Name]
+		if !ok || h.Type != w.Type || !sameValue(h.Hooknum, w.Hooknum) || !sameValue(h.Priority, w.Priority) || !sameValue(h.Policy, w.Policy) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameValue compares two optional values.
+func sameValue[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // deleteTable removes the table if it exists.
