@@ -8,9 +8,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -827,5 +829,65 @@ func TestTableUpdate(t *testing.T) {
 		if err := e.m.UnpublishPorts("p-web-1"); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestAttachConcurrent: attaches of many containers at once (an up
+// attaches eight at a time) each get their own address and veth, and
+// the saved state holds every one of them: no write of the state file
+// overtakes a later one.
+func TestAttachConcurrent(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	const count = 24
+	nss := make([]string, count)
+	for i := range nss {
+		nss[i] = e.netns()
+	}
+	atts := make([]*Attachment, count)
+	errs := make([]error, count)
+	var wg sync.WaitGroup
+	for i := range nss {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			atts[i], errs[i] = e.m.Attach(n.ID, AttachOptions{Container: fmt.Sprintf("p-s%d-1", i), Service: fmt.Sprintf("s%d", i), NetNSPath: nsPath(nss[i])})
+		}()
+	}
+	wg.Wait()
+	seen := map[netip.Addr]bool{}
+	for i, a := range atts {
+		if errs[i] != nil {
+			t.Fatalf("attach %d: %v", i, errs[i])
+		}
+		e.links[a.HostIf] = true
+		if seen[a.Address.Addr()] {
+			t.Fatalf("address %s given twice", a.Address)
+		}
+		seen[a.Address.Addr()] = true
+		out, err := exec.Command("ip", "netns", "exec", nss[i], "ip", "-4", "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), a.Address.String()) {
+			t.Fatalf("container %d: eth0 lacks %s: %s %v", i, a.Address, out, err)
+		}
+	}
+	saved, err := loadState(filepath.Join(e.root, "network"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(saved.Attachments) != count || len(saved.Networks[n.ID].Used) != count {
+		t.Fatalf("saved state holds %d attachments and %d addresses, want %d", len(saved.Attachments), len(saved.Networks[n.ID].Used), count)
+	}
+	// The first container pings the last over the bridge.
+	last := atts[count-1].Address.Addr().String()
+	if out, err := exec.Command("ip", "netns", "exec", nss[0], busybox, "ping", "-c", "1", "-W", "5", last).CombinedOutput(); err != nil {
+		t.Fatalf("ping %s: %v: %s", last, err, out)
+	}
+	for i := range nss {
+		if err := e.m.DetachAll(fmt.Sprintf("p-s%d-1", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if saved, err = loadState(filepath.Join(e.root, "network")); err != nil || len(saved.Attachments) != 0 {
+		t.Fatalf("saved state after detaching: %d attachments, %v", len(saved.Attachments), err)
 	}
 }

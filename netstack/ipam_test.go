@@ -3,6 +3,7 @@ package netstack
 import (
 	"errors"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -116,7 +117,11 @@ func TestStateRoundTrip(t *testing.T) {
 	st.Networks["p/default"] = &networkState{Network: Network{ID: "p/default", Subnet: netip.MustParsePrefix("10.213.0.0/24"), Gateway: netip.MustParseAddr("10.213.0.1")},
 		Used: map[netip.Addr]string{netip.MustParseAddr("10.213.0.2"): "p-web-1"}}
 	st.Ports = []PortBinding{{Project: "p", HostPort: 8080, ContainerPort: 80, Protocol: "tcp", ContainerIP: netip.MustParseAddr("10.213.0.2")}}
-	if err := st.save(dir); err != nil {
+	b, err := st.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, stateFile), b, 0o600, true); err != nil {
 		t.Fatal(err)
 	}
 	got, err := loadState(dir)

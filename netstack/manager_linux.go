@@ -75,11 +75,19 @@ type Manager struct {
 	cfg   Config
 	table string
 
-	mu       sync.Mutex // guards everything below
+	mu       sync.Mutex // guards everything below, up to saveMu
 	st       *netState
 	dns      map[string]*DNSServer // network ID -> its server
 	reserved map[string]int        // binding key -> held socket fd
 	closed   bool
+	snap     uint64 // numbers the snapshots of st taken to be saved
+
+	// saveMu lines up the callers of persist, so that one write serves
+	// all who waited for it. Lock order: saveMu, mu, fileMu.
+	saveMu sync.Mutex
+	fileMu sync.Mutex // guards fileSnap and the renaming of the state file
+	// fileSnap is the number of the snapshot the state file holds.
+	fileSnap uint64
 }
 
 // New returns a Manager for cfg.Root with its saved state loaded.
@@ -509,56 +517,88 @@ func (m *Manager) Networks() []Network {
 // via the gateway (not on internal networks) and lo up. The DNS names
 // are stored but only answered after Register. Attaching the same
 // container to the same network again returns the existing attachment.
-func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retErr error) {
+func (m *Manager) Attach(networkID string, o AttachOptions) (*Attachment, error) {
+	ns, a, mac, snap, err := m.reserve(networkID, o)
+	if err != nil {
+		return nil, err
+	}
+	if ns == nil {
+		return &a.Attachment, nil
+	}
+	// The record is complete; once saved, a crash leaves what teardown
+	// needs. Saving and plugging run outside m.mu, so that attaches of
+	// several containers overlap.
+	err = m.persist(snap)
+	if err == nil {
+		err = m.plugVeth(ns, a, mac, o.GwPriority)
+		if err != nil {
+			err = fmt.Errorf("attach %s to %s: %w", o.Container, networkID, err)
+		}
+	}
+	if err != nil {
+		m.mu.Lock()
+		if m.st.Attachments[attachKey(networkID, o.Container)] == a {
+			m.detachLocked(a)
+		}
+		m.mu.Unlock()
+		return nil, err
+	}
+	out := a.Attachment
+	return &out, nil
+}
+
+// reserve validates an attach, takes the address and records the
+// attachment; it returns the number of the snapshot to persist. An
+// existing attachment comes back with a nil network.
+func (m *Manager) reserve(networkID string, o AttachOptions) (*networkState, *attachmentState, net.HardwareAddr, uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if o.Container == "" || o.NetNSPath == "" {
-		return nil, errors.New("attach: Container and NetNSPath are required")
+		return nil, nil, nil, 0, errors.New("attach: Container and NetNSPath are required")
 	}
 	for _, d := range o.DNS {
 		if _, err := netip.ParseAddr(d); err != nil {
-			return nil, fmt.Errorf("attach %s: dns: %q is not an IP address", o.Container, d)
+			return nil, nil, nil, 0, fmt.Errorf("attach %s: dns: %q is not an IP address", o.Container, d)
 		}
 	}
 	ns, ok := m.st.Networks[networkID]
 	if !ok {
-		return nil, fmt.Errorf("attach %s: network %s: %w", o.Container, networkID, ErrNotFound)
+		return nil, nil, nil, 0, fmt.Errorf("attach %s: network %s: %w", o.Container, networkID, ErrNotFound)
 	}
 	key := attachKey(networkID, o.Container)
 	var prev netip.Addr // the address to keep when plugging again
 	if a, ok := m.st.Attachments[key]; ok {
 		if _, err := netlink.LinkByName(a.HostIf); err == nil && a.NetNS == o.NetNSPath {
-			out := a.Attachment
-			return &out, nil
+			return nil, &attachmentState{Attachment: a.Attachment}, nil, 0, nil
 		}
 		// A restarted container has a new namespace, or a crash left
 		// the record without its veth: start over, on the same address.
 		prev = a.Address.Addr()
 		if err := m.detachLocked(a); err != nil {
-			return nil, err
+			return nil, nil, nil, 0, err
 		}
 	}
 	if o.IfName == "" {
 		o.IfName = "eth0"
 	}
 	if err := validIfName(o.IfName); err != nil {
-		return nil, fmt.Errorf("attach %s: %w", o.Container, err)
+		return nil, nil, nil, 0, fmt.Errorf("attach %s: %w", o.Container, err)
 	}
 	var mac net.HardwareAddr
 	if o.MAC != "" {
 		var err error
 		if mac, err = net.ParseMAC(o.MAC); err != nil || len(mac) != 6 {
-			return nil, fmt.Errorf("attach %s: mac_address %q is not a MAC-48 address", o.Container, o.MAC)
+			return nil, nil, nil, 0, fmt.Errorf("attach %s: mac_address %q is not a MAC-48 address", o.Container, o.MAC)
 		}
 		if mac[0]&1 != 0 {
-			return nil, fmt.Errorf("attach %s: mac_address %s is a multicast address", o.Container, mac)
+			return nil, nil, nil, 0, fmt.Errorf("attach %s: mac_address %s is a multicast address", o.Container, mac)
 		}
 	}
 	pool := &addrPool{Subnet: ns.Subnet, IPRange: ns.IPRange, Gateway: ns.Gateway, Used: ns.Used}
 	var ip netip.Addr
 	if o.IPv4.IsValid() {
 		if err := pool.reserve(o.IPv4.Unmap(), o.Container); err != nil {
-			return nil, fmt.Errorf("attach %s to %s: ipv4_address: %w", o.Container, networkID, err)
+			return nil, nil, nil, 0, fmt.Errorf("attach %s to %s: ipv4_address: %w", o.Container, networkID, err)
 		}
 		ip = o.IPv4.Unmap()
 	} else if prev.IsValid() && pool.reserve(prev, o.Container) == nil {
@@ -566,7 +606,7 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 	} else {
 		var err error
 		if ip, err = pool.allocate(o.Container); err != nil {
-			return nil, fmt.Errorf("attach %s to %s: %w", o.Container, networkID, err)
+			return nil, nil, nil, 0, fmt.Errorf("attach %s to %s: %w", o.Container, networkID, err)
 		}
 	}
 	a := &attachmentState{Attachment: Attachment{
@@ -586,22 +626,8 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (_ *Attachment, retE
 	}
 	a.MAC = mac.String()
 	m.st.Attachments[key] = a
-	defer func() {
-		if retErr != nil {
-			m.detachLocked(a)
-			m.saveLocked()
-		}
-	}()
-	if err := m.saveLocked(); err != nil {
-		return nil, err
-	}
-	// The record is complete and saved before the kernel is touched: a
-	// crash from here on leaves what teardown needs.
-	if err := m.plugVeth(ns, a, mac, o.GwPriority); err != nil {
-		return nil, fmt.Errorf("attach %s to %s: %w", o.Container, networkID, err)
-	}
-	out := a.Attachment
-	return &out, nil
+	m.snap++
+	return ns, a, mac, m.snap, nil
 }
 
 func dnsNames(o AttachOptions) []string {
@@ -627,7 +653,7 @@ func lookupBridge(ns *networkState) error {
 	if err != nil {
 		return fmt.Errorf("bridge %s: %w", ns.Bridge, err)
 	}
-	ns.bridgeIndex = br.Attrs().Index
+	ns.bridgeIndex.Store(int32(br.Attrs().Index))
 	return nil
 }
 
@@ -656,13 +682,13 @@ func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.Hardwar
 			PeerNamespace:    netlink.NsFd(nsh),
 		})
 	}
-	cached := ns.bridgeIndex != 0
+	cached := ns.bridgeIndex.Load() != 0
 	if !cached {
 		if err := lookupBridge(ns); err != nil {
 			return err
 		}
 	}
-	err = addVeth(ns.bridgeIndex)
+	err = addVeth(int(ns.bridgeIndex.Load()))
 	if err != nil && cached && !errors.Is(err, unix.EEXIST) {
 		// The cached index may be stale (a restore made the bridge
 		// anew): look it up and try once more, without the veth the
@@ -673,7 +699,7 @@ func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.Hardwar
 		if err := lookupBridge(ns); err != nil {
 			return err
 		}
-		err = addVeth(ns.bridgeIndex)
+		err = addVeth(int(ns.bridgeIndex.Load()))
 	}
 	if errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("create veth %s: an interface %s or %s already exists", a.HostIf, a.HostIf, a.IfName+" in "+a.NetNS)
@@ -901,7 +927,60 @@ func (m *Manager) Attachments(container string) []Attachment {
 	return out
 }
 
-func (m *Manager) saveLocked() error { return m.st.save(m.cfg.StateDir) }
+// saveLocked writes the state file; m.mu is held.
+func (m *Manager) saveLocked() error {
+	m.snap++
+	b, err := m.st.marshal()
+	if err != nil {
+		return err
+	}
+	return m.writeState(b, m.snap)
+}
+
+// persist makes sure the state file holds snapshot n or a later one:
+// it takes a new snapshot and writes it unless a caller that queued
+// before it already did. It is called without m.mu, so that the
+// write's fsync does not hold up the manager.
+func (m *Manager) persist(n uint64) error {
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
+	m.fileMu.Lock()
+	done := m.fileSnap >= n
+	m.fileMu.Unlock()
+	if done {
+		return nil
+	}
+	m.mu.Lock()
+	m.snap++
+	cur := m.snap
+	b, err := m.st.marshal()
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return m.writeState(b, cur)
+}
+
+// writeState writes snapshot n of the state durably, unless the file
+// already holds a later one (written meanwhile by saveLocked).
+func (m *Manager) writeState(b []byte, n uint64) error {
+	dir := m.cfg.StateDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return writeFileAtomicIf(filepath.Join(dir, stateFile), b, 0o600, true, func(rename func() error) error {
+		m.fileMu.Lock()
+		defer m.fileMu.Unlock()
+		if n <= m.fileSnap {
+			return errStale
+		}
+		if err := rename(); err != nil {
+			return err
+		}
+		m.fileSnap = n
+		return nil
+	})
+}
 
 // hostRoutes lists the IPv4 routes of the main table.
 func hostRoutes() ([]hostRoute, error) {

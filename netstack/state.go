@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"time"
+	"sync/atomic"
 )
 
 const stateFile = "netstack.json"
@@ -30,8 +30,9 @@ type networkState struct {
 	Network
 	Used map[netip.Addr]string `json:"used"` // address -> container
 
-	// bridgeIndex caches the bridge's ifindex (0: not looked up yet).
-	bridgeIndex int
+	// bridgeIndex caches the bridge's ifindex (0: not looked up yet);
+	// attaches read it without the manager's lock.
+	bridgeIndex atomic.Int32
 }
 
 type attachmentState struct {
@@ -79,29 +80,37 @@ func loadState(dir string) (*netState, error) {
 // save writes the state atomically: a new file in the same directory,
 // fsynced, renamed over the old one, then the directory fsynced, so a
 // crash leaves either the old or the new state, never half of one.
-func (st *netState) save(dir string) error {
+// marshal encodes the state (ports sorted).
+func (st *netState) marshal() ([]byte, error) {
 	sort.Slice(st.Ports, func(i, j int) bool { return st.Ports[i].less(st.Ports[j]) })
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o600, true)
+	return json.Marshal(st)
 }
 
-// writeFileAtomic replaces path with data (temp file, rename); durable
-// adds an fsync of the file before and of the directory after the rename.
-func writeFileAtomic(path string, data []byte, perm os.FileMode, durable bool) (retErr error) {
+// writeFileAtomic replaces path with data through a temporary file and
+// a rename; durable also syncs the file and its directory.
+func writeFileAtomic(path string, data []byte, perm os.FileMode, durable bool) error {
+	return writeFileAtomicIf(path, data, perm, durable, func(rename func() error) error { return rename() })
+}
+
+// errStale, returned by a writeFileAtomicIf commit, drops the new file:
+// the one in place is newer.
+var errStale = errors.New("a newer file is in place")
+
+// tmpSeq tells apart the temporary files of concurrent writers.
+var tmpSeq atomic.Uint64
+
+// writeFileAtomicIf is writeFileAtomic whose rename commit calls (or,
+// returning errStale, skips).
+func writeFileAtomicIf(path string, data []byte, perm os.FileMode, durable bool, commit func(rename func() error) error) (retErr error) {
 	dir := filepath.Dir(path)
-	tmp := filepath.Join(dir, "."+filepath.Base(path)+"."+strconv.Itoa(os.Getpid())+"."+strconv.FormatInt(time.Now().UnixNano(), 36))
+	tmp := filepath.Join(dir, "."+filepath.Base(path)+"."+strconv.Itoa(os.Getpid())+"."+strconv.FormatUint(tmpSeq.Add(1), 36))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
+	renamed := false
 	defer func() {
-		if retErr != nil {
+		if !renamed {
 			os.Remove(tmp)
 		}
 	}()
@@ -118,11 +127,18 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode, durable bool) (
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if !durable {
+	err = commit(func() error {
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+		renamed = true
 		return nil
+	})
+	if errors.Is(err, errStale) {
+		return nil
+	}
+	if err != nil || !durable {
+		return err
 	}
 	if d, err := os.Open(dir); err == nil {
 		d.Sync()
