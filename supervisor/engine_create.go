@@ -216,7 +216,7 @@ func (e *Engine) CreateWithOptions(ctx context.Context, p *spec.Project, svc *sp
 		i.ing.close()
 		i.lf.Close()
 	})
-	if _, err := i.createRuntime(ctx, oci, o.Stdin); err != nil {
+	if _, err := i.createRuntime(ctx, oci, b, o.Stdin); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() {

@@ -330,7 +330,7 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 	}
 	if rc == nil {
 		var err error
-		if rc, err = i.createRuntime(ctx, nil, nil); err != nil {
+		if rc, err = i.createRuntime(ctx, nil, nil, nil); err != nil {
 			return err
 		}
 	}
@@ -454,8 +454,9 @@ func (i *Instance) TakeConsole() *os.File {
 // createRuntime (re)creates the runtime container from the bundle: the
 // same rootfs (its writable layer kept), netns and mounts; stdin is its
 // process's stdin (nil: /dev/null). oci is the bundle's spec when the
-// caller has it at hand (nil: read from the bundle). opMu held.
-func (i *Instance) createRuntime(ctx context.Context, oci *specs.Spec, stdin *os.File) (*runtime.Container, error) {
+// caller has it at hand (nil: read from the bundle), ociJSON the bytes of
+// its config.json if the caller has those too. opMu held.
+func (i *Instance) createRuntime(ctx context.Context, oci *specs.Spec, ociJSON []byte, stdin *os.File) (*runtime.Container, error) {
 	rt := i.e.cfg.Runtime
 	i.mu.Lock()
 	prev := i.rc
@@ -507,9 +508,10 @@ func (i *Instance) createRuntime(ctx context.Context, oci *specs.Spec, stdin *os
 	defer stdout.Close()
 	defer stderr.Close()
 	c, err := rt.Create(ctx, i.name, runtime.CreateOpts{
-		Bundle: i.dir,
-		Spec:   oci,
-		IO:     runtime.IO{Stdin: stdin, Stdout: stdout, Stderr: stderr},
+		Bundle:   i.dir,
+		Spec:     oci,
+		SpecJSON: ociJSON,
+		IO:       runtime.IO{Stdin: stdin, Stdout: stdout, Stderr: stderr},
 	})
 	if err != nil {
 		return nil, err

@@ -330,7 +330,11 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		Created:       time.Now().UTC(),
 		CgroupPath:    cgPath,
 		Rootfs:        rootfs,
-		Config:        spec,
+	}
+	if len(opts.SpecJSON) > 0 && opts.Spec != nil {
+		c.configJSON = opts.SpecJSON
+	} else {
+		c.st.Config = spec
 	}
 	if c.cg != nil {
 		c.st.CgroupPaths = c.cg.Paths()

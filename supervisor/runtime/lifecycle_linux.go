@@ -48,16 +48,32 @@ func (c *Container) saveLocked() error {
 		}
 		c.configJSON = b
 	}
-	// The outer Config is the shallower field: encoding/json writes it
-	// in place of State's, under the same name.
-	b, err := json.Marshal(struct {
-		*State
-		Config json.RawMessage `json:"config,omitempty"`
-	}{&c.st, c.configJSON})
+	return writeFileAtomic(filepath.Join(c.dir, stateFile), encodeStateFile(&c.st, c.configJSON))
+}
+
+// encodeStateFile encodes st with config, already encoded, as its
+// "config" member (in place of st.Config): spliced in, since
+// encoding/json would scan the tens of KiB of a json.RawMessage again on
+// every save.
+func encodeStateFile(st *State, config []byte) []byte {
+	plain := *st
+	plain.Config = nil
+	b, err := json.Marshal(&plain)
 	if err != nil {
-		return err
+		// A State of plain fields and a nil Config always encodes.
+		panic(fmt.Sprintf("runtime: encoding state: %v", err))
 	}
-	return writeFileAtomic(filepath.Join(c.dir, stateFile), b)
+	if len(config) == 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+len(config)+len(`,"config":`))
+	out = append(out, b[:len(b)-1]...) // without the closing brace
+	if len(b) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, `"config":`...)
+	out = append(out, config...)
+	return append(out, '}')
 }
 
 // Spec returns the config the container was created from (Update

@@ -51,6 +51,10 @@ type CreateOpts struct {
 	Bundle string
 	// Spec is the runtime spec; nil loads Bundle/config.json.
 	Spec *specs.Spec
+	// SpecJSON, if set, is Spec as encoding/json encodes it (the bytes
+	// the caller wrote to config.json): the state file takes them as
+	// they are instead of encoding Spec once more.
+	SpecJSON []byte
 	// IO is the init process's stdio.
 	IO IO
 	// ConsoleSocket, with process.terminal, is a unix socket path that

@@ -1,10 +1,14 @@
 package runtime
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,5 +67,45 @@ func TestResolveInRoot(t *testing.T) {
 	}
 	if _, err := os.Stat("/etc/berth-made-this"); err == nil {
 		t.Fatal("created on the host")
+	}
+}
+
+// TestStateFileEncoding: the state file carries the config given encoded
+// exactly once, as "config", and Load's decoding gets both back.
+func TestStateFileEncoding(t *testing.T) {
+	code := 3
+	st := State{
+		State:         specs.State{Version: specs.Version, ID: "c1", Status: specs.StateStopped, Pid: 42, Bundle: "/b", Annotations: map[string]string{"k": "v"}},
+		InitStartTime: 99, ExitCode: &code, CgroupPaths: map[string]string{"pids": "/x"}, Rootfs: "/b/rootfs",
+		Config: &specs.Spec{Hostname: "ignored"}, // the encoded config wins
+	}
+	config, err := json.Marshal(&specs.Spec{Version: specs.Version, Hostname: "box", Process: &specs.Process{Args: []string{"sh"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range [][]byte{config, nil} {
+		b := encodeStateFile(&st, cfg)
+		if !json.Valid(b) || strings.Count(string(b), `"config"`) > 1 {
+			t.Fatalf("encoded state: %s", b)
+		}
+		var got State
+		file := struct {
+			*State
+			Config json.RawMessage `json:"config,omitempty"`
+		}{State: &got}
+		if err := json.Unmarshal(b, &file); err != nil {
+			t.Fatal(err)
+		}
+		if string(file.Config) != string(cfg) {
+			t.Fatalf("config: got %s, want %s", file.Config, cfg)
+		}
+		want := st
+		want.Config = nil
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("state: got %+v, want %+v", got, want)
+		}
+	}
+	if b := encodeStateFile(&State{}, config); !json.Valid(b) {
+		t.Fatalf("empty state with a config: %s", b)
 	}
 }
