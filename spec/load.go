@@ -10,9 +10,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/schema"
 	"github.com/compose-spec/compose-go/v2/template"
 	"github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
@@ -81,8 +83,14 @@ func LoadCompose(ctx context.Context, o LoadOptions) (p *Project, cp *types.Proj
 	if err != nil {
 		return nil, nil, err
 	}
+	// compose-go compiles its JSON schema (about 8 ms) on the first
+	// validation; start it now, on another core, while the files are
+	// read and parsed.
+	go warmSchema.Do(func() { _ = schema.Validate(map[string]any{}) })
 	return l.run(ctx)
 }
+
+var warmSchema sync.Once
 
 // load holds the state of one Load call.
 type load struct {
