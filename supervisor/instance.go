@@ -364,10 +364,7 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 	if err := rc.Start(); err != nil {
 		return err
 	}
-	rs, err := rc.State()
-	if err != nil {
-		return err
-	}
+	pid, initStart := rc.Init()
 	if netMode == netModeBridge {
 		if err := i.e.cfg.Net.Register(i.name); err != nil {
 			return err
@@ -391,19 +388,19 @@ func (i *Instance) startOp(ctx context.Context, action string) (retErr error) {
 	i.mu.Lock()
 	// A created container adopted from a previous daemon is not our
 	// child: its exit is learnt like an adopted running one's.
-	r := &run{c: rc, done: make(chan struct{}), pid: rs.Pid, startTime: rs.InitStartTime, adopted: !i.rcOwned}
+	r := &run{c: rc, done: make(chan struct{}), pid: pid, startTime: initStart, adopted: !i.rcOwned}
 	i.rc = rc
 	i.run = r
 	c := &i.st.Info
 	c.State = StateRunning
-	c.Pid = rs.Pid
+	c.Pid = pid
 	c.StartedAt = now
 	c.ExitCode = 0
 	c.OOMKilled = false
 	c.Error = ""
 	c.Publishers = pubs
 	c.Networks = i.e.cfg.Net.Attachments(i.name)
-	i.st.InitStartTime = rs.InitStartTime
+	i.st.InitStartTime = initStart
 	i.st.BootID = bootID()
 	i.tracker.Started(now)
 	i.uhTrack.Started(now)

@@ -359,6 +359,9 @@ func TestLifecycleStateKillDelete(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
+	if p, start := c.Init(); p != pid || start != st.InitStartTime || start == 0 {
+		t.Fatalf("Init() = %d, %d; state has pid %d started at %d", p, start, pid, st.InitStartTime)
+	}
 	if err := c.Start(); !errors.Is(err, ErrNotCreated) {
 		t.Fatalf("second start: %v", err)
 	}

@@ -205,6 +205,14 @@ func (c *Container) State() (*State, error) {
 	return &st, nil
 }
 
+// Init returns the pid of the container's init and its start time
+// (State's Pid and InitStartTime) without computing the status.
+func (c *Container) Init() (pid int, startTime uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.Pid, c.st.InitStartTime
+}
+
 // Start releases the init of a created container to exec the user
 // command.
 func (c *Container) Start() error {

@@ -31,6 +31,8 @@ func (c *Container) ID() string                    { return c.id }
 func (c *Container) Console() *os.File             { return nil }
 func (c *Container) Start() error                  { return ErrNotSupported }
 func (c *Container) State() (*State, error)        { return nil, ErrNotSupported }
+func (c *Container) Init() (int, uint64)           { return 0, 0 }
+func (c *Container) Spec() (*specs.Spec, error)    { return nil, ErrNotSupported }
 func (c *Container) Kill(sig syscall.Signal) error { return ErrNotSupported }
 func (c *Container) Wait(ctx context.Context) (ExitStatus, error) {
 	return ExitStatus{}, ErrNotSupported
