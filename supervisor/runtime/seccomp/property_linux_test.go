@@ -6,6 +6,7 @@ package seccomp
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -178,4 +179,44 @@ func FuzzCompile(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, seed uint64) { checkProfile(t, seed) })
+}
+
+// TestDockerDefaultProfileEveryCall runs every x86_64 syscall number (and
+// past the end) with a few argument patterns through the compiled default
+// profile and the reference evaluator: the ranges that merge neighbouring
+// syscalls must not change a single decision.
+func TestDockerDefaultProfileEveryCall(t *testing.T) {
+	for _, caps := range [][]string{dockerCaps, append(slices.Clone(dockerCaps), "CAP_SYS_ADMIN", "CAP_SYS_PTRACE")} {
+		cfg := defaultProfile(t, caps...)
+		v := newVM(t, cfg)
+		patterns := [][]uint64{
+			{0, 0, 0},
+			{unix.CLONE_NEWUSER, 0, 0},
+			{unix.AF_NETLINK, 0, 0},
+			{0x20008, 0, 0},
+			{^uint64(0), ^uint64(0), ^uint64(0)},
+		}
+		for nr := uint32(0); nr <= 1100; nr++ {
+			for _, p := range patterns {
+				args := append(slices.Clone(p), 0, 0, 0)
+				if got, want := v.run(unix.AUDIT_ARCH_X86_64, nr, args...), reference(cfg, nr, args); got != want {
+					t.Fatalf("caps %v: nr %d args %#x: filter %#x, reference %#x", caps, nr, p, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestDefaultProfileSize keeps the default profile's program small: the
+// kernel checks and compiles it at every container start.
+func TestDefaultProfileSize(t *testing.T) {
+	f, err := Compile(defaultProfile(t, dockerCaps...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Three architectures (x86_64, x32, i386) of about 350 syscalls each;
+	// one comparison per syscall took 1565 instructions.
+	if n := len(f.Instructions); n > 800 {
+		t.Fatalf("the default profile compiles to %d instructions", n)
+	}
 }
