@@ -6,16 +6,31 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/berth-dev/berth/supervisor/runtime"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // thermalThrottlePaths lists the host's per-CPU thermal_throttle
-// directories, which Docker masks too.
+// directories, which Docker masks too. The glob walks every CPU's sysfs
+// directory, so its result is kept while the set of online CPUs (one
+// small sysfs file) stays the same.
 var thermalThrottlePaths = func() []string {
-	m, _ := filepath.Glob("/sys/devices/system/cpu/cpu[0-9]*/thermal_throttle")
-	return m
+	online, _ := os.ReadFile("/sys/devices/system/cpu/online")
+	thermal.mu.Lock()
+	defer thermal.mu.Unlock()
+	if thermal.paths == nil || string(online) != thermal.online {
+		m, _ := filepath.Glob("/sys/devices/system/cpu/cpu[0-9]*/thermal_throttle")
+		thermal.paths, thermal.online = append([]string{}, m...), string(online)
+	}
+	return thermal.paths
+}
+
+var thermal struct {
+	mu     sync.Mutex
+	online string
+	paths  []string // non-nil once globbed
 }
 
 // securityOpts is a parsed security_opt list.
