@@ -70,8 +70,9 @@ func applyTable(table string, st *netState) error {
 	c.AddTable(t)
 	switch {
 	case chainsMatch(have, want):
-		// Only the rules change: emptying the chains keeps their hooks,
-		// whose removal waits for an RCU grace period (10-20 ms).
+		// Only the rules change: emptying the chains keeps their hooks.
+		// (Removing rules still makes the kernel wait for an RCU grace
+		// period, as deleting the table would.)
 		for _, ch := range want {
 			c.FlushChain(ch)
 		}
@@ -80,6 +81,8 @@ func applyTable(table string, st *netState) error {
 			c.DelTable(t)
 			c.AddTable(t)
 		}
+		// A missing table is only added: deleting it first, even when it
+		// does not exist, waits for an RCU grace period (10-20 ms).
 		for _, ch := range want {
 			c.AddChain(ch)
 		}
