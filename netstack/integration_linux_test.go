@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -889,5 +890,75 @@ func TestAttachConcurrent(t *testing.T) {
 	}
 	if saved, err = loadState(filepath.Join(e.root, "network")); err != nil || len(saved.Attachments) != 0 {
 		t.Fatalf("saved state after detaching: %d attachments, %v", len(saved.Attachments), err)
+	}
+}
+
+// TestTableAddsPortsInPlace: publishing another port appends its rule and
+// leaves the rules already in the table as they are (same handles), so
+// the kernel has nothing to free; a rule removed by hand makes the next
+// change write the whole table again.
+func TestTableAddsPortsInPlace(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	web, _ := e.container(n.ID, AttachOptions{Container: "p-web-1", Service: "web"})
+	e.httpd(web, "in place\n")
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &nftables.Table{Name: e.m.Table(), Family: nftables.TableFamilyIPv4}
+	handles := func(chain string) []uint64 {
+		rules, err := c.GetRules(tb, &nftables.Chain{Name: chain, Table: tb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hs []uint64
+		for _, r := range rules {
+			hs = append(hs, r.Handle)
+		}
+		return hs
+	}
+	publish := func(target uint16) uint16 {
+		bs, err := e.m.PublishPorts("p", "web", "p-web-1", []spec.Port{{Target: target, Protocol: "tcp", HostIP: "127.0.0.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bs[0].HostPort
+	}
+	fwd := handles("forward")
+	port := publish(80)
+	if got := handles("forward"); !slices.Equal(got, fwd) {
+		t.Fatalf("publishing a port rewrote the forward chain: handles %v, before %v", got, fwd)
+	}
+	ports := handles("ports")
+	publish(81)
+	if got := handles("ports"); len(got) != 2 || got[0] != ports[0] {
+		t.Fatalf("ports chain after a second port: handles %v, before %v", got, ports)
+	}
+	if body, err := httpGet("http://127.0.0.1:" + itoa(int(port)) + "/"); err != nil || body != "in place\n" {
+		t.Fatalf("first published port: %q %v", body, err)
+	}
+
+	// By hand: the forward chain loses a rule. The next port rewrites
+	// the table, and the rule is back.
+	rules, err := c.GetRules(tb, &nftables.Chain{Name: "forward", Table: tb})
+	if err != nil || len(rules) == 0 {
+		t.Fatalf("forward rules: %v %v", rules, err)
+	}
+	if err := c.DelRule(rules[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	publish(82)
+	if got := handles("forward"); len(got) != len(fwd) || slices.Equal(got, fwd) {
+		t.Fatalf("forward chain after a rule was removed by hand: handles %v, before %v (want as many, all new)", got, fwd)
+	}
+	if got := handles("ports"); len(got) != 3 {
+		t.Fatalf("ports chain: %d rules, want 3", len(got))
+	}
+	if body, err := httpGet("http://127.0.0.1:" + itoa(int(port)) + "/"); err != nil || body != "in place\n" {
+		t.Fatalf("first published port after the rewrite: %q %v", body, err)
 	}
 }

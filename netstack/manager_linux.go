@@ -80,7 +80,8 @@ type Manager struct {
 	dns      map[string]*DNSServer // network ID -> its server
 	reserved map[string]int        // binding key -> held socket fd
 	closed   bool
-	snap     uint64 // numbers the snapshots of st taken to be saved
+	snap     uint64       // numbers the snapshots of st taken to be saved
+	nft      *tableRecord // what the last applyTable wrote (nil: unknown)
 
 	// saveMu lines up the callers of persist, so that one write serves
 	// all who waited for it. Lock order: saveMu, mu, fileMu.
@@ -147,7 +148,7 @@ func (m *Manager) Restore() error {
 			}
 		}
 	}
-	if err := applyTable(m.table, m.st); err != nil {
+	if err := m.applyTableLocked(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -424,7 +425,7 @@ func (m *Manager) ensureKernelLocked(ns *networkState) error {
 			}
 		}
 	}
-	if err := applyTable(m.table, m.st); err != nil {
+	if err := m.applyTableLocked(); err != nil {
 		return err
 	}
 	if s, ok := m.dns[ns.ID]; ok {
@@ -496,7 +497,7 @@ func (m *Manager) removeNetworkLocked(id string) error {
 	}
 	m.dropPortsLocked(func(b PortBinding) bool { return b.Network == id })
 	delete(m.st.Networks, id)
-	errs = append(errs, applyTable(m.table, m.st), m.saveLocked())
+	errs = append(errs, m.applyTableLocked(), m.saveLocked())
 	return errors.Join(errs...)
 }
 
@@ -804,7 +805,7 @@ func (m *Manager) detachAll(container string, delLinks bool) ([]string, error) {
 		}
 	}
 	if m.dropPortsLocked(func(b PortBinding) bool { return b.Container == container }) {
-		errs = append(errs, applyTable(m.table, m.st), m.saveLocked())
+		errs = append(errs, m.applyTableLocked(), m.saveLocked())
 	}
 	return links, errors.Join(errs...)
 }
@@ -869,7 +870,7 @@ func (m *Manager) forgetLocked(a *attachmentState) error {
 	changed := m.dropPortsLocked(func(b PortBinding) bool { return b.Container == a.Container && b.Network == a.Network })
 	delete(m.st.Attachments, attachKey(a.Network, a.Container))
 	if changed {
-		errs = append(errs, applyTable(m.table, m.st))
+		errs = append(errs, m.applyTableLocked())
 	}
 	errs = append(errs, m.saveLocked())
 	return errors.Join(errs...)
@@ -925,6 +926,17 @@ func (m *Manager) Attachments(container string) []Attachment {
 		}
 	}
 	return out
+}
+
+// applyTableLocked writes the nftables table for the state; m.mu is
+// held.
+func (m *Manager) applyTableLocked() error {
+	rec, err := applyTable(m.table, m.st, m.nft)
+	if err != nil {
+		rec = nil
+	}
+	m.nft = rec
+	return err
 }
 
 // saveLocked writes the state file; m.mu is held.

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -40,19 +42,19 @@ import (
 //	                      internal: iifname BR oifname != BR drop; oifname BR iifname != BR drop }
 //	  chain input       { type filter hook input priority filter;    internal: iifname BR ip daddr != GW drop }
 //	}
-func applyTable(table string, st *netState) error {
+func applyTable(table string, st *netState, last *tableRecord) (*tableRecord, error) {
 	c, err := nftables.New()
 	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
+		return nil, fmt.Errorf("nftables: %w", err)
 	}
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
 	if len(st.Networks) == 0 {
 		c.AddTable(t)
 		c.DelTable(t)
 		if err := c.Flush(); err != nil {
-			return fmt.Errorf("nftables: delete table %s: %w", table, err)
+			return nil, fmt.Errorf("nftables: delete table %s: %w", table, err)
 		}
-		return syncDockerUser(table, nil)
+		return nil, syncDockerUser(table, nil)
 	}
 	accept := nftables.ChainPolicyAccept
 	want := []*nftables.Chain{
@@ -65,7 +67,19 @@ func applyTable(table string, st *netState) error {
 	}
 	have, err := tableChains(c, table)
 	if err != nil {
-		return fmt.Errorf("nftables: list chains of %s: %w", table, err)
+		return nil, fmt.Errorf("nftables: list chains of %s: %w", table, err)
+	}
+	netKey := networksKey(st)
+	if rec, ok := addPorts(c, t, want[2], st, last, netKey, chainsMatch(have, want)); ok {
+		return rec, syncDockerUser(table, stateBridges(st))
+	}
+	rec := &tableRecord{networks: netKey, ports: map[PortBinding]bool{}, counts: map[string]int{}}
+	for _, ch := range want {
+		rec.counts[ch.Name] = 0
+	}
+	add := func(r *nftables.Rule) {
+		c.AddRule(r)
+		rec.counts[r.Chain.Name]++
 	}
 	c.AddTable(t)
 	switch {
@@ -94,7 +108,7 @@ func applyTable(table string, st *netState) error {
 		// away, even when a service publishes port 53 on all addresses.
 		for _, id := range sortedKeys(st.Networks) {
 			for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
-				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: cat(
+				add(&nftables.Rule{Table: t, Chain: ch, Exprs: cat(
 					matchAddr(16, netip.PrefixFrom(st.Networks[id].Gateway, 32)),
 					[]expr.Any{&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}},
 					cmpEq([]byte{proto}),
@@ -104,48 +118,31 @@ func applyTable(table string, st *netState) error {
 				)})
 			}
 		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: cat(
+		add(&nftables.Rule{Table: t, Chain: ch, Exprs: cat(
 			[]expr.Any{&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true}},
 			cmpEq(binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)),
 			verdict(expr.VerdictJump, "ports"),
 		)})
 	}
 	for _, b := range st.Ports {
-		var ex []expr.Any
-		if b.HostIP.IsValid() && !b.HostIP.IsUnspecified() {
-			ex = append(ex, matchAddr(16, netip.PrefixFrom(b.HostIP, 32))...)
-		}
-		proto := byte(unix.IPPROTO_TCP)
-		if b.Protocol == "udp" {
-			proto = unix.IPPROTO_UDP
-		}
-		ex = append(ex, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1})
-		ex = append(ex, cmpEq([]byte{proto})...)
-		ex = append(ex, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
-		ex = append(ex, cmpEq(binaryutil.BigEndian.PutUint16(b.HostPort))...)
-		ip4 := b.ContainerIP.As4()
-		ex = append(ex,
-			&expr.Immediate{Register: 1, Data: ip4[:]},
-			&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(b.ContainerPort)},
-			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
-		)
-		c.AddRule(&nftables.Rule{Table: t, Chain: ports, Exprs: ex})
+		add(portRule(t, ports, b))
+		rec.ports[b] = true
 	}
 	for _, id := range sortedKeys(st.Networks) {
 		n := st.Networks[id]
-		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
+		add(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
 			matchIf(expr.MetaKeyOIFNAME, n.Bridge, true),
 			matchAddr(12, netip.MustParsePrefix("127.0.0.0/8")),
 			[]expr.Any{&expr.Masq{}},
 		)})
-		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
+		add(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
 			matchIf(expr.MetaKeyOIFNAME, n.Bridge, true),
 			matchAddr(12, n.Subnet),
 			ctBits(expr.CtKeySTATUS, 0x20 /* IPS_DST_NAT */),
 			[]expr.Any{&expr.Masq{}},
 		)})
 		if n.Masquerade && !n.Internal {
-			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
+			add(&nftables.Rule{Table: t, Chain: post, Exprs: cat(
 				matchAddr(12, n.Subnet),
 				matchIf(expr.MetaKeyOIFNAME, n.Bridge, false),
 				[]expr.Any{&expr.Masq{}},
@@ -156,23 +153,23 @@ func applyTable(table string, st *netState) error {
 			// network from any other interface (another berth network of
 			// any root, the LAN) only replies and published ports pass.
 			into := cat(matchIf(expr.MetaKeyOIFNAME, n.Bridge, true), matchIf(expr.MetaKeyIIFNAME, n.Bridge, false))
-			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, ctBits(expr.CtKeySTATUS, 0x20 /* IPS_DST_NAT */), verdict(expr.VerdictAccept, ""))})
-			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, ctBits(expr.CtKeySTATE, 0x2|0x4 /* established, related */), verdict(expr.VerdictAccept, ""))})
-			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, verdict(expr.VerdictDrop, ""))})
+			add(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, ctBits(expr.CtKeySTATUS, 0x20 /* IPS_DST_NAT */), verdict(expr.VerdictAccept, ""))})
+			add(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, ctBits(expr.CtKeySTATE, 0x2|0x4 /* established, related */), verdict(expr.VerdictAccept, ""))})
+			add(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(into, verdict(expr.VerdictDrop, ""))})
 		}
 		if n.Internal {
-			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
+			add(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
 				matchIf(expr.MetaKeyIIFNAME, n.Bridge, true),
 				matchIf(expr.MetaKeyOIFNAME, n.Bridge, false),
 				verdict(expr.VerdictDrop, ""),
 			)})
-			c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
+			add(&nftables.Rule{Table: t, Chain: fwd, Exprs: cat(
 				matchIf(expr.MetaKeyOIFNAME, n.Bridge, true),
 				matchIf(expr.MetaKeyIIFNAME, n.Bridge, false),
 				verdict(expr.VerdictDrop, ""),
 			)})
 			gw := n.Gateway.As4()
-			c.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: cat(
+			add(&nftables.Rule{Table: t, Chain: in, Exprs: cat(
 				matchIf(expr.MetaKeyIIFNAME, n.Bridge, true),
 				[]expr.Any{
 					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
@@ -183,9 +180,92 @@ func applyTable(table string, st *netState) error {
 		}
 	}
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nftables: write table %s: %w", table, err)
+		return nil, fmt.Errorf("nftables: write table %s: %w", table, err)
 	}
-	return syncDockerUser(table, stateBridges(st))
+	return rec, syncDockerUser(table, stateBridges(st))
+}
+
+// portRule DNATs one published port to its container.
+func portRule(t *nftables.Table, ports *nftables.Chain, b PortBinding) *nftables.Rule {
+	var ex []expr.Any
+	if b.HostIP.IsValid() && !b.HostIP.IsUnspecified() {
+		ex = append(ex, matchAddr(16, netip.PrefixFrom(b.HostIP, 32))...)
+	}
+	proto := byte(unix.IPPROTO_TCP)
+	if b.Protocol == "udp" {
+		proto = unix.IPPROTO_UDP
+	}
+	ex = append(ex, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1})
+	ex = append(ex, cmpEq([]byte{proto})...)
+	ex = append(ex, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+	ex = append(ex, cmpEq(binaryutil.BigEndian.PutUint16(b.HostPort))...)
+	ip4 := b.ContainerIP.As4()
+	ex = append(ex,
+		&expr.Immediate{Register: 1, Data: ip4[:]},
+		&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(b.ContainerPort)},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	)
+	return &nftables.Rule{Table: t, Chain: ports, Exprs: ex}
+}
+
+// tableRecord is what an applyTable wrote: the networks the rules were
+// made for, the published ports, and the number of rules per chain.
+type tableRecord struct {
+	networks string
+	ports    map[PortBinding]bool
+	counts   map[string]int
+}
+
+// networksKey describes everything of st but its ports that the rules
+// depend on.
+func networksKey(st *netState) string {
+	var b strings.Builder
+	for _, id := range sortedKeys(st.Networks) {
+		n := st.Networks[id]
+		fmt.Fprintf(&b, "%s|%s|%s|%s|%t|%t\n", id, n.Bridge, n.Subnet, n.Gateway, n.Internal, n.Masquerade)
+	}
+	return b.String()
+}
+
+// addPorts is the quick path of applyTable when st only adds published
+// ports to what last wrote (or changes nothing): the table's chains are
+// berth's (chainsOK) and still hold last's number of rules, so only the
+// new ports' rules are appended, and nothing is removed. Removing rules
+// makes the kernel wait for an RCU grace period (10-15 ms); appending
+// does not. It reports false when the full rewrite is needed.
+func addPorts(c *nftables.Conn, t *nftables.Table, ports *nftables.Chain, st *netState, last *tableRecord, netKey string, chainsOK bool) (*tableRecord, bool) {
+	if last == nil || !chainsOK || last.networks != netKey {
+		return nil, false
+	}
+	now := map[PortBinding]bool{}
+	for _, b := range st.Ports {
+		now[b] = true
+	}
+	for b := range last.ports {
+		if !now[b] {
+			return nil, false
+		}
+	}
+	for name, n := range last.counts {
+		rules, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})
+		if err != nil || len(rules) != n {
+			return nil, false // changed by hand: write it all again
+		}
+	}
+	rec := &tableRecord{networks: netKey, ports: now, counts: maps.Clone(last.counts)}
+	for _, b := range st.Ports {
+		if !last.ports[b] {
+			c.AddRule(portRule(t, ports, b))
+			rec.counts[ports.Name]++
+		}
+	}
+	if rec.counts[ports.Name] == last.counts[ports.Name] {
+		return rec, true
+	}
+	if err := c.Flush(); err != nil {
+		return nil, false
+	}
+	return rec, true
 }
 
 // tableChains lists the chains of table by name; nil when the table

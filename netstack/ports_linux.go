@@ -215,7 +215,7 @@ func (m *Manager) PublishPorts(project, service, container string, ports []spec.
 				}
 			}
 			m.st.Ports = kept
-			applyTable(m.table, m.st)
+			m.applyTableLocked()
 		}
 	}()
 outer:
@@ -246,7 +246,7 @@ outer:
 	if len(added) == 0 {
 		return out, nil
 	}
-	if err := applyTable(m.table, m.st); err != nil {
+	if err := m.applyTableLocked(); err != nil {
 		return nil, err
 	}
 	if err := m.saveLocked(); err != nil {
@@ -266,7 +266,7 @@ func (m *Manager) UnpublishPorts(container string) error {
 	if !m.dropPortsLocked(func(b PortBinding) bool { return b.Container == container }) {
 		return nil
 	}
-	return errors.Join(applyTable(m.table, m.st), m.saveLocked())
+	return errors.Join(m.applyTableLocked(), m.saveLocked())
 }
 
 // dropPortsLocked removes the bindings drop selects and releases their
