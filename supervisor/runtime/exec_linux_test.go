@@ -37,6 +37,23 @@ func startSleeper(t *testing.T, mut func(*specs.Spec)) (*Container, string) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Start returns once the init is released, as runc's does; the
+	// tests look at pid 1 as the user command, so wait for its exec.
+	pid, _ := c.Init()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatalf("init %d: %v", pid, err)
+		}
+		if string(b) == "/bin/sleep\x001000\x00" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("init %d did not exec the command: cmdline %q", pid, b)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	return c, bundle
 }
 
