@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -21,28 +22,25 @@ func makeNetns(t *testing.T, mtu uint32) string {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		goruntime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		if err := unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, ""); err != nil {
-			errc <- err
-			return
-		}
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		// The thread goes back to the host's namespace before it is
+		// unlocked: a thread that ended locked in the new one could be
+		// the main thread, which the Go runtime cannot end, and later
+		// tests would find it there.
+		goruntime.LockOSThread()
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
+			goruntime.UnlockOSThread()
 			errc <- err
 			return
 		}
-		defer unix.Close(fd)
-		ifr, err := unix.NewIfreq("lo")
-		if err != nil {
-			errc <- err
+		defer unix.Close(home)
+		err = setupNetns(path, mtu)
+		if serr := unix.Setns(home, unix.CLONE_NEWNET); serr != nil {
+			errc <- errors.Join(err, serr) // stays locked: the thread is retired
 			return
 		}
-		ifr.SetUint32(mtu)
-		errc <- unix.IoctlIfreq(fd, unix.SIOCSIFMTU, ifr)
+		goruntime.UnlockOSThread()
+		errc <- err
 	}()
 	err := <-errc
 	t.Cleanup(func() { unix.Unmount(path, unix.MNT_DETACH) })
@@ -50,6 +48,28 @@ func makeNetns(t *testing.T, mtu uint32) string {
 		t.Fatalf("make netns: %v", err)
 	}
 	return path
+}
+
+// setupNetns moves the calling (locked) thread into a new network
+// namespace, pins it at path and sets lo's MTU.
+func setupNetns(path string, mtu uint32) error {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return err
+	}
+	if err := unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	ifr.SetUint32(mtu)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFMTU, ifr)
 }
 
 // A netns made elsewhere (netstack hands one over by path) is joined,
