@@ -39,7 +39,7 @@ const (
 type arch struct {
 	name   specs.Arch
 	audit  uint32
-	table  map[string]uint32
+	table  func() map[string]uint32
 	base   uint32 // added to every number (x32's syscall bit)
 	bits64 bool
 }
@@ -304,7 +304,7 @@ func (a *asm) archBlock(ar *arch, rules []rule, defRet uint32, defAct specs.Linu
 	byNr := map[uint32][]rule{}
 	var maxNr uint32
 	for _, r := range rules {
-		n, ok := ar.table[r.name]
+		n, ok := ar.table()[r.name]
 		if !ok {
 			continue // unknown on this arch: skipped, like runc
 		}

@@ -367,7 +367,7 @@ func TestMostRestrictiveWins(t *testing.T) {
 // instructions and checks every rule still routes right.
 func TestFarJumps(t *testing.T) {
 	var names []string
-	for name := range sysX86_64 {
+	for name := range sysX86_64() {
 		names = append(names, name)
 	}
 	cfg := &specs.LinuxSeccomp{DefaultAction: specs.ActKillProcess}
@@ -379,7 +379,7 @@ func TestFarJumps(t *testing.T) {
 	}
 	v := newVM(t, cfg)
 	for i, n := range names {
-		nr := sysX86_64[n]
+		nr := sysX86_64()[n]
 		if got, want := v.run(unix.AUDIT_ARCH_X86_64, nr, 0, 0, uint64(i)<<33), unix.SECCOMP_RET_ERRNO|uint32(i%4000); got != want {
 			t.Fatalf("%s: got %#x, want %#x", n, got, want)
 		}
@@ -452,17 +452,17 @@ func TestDockerProfileARM64(t *testing.T) {
 		args  []uint64
 		want  uint32
 	}{
-		{"read", a64, sysAARCH64["read"], nil, retAllow},
-		{"openat", a64, sysAARCH64["openat"], nil, retAllow},
-		{"keyctl", a64, sysAARCH64["keyctl"], nil, retEPERM},
-		{"unshare", a64, sysAARCH64["unshare"], []uint64{unix.CLONE_NEWUSER}, retEPERM},
-		{"personality(0)", a64, sysAARCH64["personality"], []uint64{0}, retAllow},
-		{"personality(0x40000)", a64, sysAARCH64["personality"], []uint64{0x40000}, retEPERM},
-		{"clone newuser", a64, sysAARCH64["clone"], []uint64{unix.CLONE_NEWUSER}, retEPERM},
-		{"clone thread", a64, sysAARCH64["clone"], []uint64{unix.CLONE_THREAD | unix.CLONE_VM | unix.CLONE_SIGHAND}, retAllow},
-		{"clone3", a64, sysAARCH64["clone3"], nil, retENOSYS},
-		{"arm read", a32, sysARM["read"], nil, retAllow},
-		{"arm keyctl", a32, sysARM["keyctl"], nil, retEPERM},
+		{"read", a64, sysAARCH64()["read"], nil, retAllow},
+		{"openat", a64, sysAARCH64()["openat"], nil, retAllow},
+		{"keyctl", a64, sysAARCH64()["keyctl"], nil, retEPERM},
+		{"unshare", a64, sysAARCH64()["unshare"], []uint64{unix.CLONE_NEWUSER}, retEPERM},
+		{"personality(0)", a64, sysAARCH64()["personality"], []uint64{0}, retAllow},
+		{"personality(0x40000)", a64, sysAARCH64()["personality"], []uint64{0x40000}, retEPERM},
+		{"clone newuser", a64, sysAARCH64()["clone"], []uint64{unix.CLONE_NEWUSER}, retEPERM},
+		{"clone thread", a64, sysAARCH64()["clone"], []uint64{unix.CLONE_THREAD | unix.CLONE_VM | unix.CLONE_SIGHAND}, retAllow},
+		{"clone3", a64, sysAARCH64()["clone3"], nil, retENOSYS},
+		{"arm read", a32, sysARM()["read"], nil, retAllow},
+		{"arm keyctl", a32, sysARM()["keyctl"], nil, retEPERM},
 		{"x86_64 is not this host's", unix.AUDIT_ARCH_X86_64, 0, nil, retKillP},
 	} {
 		if got := v.run(c.audit, c.nr, c.args...); got != c.want {

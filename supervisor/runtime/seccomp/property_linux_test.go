@@ -59,7 +59,7 @@ func reference(cfg *specs.LinuxSeccomp, nr uint32, args []uint64) uint32 {
 	for _, sc := range cfg.Syscalls {
 		r := ret(sc.Action, sc.ErrnoRet)
 		for _, name := range sc.Names {
-			n, ok := sysX86_64[name]
+			n, ok := sysX86_64()[name]
 			if !ok {
 				continue
 			}
@@ -140,7 +140,7 @@ func checkProfile(t *testing.T, seed uint64) {
 	v := newVM(t, cfg)
 	var nrs []uint32
 	for _, n := range propNames {
-		if nr, ok := sysX86_64[n]; ok {
+		if nr, ok := sysX86_64()[n]; ok {
 			nrs = append(nrs, nr)
 		}
 	}
