@@ -176,6 +176,19 @@ func mkdirChain(base, rel string, visit func(dir string) error) (created []strin
 }
 
 func mkdirChainOnce(base, rel string, visit func(dir string) error) ([]string, error) {
+	// Most often only the last directory is new (the parents are
+	// shared by a project's containers): try it first.
+	if leaf := filepath.Join(base, rel); leaf != base {
+		err := unix.Mkdir(leaf, 0o755)
+		switch {
+		case err == nil:
+			return markCreated(nil, leaf, visit)
+		case errors.Is(err, unix.EEXIST):
+			return nil, nil
+		case !errors.Is(err, unix.ENOENT):
+			return nil, fmt.Errorf("cgroup: mkdir %s: %w", leaf, err)
+		}
+	}
 	var created []string
 	dir := base
 	for _, part := range strings.Split(strings.Trim(rel, "/"), "/") {
@@ -190,13 +203,22 @@ func mkdirChainOnce(base, rel string, visit func(dir string) error) ([]string, e
 		if err != nil {
 			return created, fmt.Errorf("cgroup: mkdir %s: %w", dir, err)
 		}
-		created = append(created, dir)
-		// Best effort: without the mark only this Manager knows.
-		_ = unix.Setxattr(dir, createdXattr, []byte("1"), 0)
-		if visit != nil {
-			if err := visit(dir); err != nil {
-				return created, err
-			}
+		if created, err = markCreated(created, dir, visit); err != nil {
+			return created, err
+		}
+	}
+	return created, nil
+}
+
+// markCreated adds dir, just made, to created, marks it as berth's and
+// visits it.
+func markCreated(created []string, dir string, visit func(dir string) error) ([]string, error) {
+	created = append(created, dir)
+	// Best effort: without the mark only this Manager knows.
+	_ = unix.Setxattr(dir, createdXattr, []byte("1"), 0)
+	if visit != nil {
+		if err := visit(dir); err != nil {
+			return created, err
 		}
 	}
 	return created, nil
