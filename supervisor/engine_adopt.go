@@ -227,3 +227,22 @@ func (e *Engine) waitAdopted(name string, r *run) (runtime.ExitStatus, string) {
 	}
 	return e.exitOf(r.c, rs, r.pid, r.startTime)
 }
+
+// procStartTime reads the start time of pid (see runtime.ProcStat).
+func procStartTime(pid int) (uint64, error) {
+	ps, err := runtime.ReadProcStat(pid)
+	return ps.StartTime, err
+}
+
+// procParent returns the parent of pid when pid is still the process
+// that started at start.
+func procParent(pid int, start uint64) (int, error) {
+	ps, err := runtime.ReadProcStat(pid)
+	if err != nil {
+		return 0, err
+	}
+	if ps.StartTime != start {
+		return 0, errors.New("another process")
+	}
+	return ps.PPid, nil
+}

@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/supervisor/runtime"
 )
 
 // RunKeeper is `berth keeper`: the tiny parent of the daemon. It marks
@@ -350,12 +351,8 @@ func DaemonGone(root string) bool {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
+		if ps, err := runtime.ReadProcStat(pid); err != nil || ps.State == 'Z' {
 			continue // gone
-		}
-		if i := bytes.LastIndexByte(st, ')'); i >= 0 && i+2 < len(st) && st[i+2] == 'Z' {
-			continue
 		}
 		return false
 	}

@@ -317,7 +317,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		return nil, err
 	}
 
-	ps, err := readProcStat(cmd.Process.Pid)
+	ps, err := ReadProcStat(cmd.Process.Pid)
 	if err != nil {
 		return nil, fmt.Errorf("init vanished: %w", err)
 	}

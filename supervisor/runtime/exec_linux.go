@@ -174,7 +174,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 		nsFiles = append(nsFiles, f)
 	}
 	// The fds are only ours if the pid still is the init we recorded.
-	if ps, err := readProcStat(pid); err != nil || ps.StartTime != start {
+	if ps, err := ReadProcStat(pid); err != nil || ps.StartTime != start {
 		return nil, fmt.Errorf("container %q: %w", c.id, ErrNotRunning)
 	}
 

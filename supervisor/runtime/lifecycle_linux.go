@@ -173,7 +173,7 @@ func (c *Container) initAliveLocked() bool {
 	if c.st.Pid <= 0 {
 		return false
 	}
-	ps, err := readProcStat(c.st.Pid)
+	ps, err := ReadProcStat(c.st.Pid)
 	if err != nil || ps.StartTime != c.st.InitStartTime {
 		return false
 	}
@@ -320,11 +320,11 @@ func waitForeign(ctx context.Context, pid int, start uint64) error {
 		return nil // already gone
 	}
 	defer unix.Close(pfd)
-	if ps, err := readProcStat(pid); err != nil || ps.StartTime != start {
+	if ps, err := ReadProcStat(pid); err != nil || ps.StartTime != start {
 		return nil // the pid now names another process
 	}
 	for {
-		if ps, err := readProcStat(pid); err != nil || ps.State == 'Z' {
+		if ps, err := ReadProcStat(pid); err != nil || ps.State == 'Z' {
 			return nil
 		}
 		n, err := unix.Poll([]unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}, 100)

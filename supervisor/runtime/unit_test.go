@@ -7,7 +7,7 @@ import (
 
 func TestParseProcStat(t *testing.T) {
 	st, err := parseProcStat([]byte("42 (a) b) (c) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 123456 1000 10 18446744073709551615\n"))
-	if err != nil || st.State != 'S' || st.StartTime != 123456 {
+	if err != nil || st.State != 'S' || st.PPid != 1 || st.StartTime != 123456 {
 		t.Fatalf("%+v %v", st, err)
 	}
 	for _, bad := range []string{"", "1 (x", "1 (x) S 1 2"} {
