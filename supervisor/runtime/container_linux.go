@@ -75,11 +75,11 @@ type Container struct {
 
 	mu sync.Mutex // guards st and configJSON
 	st State
-	// configJSON is the container's config, encoded: st.Config is nil
-	// once it is set. A handle keeps only the encoding (a decoded
-	// config, seccomp rules and all, costs the daemon tens of KiB per
-	// container) and decodes it when it needs more than its hooks; the
-	// config is most of the state file and changes only on Update.
+	// configJSON is the container's config, encoded (st.Config stays
+	// nil). A handle keeps only the encoding (a decoded config, seccomp
+	// rules and all, costs the daemon tens of KiB per container) and
+	// decodes it when it needs more than its hooks; the config is most
+	// of the state file and changes only on Update.
 	configJSON json.RawMessage
 	execBase   *execBase // from the config, once Exec needed it
 	console    *os.File  // pty master when the spec asks for a terminal and no socket was given
@@ -333,8 +333,8 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	}
 	if len(opts.SpecJSON) > 0 && opts.Spec != nil {
 		c.configJSON = opts.SpecJSON
-	} else {
-		c.st.Config = spec
+	} else if err := c.setConfigLocked(spec); err != nil {
+		return nil, err
 	}
 	if c.cg != nil {
 		c.st.CgroupPaths = c.cg.Paths()
@@ -342,7 +342,6 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if err := c.saveLocked(); err != nil {
 		return nil, err
 	}
-	c.st.Config = nil // encoded in configJSON by saveLocked
 	if opts.PidFile != "" {
 		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(cmd.Process.Pid))); err != nil {
 			return nil, fmt.Errorf("pid file: %w", err)

@@ -39,16 +39,20 @@ func writeFileAtomic(path string, data []byte) error {
 	return err
 }
 
-// saveLocked persists c.st; c.mu must be held (or c not yet shared).
+// saveLocked persists c.st and the config; c.mu must be held (or c not
+// yet shared).
 func (c *Container) saveLocked() error {
-	if c.st.Config != nil {
-		b, err := json.Marshal(c.st.Config)
-		if err != nil {
-			return err
-		}
-		c.configJSON = b
-	}
 	return writeFileAtomic(filepath.Join(c.dir, stateFile), encodeStateFile(&c.st, c.configJSON))
+}
+
+// setConfigLocked makes s the container's config (saveLocked writes it).
+func (c *Container) setConfigLocked(s *specs.Spec) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	c.configJSON, c.hooks, c.execBase = b, hooksOf(s), nil
+	return nil
 }
 
 // encodeStateFile encodes st with config, already encoded, as its
@@ -85,9 +89,6 @@ func (c *Container) Spec() (*specs.Spec, error) {
 }
 
 func (c *Container) specLocked() (*specs.Spec, error) {
-	if c.st.Config != nil {
-		return c.st.Config, nil
-	}
 	if len(c.configJSON) == 0 {
 		return nil, fmt.Errorf("container %q: no config in its state", c.id)
 	}

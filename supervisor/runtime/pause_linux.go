@@ -55,10 +55,10 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 		return err
 	}
 	spec.Linux.Resources = r
-	c.st.Config = spec // saveLocked encodes it and the handle drops it again
-	err = c.saveLocked()
-	c.st.Config = nil
-	return err
+	if err := c.setConfigLocked(spec); err != nil {
+		return err
+	}
+	return c.saveLocked()
 }
 
 // pausedLocked reports whether the cgroup is frozen.
