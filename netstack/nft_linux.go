@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/netip"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -17,13 +16,15 @@ import (
 )
 
 // The nftables table of a root is derived from the saved state as a
-// whole and replaced in one netlink transaction, so it is always exactly
+// whole and written in one netlink transaction, so it is always exactly
 // what the state says, also after a crash: every chain is emptied and
 // filled again. When the table is missing or its chains differ from
-// these, the same transaction deletes it and makes it again. One other place is changed, and
-// only where Docker made it for its users: the DOCKER-USER chain of the
-// iptables filter table gets an accept rule per direction for each of the
-// root's bridges (see syncDockerUser), tagged with the table's name.
+// these, the same transaction deletes it and makes it again; when the
+// state only adds published ports, their rules are appended (addPorts).
+// One other place is changed, and only where Docker made it for its
+// users: the DOCKER-USER chain of the iptables filter table gets an
+// accept rule per direction for each of the root's bridges (see
+// syncDockerUser), tagged with the table's name.
 //
 //	table ip berth_<hash> {
 //	  chain prerouting  { type nat hook prerouting priority dstnat;
@@ -43,19 +44,14 @@ import (
 //	  chain input       { type filter hook input priority filter;    internal: iifname BR ip daddr != GW drop }
 //	}
 func applyTable(table string, st *netState, last *tableRecord) (*tableRecord, error) {
+	if len(st.Networks) == 0 {
+		return nil, deleteTable(table)
+	}
 	c, err := nftables.New()
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
 	t := &nftables.Table{Name: table, Family: nftables.TableFamilyIPv4}
-	if len(st.Networks) == 0 {
-		c.AddTable(t)
-		c.DelTable(t)
-		if err := c.Flush(); err != nil {
-			return nil, fmt.Errorf("nftables: delete table %s: %w", table, err)
-		}
-		return nil, syncDockerUser(table, nil)
-	}
 	accept := nftables.ChainPolicyAccept
 	want := []*nftables.Chain{
 		{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT, Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept},
@@ -69,8 +65,9 @@ func applyTable(table string, st *netState, last *tableRecord) (*tableRecord, er
 	if err != nil {
 		return nil, fmt.Errorf("nftables: list chains of %s: %w", table, err)
 	}
+	keep := chainsMatch(have, want)
 	netKey := networksKey(st)
-	if rec, ok := addPorts(c, t, want[2], st, last, netKey, chainsMatch(have, want)); ok {
+	if rec, ok := addPorts(c, t, want[2], st, last, netKey, keep); ok {
 		return rec, syncDockerUser(table, stateBridges(st))
 	}
 	rec := &tableRecord{networks: netKey, ports: map[PortBinding]bool{}, counts: map[string]int{}}
@@ -82,15 +79,14 @@ func applyTable(table string, st *netState, last *tableRecord) (*tableRecord, er
 		rec.counts[r.Chain.Name]++
 	}
 	c.AddTable(t)
-	switch {
-	case chainsMatch(have, want):
+	if keep {
 		// Only the rules change: emptying the chains keeps their hooks.
 		// (Removing rules still makes the kernel wait for an RCU grace
 		// period, as deleting the table would.)
 		for _, ch := range want {
 			c.FlushChain(ch)
 		}
-	default:
+	} else {
 		if have != nil {
 			c.DelTable(t)
 			c.AddTable(t)
@@ -268,23 +264,19 @@ func addPorts(c *nftables.Conn, t *nftables.Table, ports *nftables.Chain, st *ne
 	return rec, true
 }
 
-// tableChains lists the chains of table by name; nil when the table
-// does not exist.
+// tableChains lists the chains of table by name; nil when it has none
+// (or does not exist).
 func tableChains(c *nftables.Conn, table string) (map[string]*nftables.Chain, error) {
-	ts, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return nil, err
-	}
-	if !slices.ContainsFunc(ts, func(t *nftables.Table) bool { return t.Name == table }) {
-		return nil, nil
-	}
 	all, err := c.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
 	if err != nil {
 		return nil, err
 	}
-	have := map[string]*nftables.Chain{}
+	var have map[string]*nftables.Chain
 	for _, ch := range all {
 		if ch.Table != nil && ch.Table.Name == table {
+			if have == nil {
+				have = map[string]*nftables.Chain{}
+			}
 			have[ch.Name] = ch
 		}
 	}
