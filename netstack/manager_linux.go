@@ -519,19 +519,20 @@ func (m *Manager) Networks() []Network {
 // are stored but only answered after Register. Attaching the same
 // container to the same network again returns the existing attachment.
 func (m *Manager) Attach(networkID string, o AttachOptions) (*Attachment, error) {
-	ns, a, mac, snap, err := m.reserve(networkID, o)
+	p, err := m.reserve(networkID, o)
 	if err != nil {
 		return nil, err
 	}
-	if ns == nil {
+	a := p.a
+	if p.existing {
 		return &a.Attachment, nil
 	}
 	// The record is complete; once saved, a crash leaves what teardown
 	// needs. Saving and plugging run outside m.mu, so that attaches of
 	// several containers overlap.
-	err = m.persist(snap)
+	err = m.persist(p.snap)
 	if err == nil {
-		err = m.plugVeth(ns, a, mac, o.GwPriority)
+		err = m.plugVeth(p.ns, a, p.mac, o.GwPriority)
 		if err != nil {
 			err = fmt.Errorf("attach %s to %s: %w", o.Container, networkID, err)
 		}
@@ -548,58 +549,67 @@ func (m *Manager) Attach(networkID string, o AttachOptions) (*Attachment, error)
 	return &out, nil
 }
 
+// pendingAttach is what reserve decided: a new attachment to save (as
+// snapshot snap) and plug, or an existing one, a copy of its record.
+type pendingAttach struct {
+	existing bool
+	ns       *networkState
+	a        *attachmentState
+	mac      net.HardwareAddr
+	snap     uint64
+}
+
 // reserve validates an attach, takes the address and records the
-// attachment; it returns the number of the snapshot to persist. An
-// existing attachment comes back with a nil network.
-func (m *Manager) reserve(networkID string, o AttachOptions) (*networkState, *attachmentState, net.HardwareAddr, uint64, error) {
+// attachment.
+func (m *Manager) reserve(networkID string, o AttachOptions) (*pendingAttach, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if o.Container == "" || o.NetNSPath == "" {
-		return nil, nil, nil, 0, errors.New("attach: Container and NetNSPath are required")
+		return nil, errors.New("attach: Container and NetNSPath are required")
 	}
 	for _, d := range o.DNS {
 		if _, err := netip.ParseAddr(d); err != nil {
-			return nil, nil, nil, 0, fmt.Errorf("attach %s: dns: %q is not an IP address", o.Container, d)
+			return nil, fmt.Errorf("attach %s: dns: %q is not an IP address", o.Container, d)
 		}
 	}
 	ns, ok := m.st.Networks[networkID]
 	if !ok {
-		return nil, nil, nil, 0, fmt.Errorf("attach %s: network %s: %w", o.Container, networkID, ErrNotFound)
+		return nil, fmt.Errorf("attach %s: network %s: %w", o.Container, networkID, ErrNotFound)
 	}
 	key := attachKey(networkID, o.Container)
 	var prev netip.Addr // the address to keep when plugging again
 	if a, ok := m.st.Attachments[key]; ok {
 		if _, err := netlink.LinkByName(a.HostIf); err == nil && a.NetNS == o.NetNSPath {
-			return nil, &attachmentState{Attachment: a.Attachment}, nil, 0, nil
+			return &pendingAttach{existing: true, a: &attachmentState{Attachment: a.Attachment}}, nil
 		}
 		// A restarted container has a new namespace, or a crash left
 		// the record without its veth: start over, on the same address.
 		prev = a.Address.Addr()
 		if err := m.detachLocked(a); err != nil {
-			return nil, nil, nil, 0, err
+			return nil, err
 		}
 	}
 	if o.IfName == "" {
 		o.IfName = "eth0"
 	}
 	if err := validIfName(o.IfName); err != nil {
-		return nil, nil, nil, 0, fmt.Errorf("attach %s: %w", o.Container, err)
+		return nil, fmt.Errorf("attach %s: %w", o.Container, err)
 	}
 	var mac net.HardwareAddr
 	if o.MAC != "" {
 		var err error
 		if mac, err = net.ParseMAC(o.MAC); err != nil || len(mac) != 6 {
-			return nil, nil, nil, 0, fmt.Errorf("attach %s: mac_address %q is not a MAC-48 address", o.Container, o.MAC)
+			return nil, fmt.Errorf("attach %s: mac_address %q is not a MAC-48 address", o.Container, o.MAC)
 		}
 		if mac[0]&1 != 0 {
-			return nil, nil, nil, 0, fmt.Errorf("attach %s: mac_address %s is a multicast address", o.Container, mac)
+			return nil, fmt.Errorf("attach %s: mac_address %s is a multicast address", o.Container, mac)
 		}
 	}
 	pool := &addrPool{Subnet: ns.Subnet, IPRange: ns.IPRange, Gateway: ns.Gateway, Used: ns.Used}
 	var ip netip.Addr
 	if o.IPv4.IsValid() {
 		if err := pool.reserve(o.IPv4.Unmap(), o.Container); err != nil {
-			return nil, nil, nil, 0, fmt.Errorf("attach %s to %s: ipv4_address: %w", o.Container, networkID, err)
+			return nil, fmt.Errorf("attach %s to %s: ipv4_address: %w", o.Container, networkID, err)
 		}
 		ip = o.IPv4.Unmap()
 	} else if prev.IsValid() && pool.reserve(prev, o.Container) == nil {
@@ -607,7 +617,7 @@ func (m *Manager) reserve(networkID string, o AttachOptions) (*networkState, *at
 	} else {
 		var err error
 		if ip, err = pool.allocate(o.Container); err != nil {
-			return nil, nil, nil, 0, fmt.Errorf("attach %s to %s: %w", o.Container, networkID, err)
+			return nil, fmt.Errorf("attach %s to %s: %w", o.Container, networkID, err)
 		}
 	}
 	a := &attachmentState{Attachment: Attachment{
@@ -628,7 +638,7 @@ func (m *Manager) reserve(networkID string, o AttachOptions) (*networkState, *at
 	a.MAC = mac.String()
 	m.st.Attachments[key] = a
 	m.snap++
-	return ns, a, mac, m.snap, nil
+	return &pendingAttach{ns: ns, a: a, mac: mac, snap: m.snap}, nil
 }
 
 func dnsNames(o AttachOptions) []string {

@@ -3,8 +3,9 @@
 package netstack
 
 import (
-	"github.com/berth-dev/berth/spec"
 	"time"
+
+	"github.com/berth-dev/berth/spec"
 )
 
 // Driver options berth honours (Docker's names).

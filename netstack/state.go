@@ -77,10 +77,11 @@ func loadState(dir string) (*netState, error) {
 	return st, nil
 }
 
-// save writes the state atomically: a new file in the same directory,
-// fsynced, renamed over the old one, then the directory fsynced, so a
-// crash leaves either the old or the new state, never half of one.
-// marshal encodes the state (ports sorted).
+// marshal encodes the state (ports sorted) for the state file, which
+// Manager.writeState replaces atomically: a new file in the same
+// directory, fsynced, renamed over the old one, then the directory
+// fsynced, so a crash leaves either the old or the new state, never half
+// of one.
 func (st *netState) marshal() ([]byte, error) {
 	sort.Slice(st.Ports, func(i, j int) bool { return st.Ports[i].less(st.Ports[j]) })
 	return json.Marshal(st)
@@ -101,7 +102,7 @@ var tmpSeq atomic.Uint64
 
 // writeFileAtomicIf is writeFileAtomic whose rename commit calls (or,
 // returning errStale, skips).
-func writeFileAtomicIf(path string, data []byte, perm os.FileMode, durable bool, commit func(rename func() error) error) (retErr error) {
+func writeFileAtomicIf(path string, data []byte, perm os.FileMode, durable bool, commit func(rename func() error) error) error {
 	dir := filepath.Dir(path)
 	tmp := filepath.Join(dir, "."+filepath.Base(path)+"."+strconv.Itoa(os.Getpid())+"."+strconv.FormatUint(tmpSeq.Add(1), 36))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
