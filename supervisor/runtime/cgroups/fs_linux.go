@@ -23,20 +23,12 @@ const createdXattr = "trusted.berth.created"
 // writeFile writes val to the cgroup file dir/name. cgroup files are
 // written with a single write(2); the kernel parses the whole buffer.
 func writeFile(dir, name, val string) error {
-	p := filepath.Join(dir, name)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return fmt.Errorf("cgroup: %w", err)
+	w := &ruleWriter{dir: dir}
+	if err := w.write(name, val); err != nil {
+		w.close()
+		return err
 	}
-	_, werr := f.WriteString(val)
-	cerr := f.Close()
-	if werr != nil {
-		return fmt.Errorf("cgroup: writing %q to %s: %w", val, p, unwrapPathErr(werr))
-	}
-	if cerr != nil {
-		return fmt.Errorf("cgroup: %w", cerr)
-	}
-	return nil
+	return w.close()
 }
 
 // ruleWriter writes values to cgroup files of one directory, one
