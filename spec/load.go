@@ -85,8 +85,8 @@ func LoadCompose(ctx context.Context, o LoadOptions) (p *Project, cp *types.Proj
 	}
 	// compose-go compiles its JSON schema (about 8 ms) on the first
 	// validation; start it now, on another core, while the files are
-	// read and parsed.
-	go warmSchema.Do(func() { _ = schema.Validate(map[string]any{}) })
+	// read and parsed (once per process: later loads find it compiled).
+	warmSchema.Do(func() { go schema.Validate(map[string]any{}) })
 	return l.run(ctx)
 }
 
