@@ -20,6 +20,8 @@ import (
 	"github.com/berth-dev/berth/spec"
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 func TestServiceDiscoveryHTTP(t *testing.T) {
@@ -405,6 +407,49 @@ func TestDetachRemovesVethAndNames(t *testing.T) {
 	_, b := e.container(n.ID, AttachOptions{Container: "p-web-2"})
 	if b.Address != a.Address {
 		t.Errorf("address not reused: %s then %s", a.Address, b.Address)
+	}
+}
+
+// TestAttachedVethShape: the veth pair Attach makes is up at both ends,
+// with carrier, the host end on the network's bridge, and one queue each
+// way at both ends (the kernel's real count either way).
+func TestAttachedVethShape(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	ns, a := e.container(n.ID, AttachOptions{Container: "p-web-1"})
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := netlink.LinkByName(a.HostIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsh, err := netns.GetFromPath(nsPath(ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	peer, err := h.LinkByName(a.IfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := host.Attrs().MasterIndex; got != br.Attrs().Index {
+		t.Errorf("%s master = %d, want the bridge %s (%d)", a.HostIf, got, n.Bridge, br.Attrs().Index)
+	}
+	for _, l := range []netlink.Link{host, peer} {
+		at := l.Attrs()
+		if at.Flags&net.FlagUp == 0 || at.RawFlags&unix.IFF_LOWER_UP == 0 {
+			t.Errorf("%s: flags %v (raw %#x), want up with carrier", at.Name, at.Flags, at.RawFlags)
+		}
+		if at.NumTxQueues != 1 || at.NumRxQueues != 1 {
+			t.Errorf("%s: %d tx and %d rx queues, want 1 and 1", at.Name, at.NumTxQueues, at.NumRxQueues)
+		}
 	}
 }
 

@@ -685,13 +685,21 @@ func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.Hardwar
 	// The peer is created straight inside the container's namespace,
 	// so it can take its final name (eth0) and MAC at once: names only
 	// need to be unique per namespace.
+	//
+	// One queue each way: left to itself, veth allocates a queue per
+	// possible CPU and then cuts the real count back to one, and each
+	// cut waits for an RCU grace period while holding the rtnl lock,
+	// which every other veth being made waits for.
+	var host *netlink.Veth
 	addVeth := func(bridge int) error {
-		return netlink.LinkAdd(&netlink.Veth{
-			LinkAttrs:        netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: bridge, Flags: net.FlagUp},
+		host = &netlink.Veth{
+			LinkAttrs: netlink.LinkAttrs{Name: a.HostIf, MTU: ns.MTU, MasterIndex: bridge,
+				NumTxQueues: 1, NumRxQueues: 1},
 			PeerName:         a.IfName,
 			PeerHardwareAddr: mac,
 			PeerNamespace:    netlink.NsFd(nsh),
-		})
+		}
+		return netlink.LinkAdd(host)
 	}
 	cached := ns.bridgeIndex.Load() != 0
 	if !cached {
@@ -738,6 +746,12 @@ func (m *Manager) plugVeth(ns *networkState, a *attachmentState, mac net.Hardwar
 		if err := h.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("default route via %s: %w", a.Gateway, err)
 		}
+	}
+	// The host end comes up last, when its peer already is: up while
+	// the peer is down, it would lose its carrier first, and the kernel
+	// waits for another grace period (under rtnl) to deactivate it.
+	if err := netlink.LinkSetUp(host); err != nil {
+		return fmt.Errorf("up %s: %w", a.HostIf, err)
 	}
 	return nil
 }
