@@ -868,6 +868,37 @@ func TestConcurrentSiblings(t *testing.T) {
 	}
 }
 
+// TestCpusetLevels (v1): every cpuset cgroup berth makes, at each level,
+// gets its parent's cpus and mems, so that a task can join the leaf (an
+// empty cpuset refuses tasks), including levels the kernel fills from a
+// parent berth made.
+func TestCpusetLevels(t *testing.T) {
+	requirePrivileged(t)
+	if version(t) != V1 {
+		t.Skip("cgroup v1 only: v2 has no per-cgroup cpuset copy")
+	}
+	for _, leaf := range [][]string{{"proj", "c1"}, {"proj", "c2"}, {"other", "deeper", "c3"}} {
+		m, _ := newTestManager(t, nil, leaf...)
+		c := startChild(t, m, "exit 0")
+		dir := ctlDir(t, m, "cpuset")
+		for i := 0; i < len(leaf)+1; i++ {
+			parent := filepath.Dir(dir)
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				got, _ := os.ReadFile(filepath.Join(dir, f))
+				want, _ := os.ReadFile(filepath.Join(parent, f))
+				if strings.TrimSpace(string(got)) == "" || string(got) != string(want) {
+					t.Errorf("%s/%s = %q, want the parent's %q", dir, f, got, want)
+				}
+			}
+			dir = parent
+		}
+		c.release(t)
+		if ws := c.wait(t, time.Minute); ws.ExitStatus() != 0 {
+			t.Errorf("child in %v: exit %v: %s", leaf, ws, c.out.String())
+		}
+	}
+}
+
 // Docker's default device list: everything denied, then a few character
 // devices allowed, and mknod of any device allowed.
 func TestDeviceDefaultDenyList(t *testing.T) {

@@ -116,8 +116,13 @@ func (m *v1Manager) Create(r *specs.LinuxResources) (retErr error) {
 	return m.Set(r)
 }
 
+// copyCpuset fills a cpuset cgroup berth just made with its parent's cpus
+// and mems, and sets its cgroup.clone_children, so that the kernel fills
+// the cgroups made below it (which inherit the flag) by itself: each
+// container's cpuset then costs two reads instead of six file operations.
 func copyCpuset(dir string) error {
 	parent := filepath.Dir(dir)
+	filled := true
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 		cur, err := readFile(dir, f)
 		if err != nil {
@@ -126,6 +131,7 @@ func copyCpuset(dir string) error {
 		if cur != "" {
 			continue
 		}
+		filled = false
 		v, err := readFile(parent, f)
 		if err != nil {
 			return err
@@ -134,7 +140,10 @@ func copyCpuset(dir string) error {
 			return err
 		}
 	}
-	return nil
+	if filled {
+		return nil // the kernel copied them: the flag is set already
+	}
+	return writeFile(dir, "cgroup.clone_children", "1")
 }
 
 func (m *v1Manager) Apply(pid int) error {
