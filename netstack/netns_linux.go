@@ -32,6 +32,17 @@ func CreateNetNS(path string) (retErr error) {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return os.NewSyscallError("unshare", err)
 		}
+		// berth networks are IPv4 only: as Docker does for an IPv4-only
+		// network, the interfaces made in the namespace from now on (the
+		// container's eth0) have IPv6 off, so they get no link-local
+		// address and send no duplicate address detection, router
+		// solicitation or multicast listener report, which the bridge
+		// would flood to every other container. lo, made with the
+		// namespace, keeps ::1. A service's own net.ipv6 sysctls are
+		// applied later and win. (No /proc/sys/net/ipv6: IPv6 is off.)
+		if err := writeSysctl(ipv6DefaultDisable, "1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 		if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
 			return &os.PathError{Op: "mount", Path: path, Err: err}
@@ -39,6 +50,10 @@ func CreateNetNS(path string) (retErr error) {
 		return nil
 	})
 }
+
+// ipv6DefaultDisable is the sysctl (under /proc/sys) that turns IPv6 off
+// for the network interfaces made in a namespace afterwards.
+const ipv6DefaultDisable = "net/ipv6/conf/default/disable_ipv6"
 
 // inOtherNetNS runs fn, which may move its thread into another network
 // namespace, on a locked thread of a goroutine of its own, and moves the

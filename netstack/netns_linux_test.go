@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/spec"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -231,4 +233,80 @@ func TestSubnetChoiceLockedAcrossProcesses(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("EnsureNetwork still waiting after the lock was released")
 	}
+}
+
+// TestNetNSIPv4Only: in a namespace CreateNetNS made, the interface
+// Attach plugs in (eth0) has IPv6 off and no IPv6 address, as on an
+// IPv4-only Docker network, while lo keeps ::1.
+func TestNetNSIPv4Only(t *testing.T) {
+	e := newEnv(t, nil)
+	n := e.network("p", spec.Network{Name: "default"})
+	path := filepath.Join(t.TempDir(), "ns")
+	if err := CreateNetNS(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := RemoveNetNS(path); err != nil {
+			t.Error(err)
+		}
+	})
+	a, err := e.m.Attach(n.ID, AttachOptions{Container: "p-web-1", NetNSPath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.links[a.HostIf] = true
+	nsh, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	v6 := func(name string) []string {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs, err := h.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, a := range addrs {
+			out = append(out, a.IPNet.String())
+		}
+		return out
+	}
+	if got := v6(a.IfName); len(got) != 0 {
+		t.Errorf("%s has IPv6 addresses %v, want none", a.IfName, got)
+	}
+	if got := v6("lo"); len(got) != 1 || got[0] != "::1/128" {
+		t.Errorf("lo IPv6 addresses %v, want [::1/128]", got)
+	}
+	var disabled string
+	if err := inOtherNetNS(func() error {
+		if err := setnsPath(path); err != nil {
+			return err
+		}
+		b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + a.IfName + "/disable_ipv6")
+		disabled = strings.TrimSpace(string(b))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if disabled != "1" {
+		t.Errorf("%s disable_ipv6 = %q, want 1", a.IfName, disabled)
+	}
+}
+
+func setnsPath(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Setns(fd, unix.CLONE_NEWNET)
 }
