@@ -23,7 +23,10 @@
 // network_mode none needs only LoopbackUp; host, service: and container:
 // need nothing from netstack (the runtime joins the other namespace).
 // CreateNetNS / RemoveNetNS make and remove the namespace files containers
-// join by path, and SetNetNSSysctls sets net.* sysctls inside one.
+// join by path, and SetNetNSSysctls sets net.* sysctls inside one. Networks
+// are IPv4 only (enable_ipv6 is refused): as on an IPv4-only Docker
+// network, the interfaces made in a namespace CreateNetNS made have IPv6
+// off (no link-local address), and lo keeps ::1.
 //
 // A second Manager for the same root with its own Config.StateDir and
 // Config.Table (the image builder's default network, one per build) keeps
