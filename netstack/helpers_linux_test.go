@@ -20,6 +20,8 @@ import (
 	"github.com/berth-dev/berth/spec"
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 func requirePrivileged(t testing.TB) {
@@ -306,4 +308,21 @@ func freePort(t testing.TB) uint16 {
 	}
 	defer l.Close()
 	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// netlinkIn returns a netlink handle working in the network namespace
+// bound at path, closed when the test ends.
+func netlinkIn(t testing.TB, path string) *netlink.Handle {
+	t.Helper()
+	nsh, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/berth-dev/berth/spec"
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -425,16 +424,7 @@ func TestAttachedVethShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nsh, err := netns.GetFromPath(nsPath(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := netlinkIn(t, nsPath(ns))
 	peer, err := h.LinkByName(a.IfName)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/berth-dev/berth/spec"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -255,16 +254,7 @@ func TestNetNSIPv4Only(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.links[a.HostIf] = true
-	nsh, err := netns.GetFromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := netlinkIn(t, path)
 	v6 := func(name string) []string {
 		l, err := h.LinkByName(name)
 		if err != nil {
