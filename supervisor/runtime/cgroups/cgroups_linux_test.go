@@ -868,35 +868,60 @@ func TestConcurrentSiblings(t *testing.T) {
 	}
 }
 
-// TestCpusetLevels (v1): every cpuset cgroup berth makes, at each level,
-// gets its parent's cpus and mems, so that a task can join the leaf (an
-// empty cpuset refuses tasks), including levels the kernel fills from a
-// parent berth made.
+// TestCpusetLevels: a process joined to a container cgroup berth made,
+// at any depth, may run on the CPUs and memory nodes the test itself may
+// (no cpuset was asked for). On v1, where a new cpuset cgroup starts empty
+// and refuses tasks, every level berth made (or the kernel filled from a
+// level berth made) also holds its parent's cpus and mems; on v2 the
+// kernel hands them down by itself.
 func TestCpusetLevels(t *testing.T) {
 	requirePrivileged(t)
-	if version(t) != V1 {
-		t.Skip("cgroup v1 only: v2 has no per-cgroup cpuset copy")
-	}
+	own := allowedLists(t, os.Getpid())
 	for _, leaf := range [][]string{{"proj", "c1"}, {"proj", "c2"}, {"other", "deeper", "c3"}} {
 		m, _ := newTestManager(t, nil, leaf...)
 		c := startChild(t, m, "exit 0")
-		dir := ctlDir(t, m, "cpuset")
-		for i := 0; i < len(leaf)+1; i++ {
-			parent := filepath.Dir(dir)
-			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-				got, _ := os.ReadFile(filepath.Join(dir, f))
-				want, _ := os.ReadFile(filepath.Join(parent, f))
-				if strings.TrimSpace(string(got)) == "" || string(got) != string(want) {
-					t.Errorf("%s/%s = %q, want the parent's %q", dir, f, got, want)
+		if got := allowedLists(t, c.cmd.Process.Pid); got != own {
+			t.Errorf("child in %v may run on %q, want the test's own %q", leaf, got, own)
+		}
+		if version(t) == V1 {
+			dir := ctlDir(t, m, "cpuset")
+			for i := 0; i < len(leaf)+1; i++ {
+				parent := filepath.Dir(dir)
+				for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+					got, _ := os.ReadFile(filepath.Join(dir, f))
+					want, _ := os.ReadFile(filepath.Join(parent, f))
+					if strings.TrimSpace(string(got)) == "" || string(got) != string(want) {
+						t.Errorf("%s/%s = %q, want the parent's %q", dir, f, got, want)
+					}
 				}
+				dir = parent
 			}
-			dir = parent
 		}
 		c.release(t)
 		if ws := c.wait(t, time.Minute); ws.ExitStatus() != 0 {
 			t.Errorf("child in %v: exit %v: %s", leaf, ws, c.out.String())
 		}
 	}
+}
+
+// allowedLists returns the Cpus_allowed_list and Mems_allowed_list lines
+// of /proc/PID/status.
+func allowedLists(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Cpus_allowed_list:") || strings.HasPrefix(l, "Mems_allowed_list:") {
+			out = append(out, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	if len(out) != 2 {
+		t.Fatalf("/proc/%d/status has no allowed lists:\n%s", pid, b)
+	}
+	return strings.Join(out, "; ")
 }
 
 // Docker's default device list: everything denied, then a few character
