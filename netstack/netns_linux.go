@@ -118,6 +118,20 @@ func IsNetNSMounted(path string) bool {
 	return st.Type == unix.NSFS_MAGIC
 }
 
+// enterNetNS moves the calling thread into the network namespace bound
+// at path (inside an inOtherNetNS function).
+func enterNetNS(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return os.NewSyscallError("setns", err)
+	}
+	return nil
+}
+
 // SetNetNSSysctls writes net.* sysctls ("net.ipv4.ip_forward") inside the
 // network namespace at path. The runtime refuses net.* sysctls for a
 // container that joins a namespace by path (it cannot tell ours from the
@@ -128,13 +142,8 @@ func SetNetNSSysctls(path string, sysctls map[string]string) error {
 		return nil
 	}
 	return inOtherNetNS(func() error {
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return &os.PathError{Op: "open", Path: path, Err: err}
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			return os.NewSyscallError("setns", err)
+		if err := enterNetNS(path); err != nil {
+			return err
 		}
 		for k, v := range sysctls {
 			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")

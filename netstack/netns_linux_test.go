@@ -278,7 +278,7 @@ func TestNetNSIPv4Only(t *testing.T) {
 	}
 	var disabled string
 	if err := inOtherNetNS(func() error {
-		if err := setnsPath(path); err != nil {
+		if err := enterNetNS(path); err != nil {
 			return err
 		}
 		b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + a.IfName + "/disable_ipv6")
@@ -290,13 +290,4 @@ func TestNetNSIPv4Only(t *testing.T) {
 	if disabled != "1" {
 		t.Errorf("%s disable_ipv6 = %q, want 1", a.IfName, disabled)
 	}
-}
-
-func setnsPath(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	return unix.Setns(fd, unix.CLONE_NEWNET)
 }
