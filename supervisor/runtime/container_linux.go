@@ -157,7 +157,9 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 				c.console.Close()
 			}
 			c.teardown()
-			forgetHostCgroups()
+			// The host's cgroup hierarchies may have changed: package
+			// cgroups reads them again next time.
+			cgroups.Forget()
 		}
 	}()
 

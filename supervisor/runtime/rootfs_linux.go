@@ -298,11 +298,6 @@ func mountCgroup(cfg *initConfig, rootFd int, dest string, opts mountOpts) error
 	return nil
 }
 
-// forgetHostCgroups drops what this process cached of the host's cgroup
-// hierarchies (package cgroups keeps them): Create calls it when it
-// failed, in case they changed.
-func forgetHostCgroups() { cgroups.Forget() }
-
 var defaultDevices = []specs.LinuxDevice{
 	{Path: "/dev/null", Type: "c", Major: 1, Minor: 3},
 	{Path: "/dev/zero", Type: "c", Major: 1, Minor: 5},
