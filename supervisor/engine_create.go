@@ -118,7 +118,7 @@ func (e *Engine) CreateWithOptions(ctx context.Context, p *spec.Project, svc *sp
 		return nil, err
 	}
 	undo = append(undo, func() { os.RemoveAll(i.dir) })
-	rootfs, _, err := e.cfg.Images.Prepare(name, img)
+	rootfs, _, err := e.cfg.Images.PrepareContainer(name, img)
 	if err != nil {
 		return nil, err
 	}

@@ -386,6 +386,29 @@ func TestEngineDNSBetweenServices(t *testing.T) {
 	}
 }
 
+// TestEngineStartWritesNoLayer: starting a container writes nothing into
+// its own writable layer (the mount points of its /etc files come from a
+// shared lower layer), and it sees its own files there.
+func TestEngineStartWritesNoLayer(t *testing.T) {
+	env := newTestEnv(t)
+	p := env.projectOf(spec.Service{Name: "app", Hostname: "apphost", Command: []string{"sleep", "1000"}})
+	app := env.create(p, "app")
+	env.start(app)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	app.mu.Lock()
+	r := app.run
+	app.mu.Unlock()
+	res, err := app.execIn(ctx, r, []string{"sh", "-c", "cat /etc/hostname; grep -c apphost /etc/hosts; grep -c nameserver /etc/resolv.conf"}, nil)
+	if err != nil || res.Code != 0 || res.Output != "apphost\n1\n1\n" {
+		t.Fatalf("container's /etc files: %v code %d output %q", err, res.Code, res.Output)
+	}
+	upper := filepath.Join(env.images.Root(), "containers", app.Name(), "upper")
+	if ents, err := os.ReadDir(upper); err != nil || len(ents) != 0 {
+		t.Fatalf("writable layer after start holds %v (%v), want nothing", ents, err)
+	}
+}
+
 func TestEngineRestartOnFailure(t *testing.T) {
 	env := newTestEnv(t)
 	p := env.projectOf(spec.Service{Name: "crash", Command: []string{"sh", "-c", "echo run; exit 3"},

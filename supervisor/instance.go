@@ -494,7 +494,7 @@ func (i *Instance) createRuntime(ctx context.Context, oci *specs.Spec, ociJSON [
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", digest, err)
 		}
-		if _, _, err := i.e.cfg.Images.Prepare(i.name, img); err != nil {
+		if _, _, err := i.e.cfg.Images.PrepareContainer(i.name, img); err != nil {
 			return nil, err
 		}
 	}

@@ -28,6 +28,11 @@
 //	                      synced, then renamed)
 //	l/<short>             short symlinks to layers/<hex> for the legacy
 //	                      mount(2) path, whose options must fit in a page
+//	init/<etc>-<missing>  mount-point layers: empty etc/hosts, etc/hostname,
+//	                      etc/resolv.conf (those an image lacks) under an
+//	                      /etc of the image's mode and owner; the topmost
+//	                      lower layer of every service container whose image
+//	                      needs one, made once like a layer, never pruned
 //	containers/<id>/      upper, work, merged (the mount point) and
 //	                      lowers (the layers the container uses)
 //	tmp/                  work in progress; never trusted, wiped when no

@@ -85,8 +85,21 @@ var testForceLegacyMount bool
 // writes go to its own upper directory; layers are never written. Calling
 // Prepare again for a prepared id mounts it again if needed and keeps the
 // upper directory. cleanup unmounts and removes the container's directory,
-// upper included; it is idempotent, as is Release(id).
+// upper included; it is idempotent, as is Release(id). The rootfs holds the
+// image's files only, as a build step needs.
 func (s *Store) Prepare(id string, img *Image) (rootfs string, cleanup func() error, err error) {
+	return s.prepare(id, img, false)
+}
+
+// PrepareContainer is Prepare for a service container, whose /etc/hosts,
+// /etc/hostname and /etc/resolv.conf berth bind-mounts: above the image's
+// layers sits the mount-point layer that provides those the image lacks
+// (see mountPointLayer). Prepare again with the same method.
+func (s *Store) PrepareContainer(id string, img *Image) (rootfs string, cleanup func() error, err error) {
+	return s.prepare(id, img, true)
+}
+
+func (s *Store) prepare(id string, img *Image, mountPoints bool) (rootfs string, cleanup func() error, err error) {
 	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." || len(id) > 128 {
 		return "", nil, fmt.Errorf("invalid container id %q", id)
 	}
@@ -121,7 +134,7 @@ func (s *Store) Prepare(id string, img *Image) (rootfs string, cleanup func() er
 			continue
 		}
 		seen[h] = true
-		lowers = append(lowers, h)
+		lowers = append(lowers, "layers/"+h)
 		rec.WriteString(ly.DiffID)
 		rec.WriteByte('\n')
 	}
@@ -130,6 +143,15 @@ func (s *Store) Prepare(id string, img *Image) (rootfs string, cleanup func() er
 	cleanup = func() error { return s.Release(id) }
 	if mounted(rootfs) {
 		return rootfs, cleanup, nil
+	}
+	if mountPoints {
+		mp, err := s.mountPointLayer(lowers)
+		if err != nil {
+			return "", nil, fmt.Errorf("prepare rootfs of %s: %w", id, err)
+		}
+		if mp != "" {
+			lowers = append([]string{mp}, lowers...)
+		}
 	}
 	for _, d := range []string{cdir, filepath.Join(cdir, "upper"), filepath.Join(cdir, "work"), rootfs} {
 		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
@@ -144,6 +166,152 @@ func (s *Store) Prepare(id string, img *Image) (rootfs string, cleanup func() er
 		return "", nil, fmt.Errorf("mount rootfs of %s: %w", id, err)
 	}
 	return rootfs, cleanup, nil
+}
+
+// mountPointFiles are the files of /etc that every container gets as bind
+// mounts (its hosts, hostname and resolv.conf), in the bit order of a
+// mount-point layer's name.
+var mountPointFiles = [...]string{"hosts", "hostname", "resolv.conf"}
+
+// mountPointLayer returns the store-relative path of a lower layer that
+// holds, as empty files, those of mountPointFiles that the image (lowers,
+// topmost first) lacks in /etc, with an /etc of the image's own mode and
+// owner; "" when the image has them all, or when its /etc is not a
+// directory. The bind mounts then find their mount points in place: without
+// it, overlayfs copied /etc up and created the files in every container's
+// upper directory, at each start. Docker's per-container init layer does the
+// same job; this one is made once, in init/, and shared by every container
+// of every image with the same /etc and the same files missing.
+func (s *Store) mountPointLayer(lowers []string) (string, error) {
+	var etc *unix.Stat_t
+	var seen, present [len(mountPointFiles)]bool
+	for _, l := range lowers {
+		dir := filepath.Join(s.root, l, "etc")
+		var st unix.Stat_t
+		if err := unix.Lstat(dir, &st); err == unix.ENOENT {
+			continue
+		} else if err != nil {
+			return "", &os.PathError{Op: "lstat", Path: dir, Err: err}
+		}
+		if etc == nil {
+			etc = &st
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			break // a whiteout, file or symlink hides every layer below
+		}
+		for i, name := range mountPointFiles {
+			if seen[i] {
+				continue
+			}
+			var f unix.Stat_t
+			err := unix.Lstat(filepath.Join(dir, name), &f)
+			if err == unix.ENOENT {
+				continue
+			}
+			if err != nil {
+				return "", &os.PathError{Op: "lstat", Path: filepath.Join(dir, name), Err: err}
+			}
+			seen[i], present[i] = true, !isWhiteout(&f)
+		}
+		if v, err := getxattr(dir, opaqueXattr); err == nil && v == "y" {
+			break
+		}
+	}
+	mode, uid, gid := uint32(0o755), uint32(0), uint32(0)
+	if etc != nil {
+		if etc.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return "", nil
+		}
+		mode, uid, gid = etc.Mode&0o7777, etc.Uid, etc.Gid
+	}
+	var missing []string
+	mask := 0
+	for i, name := range mountPointFiles {
+		if !present[i] {
+			missing = append(missing, name)
+			mask |= 1 << i
+		}
+	}
+	if mask == 0 {
+		return "", nil
+	}
+	rel := fmt.Sprintf("init/%04o-%d-%d-%d", mode, uid, gid, mask)
+	if _, err := os.Lstat(filepath.Join(s.root, rel)); err == nil {
+		return rel, nil
+	}
+	return rel, s.makeMountPointLayer(rel, mode, int(uid), int(gid), missing)
+}
+
+// makeMountPointLayer makes init/<...> in tmp/, syncs it and renames it
+// into place, so that a mount-point layer is always complete. The store
+// lock is held shared: a concurrent maker may win the rename.
+func (s *Store) makeMountPointLayer(rel string, mode uint32, uid, gid int, files []string) (retErr error) {
+	if err := os.MkdirAll(filepath.Join(s.root, "init"), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "init-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	etc := filepath.Join(tmp, "etc")
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(etc, 0o700); err != nil {
+		return err
+	}
+	for _, name := range files {
+		f, err := os.OpenFile(filepath.Join(etc, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		err = f.Chmod(0o644) // whatever the umask
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// Owner before mode: chown clears the set-id bits.
+	if err := os.Lchown(etc, uid, gid); err != nil {
+		return err
+	}
+	if err := unix.Chmod(etc, mode); err != nil {
+		return &os.PathError{Op: "chmod", Path: etc, Err: err}
+	}
+	if err := syncFS(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.root, rel)); err != nil {
+		if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) {
+			return err
+		}
+		os.RemoveAll(tmp) // another Prepare made the same layer first
+	}
+	return syncDir(filepath.Join(s.root, "init"))
+}
+
+// isWhiteout reports whether st is overlayfs's whiteout, a 0/0 character
+// device.
+func isWhiteout(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+}
+
+// getxattr reads a small extended attribute of path (not following a
+// symlink).
+func getxattr(path, name string) (string, error) {
+	buf := make([]byte, 16)
+	n, err := unix.Lgetxattr(path, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
 
 // mountOverlay mounts overlayfs at containers/<id>/merged. It runs on a
@@ -202,8 +370,8 @@ func mountNewAPI(lowers []string, upper, work, target string) error {
 		return errNoLowerdirPlus
 	}
 	drainFsLog(fsfd) // the probe's "unknown parameter" message
-	for i, h := range lowers {
-		if err := unix.FsconfigSetString(fsfd, "lowerdir+", "layers/"+h); err != nil {
+	for i, l := range lowers {
+		if err := unix.FsconfigSetString(fsfd, "lowerdir+", l); err != nil {
 			if i == 0 && err == unix.EINVAL {
 				return errNoLowerdirPlus
 			}
@@ -258,10 +426,15 @@ func fsError(fsfd int, step string, err error) error {
 
 func mountLegacy(lowers []string, upper, work, target string) error {
 	short := make([]string, len(lowers))
-	for i, h := range lowers {
+	for i, l := range lowers {
+		h, ok := strings.CutPrefix(l, "layers/")
+		if !ok {
+			short[i] = l // the mount-point layer's name is short already
+			continue
+		}
 		short[i] = "l/" + shortLink(h)
 		// Made with the layer; remade here in case a crash came between.
-		if err := unix.Symlinkat("../layers/"+h, unix.AT_FDCWD, short[i]); err != nil && err != unix.EEXIST {
+		if err := unix.Symlinkat("../"+l, unix.AT_FDCWD, short[i]); err != nil && err != unix.EEXIST {
 			return os.NewSyscallError("symlinkat", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -180,6 +181,117 @@ func TestPrepareManyLayers(t *testing.T) {
 				t.Fatalf("rootfs has %d entries, want one file from each of 150 layers", len(ents))
 			}
 		})
+	}
+}
+
+// TestPrepareMountPoints: the files of /etc that containers get as bind
+// mounts are in every rootfs from the start, from one shared layer, so that
+// nothing is copied up into a container's upper directory for them; what
+// the image has of them, and its /etc, stay as they are.
+func TestPrepareMountPoints(t *testing.T) {
+	requirePrivileged(t)
+	reg := newTestRegistry(t, nil)
+	image := func(name string, layers ...[]tarEntry) {
+		var ls []v1.Layer
+		for _, l := range layers {
+			ls = append(ls, tarLayer(t, l))
+		}
+		img, err := mutate.AppendLayers(empty.Image, ls...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg.push(t, reg.ref(name), img)
+	}
+	image("bare:1", []tarEntry{{name: "bin/", typ: tar.TypeDir}, {name: "bin/app", body: "x"}})
+	image("owned:1",
+		[]tarEntry{{name: "etc/", typ: tar.TypeDir, mode: 0o750, uid: 7, gid: 8},
+			{name: "etc/hosts", body: "image hosts"}, {name: "etc/resolv.conf", body: "gone"}},
+		[]tarEntry{{name: "etc/", typ: tar.TypeDir, mode: 0o2750, uid: 7, gid: 8}, {name: "etc/.wh.resolv.conf"}})
+	image("link:1", []tarEntry{{name: "private/", typ: tar.TypeDir}, {name: "private/etc/", typ: tar.TypeDir},
+		{name: "etc", typ: tar.TypeSymlink, link: "private/etc"}})
+	image("complete:1", []tarEntry{{name: "etc/", typ: tar.TypeDir},
+		{name: "etc/hosts", body: "h"}, {name: "etc/hostname", body: "n"}, {name: "etc/resolv.conf", body: "r"}})
+	s := openTestStore(t)
+
+	type file struct {
+		mode     os.FileMode
+		uid, gid uint32
+		body     string
+	}
+	stat := func(p string) (file, bool) {
+		t.Helper()
+		fi, err := os.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return file{}, false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		f := file{mode: fi.Mode(), uid: st.Uid, gid: st.Gid}
+		if fi.Mode().IsRegular() {
+			f.body = readFile(t, p)
+		}
+		return f, true
+	}
+	empty := file{mode: 0o644}
+	for _, tc := range []struct {
+		ref    string
+		etc    file
+		files  map[string]file // absent: the file must not exist
+		shared string          // the mount-point layer, "" for none
+	}{
+		{"bare:1", file{mode: os.ModeDir | 0o755}, map[string]file{"hosts": empty, "hostname": empty, "resolv.conf": empty}, "init/0755-0-0-7"},
+		{"owned:1", file{mode: os.ModeDir | os.ModeSetgid | 0o750, uid: 7, gid: 8},
+			map[string]file{"hosts": {mode: 0o644, body: "image hosts"}, "hostname": empty, "resolv.conf": empty}, "init/2750-7-8-6"},
+		{"link:1", file{mode: os.ModeSymlink | 0o777}, nil, ""},
+		{"complete:1", file{mode: os.ModeDir | 0o755},
+			map[string]file{"hosts": {mode: 0o644, body: "h"}, "hostname": {mode: 0o644, body: "n"}, "resolv.conf": {mode: 0o644, body: "r"}}, ""},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			im := pull(t, s, reg.ref(tc.ref), PullOptions{})
+			for _, legacy := range []bool{false, true} {
+				testForceLegacyMount = legacy
+				rootfs, cleanup, err := s.PrepareContainer(containerID(t, fmt.Sprintf("mp-%v", legacy)), im)
+				testForceLegacyMount = false
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { cleanup() })
+				if got, _ := stat(filepath.Join(rootfs, "etc")); got != tc.etc {
+					t.Errorf("legacy=%v: /etc is %+v, want %+v", legacy, got, tc.etc)
+				}
+				for _, name := range mountPointFiles {
+					got, ok := stat(filepath.Join(rootfs, "etc", name))
+					want, wantOK := tc.files[name]
+					if ok != wantOK || got != want {
+						t.Errorf("legacy=%v: /etc/%s is %+v (exists %v), want %+v (exists %v)", legacy, name, got, ok, want, wantOK)
+					}
+				}
+				// The layer is a lower one: the container's own
+				// directory has nothing of it.
+				upper := filepath.Join(filepath.Dir(rootfs), "upper")
+				if ents, err := os.ReadDir(upper); err != nil || len(ents) != 0 {
+					t.Errorf("legacy=%v: upper dir holds %v (%v)", legacy, ents, err)
+				}
+			}
+			layers, _ := filepath.Glob(filepath.Join(s.Root(), "init", "*"))
+			if want := filepath.Join(s.Root(), tc.shared); tc.shared != "" && !slices.Contains(layers, want) {
+				t.Errorf("mount-point layers %v, want %s among them", layers, want)
+			}
+		})
+	}
+	// Eight containers: two layers in all. A plain Prepare (a build step)
+	// gets the image's files only.
+	if layers, _ := filepath.Glob(filepath.Join(s.Root(), "init", "*")); len(layers) != 2 {
+		t.Errorf("mount-point layers %v, want 2", layers)
+	}
+	rootfs, _ := prepare(t, s, containerID(t, "plain"), pull(t, s, reg.ref("bare:1"), PullOptions{}))
+	if _, err := os.Lstat(filepath.Join(rootfs, "etc")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Prepare made /etc: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(s.Root(), "tmp")); len(ents) != 0 {
+		t.Errorf("tmp/ left with %v", ents)
 	}
 }
 
