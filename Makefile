@@ -38,9 +38,11 @@ build: init-bin
 	go build -tags berth_init -o $(BIN) ./cmd/berth
 
 # Built to a temporary name and renamed, so that concurrent builds (test
-# harnesses) never embed half a file.
+# harnesses) never embed half a file. The tag berth_initonly leaves out
+# what only the runtime's parent side uses (the cgroup v2 device filter's
+# eBPF loader and its 35 packages).
 init-bin:
-	CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o $(INIT_BIN).$$$$ ./supervisor/runtime/berth-init && mv -f $(INIT_BIN).$$$$ $(INIT_BIN)
+	CGO_ENABLED=0 go build -tags berth_initonly -trimpath -ldflags '-s -w' -o $(INIT_BIN).$$$$ ./supervisor/runtime/berth-init && mv -f $(INIT_BIN).$$$$ $(INIT_BIN)
 
 # A static build, for the cgroup v2 guest.
 bin/berth-static: init-bin

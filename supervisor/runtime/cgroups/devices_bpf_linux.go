@@ -1,3 +1,5 @@
+//go:build !berth_initonly
+
 package cgroups
 
 import (
