@@ -20,6 +20,9 @@
 #   V2GUEST_MEM      guest memory (default 2G)
 #   V2GUEST_SMP      guest CPUs (default 2)
 #   V2GUEST_KEEP=1   keep the work directory (initramfs, log) for debugging
+#   V2GUEST_TEST_TIMEOUT  -test.timeout of each test binary, in seconds
+#                    (default a quarter of -t): a binary that hangs panics
+#                    with every goroutine's stack, and the others still run
 #
 # Needs (Debian): qemu-system-x86, linux-image-cloud-amd64, busybox-static,
 # cpio, a Go toolchain; gcc and static libraries for packages that use cgo.
@@ -37,6 +40,7 @@ if [ $# -eq 0 ]; then
 	echo "usage: $0 [-t SECONDS] PKG[:RUN_REGEXP] ..." >&2
 	exit 2
 fi
+test_timeout_s=${V2GUEST_TEST_TIMEOUT:-$((timeout_s / 4))}
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 kernel=${V2GUEST_KERNEL:-/boot/vmlinuz-6.1.0-57-cloud-amd64}
@@ -212,7 +216,7 @@ hostname v2guest
 while IFS="	" read -r name dir pat; do
 	echo "v2guest: running \$name -test.run '\$pat' in \$dir"
 	cd "\$dir"
-	BERTH_PRIVILEGED=1 CI=true "/tests/\$name.test" -test.v -test.run "\$pat" -test.timeout ${timeout_s}s </dev/null 2>&1
+	BERTH_PRIVILEGED=1 CI=true "/tests/\$name.test" -test.v -test.run "\$pat" -test.timeout ${test_timeout_s}s </dev/null 2>&1
 	rc=\$?
 	cd /
 	echo "$marker RESULT \$name \$rc"
