@@ -179,7 +179,7 @@ var mountPointFiles = [...]string{"hosts", "hostname", "resolv.conf"}
 // owner; "" when the image has them all, or when its /etc is not a
 // directory. The bind mounts then find their mount points in place: without
 // it, overlayfs copied /etc up and created the files in every container's
-// upper directory, at each start. Docker's per-container init layer does the
+// upper directory, at each create. Docker's per-container init layer does the
 // same job; this one is made once, in init/, and shared by every container
 // of every image with the same /etc and the same files missing.
 func (s *Store) mountPointLayer(lowers []string) (string, error) {

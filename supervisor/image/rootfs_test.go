@@ -293,6 +293,7 @@ func TestPrepareMountPoints(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(s.Root(), "tmp")); len(ents) != 0 {
 		t.Errorf("tmp/ left with %v", ents)
 	}
+	mustCheck(t, s)
 }
 
 func TestPrepareBadInput(t *testing.T) {
