@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,6 +90,68 @@ cat /proc/self/cgroup | grep -c ':/$'; echo ready; sleep 100`)
 			t.Errorf("cgroup %s left after delete", d)
 		}
 		// the intermediate "berth" directory is ours too when we made it
+	}
+}
+
+// TestInitInEveryHierarchy: once started, every thread of the
+// container's pid 1 is in the container's cgroup in every hierarchy, with
+// the service's command as pid 1 (on cgroup v1 the init joins by itself,
+// from the thread that execs it) and with the reaper (which the parent
+// moves, all its threads).
+func TestInitInEveryHierarchy(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	r := newTestRuntime(t)
+	for _, reaper := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reaper_%v", reaper), func(t *testing.T) {
+			spec := shSpec("echo ready; sleep 100")
+			if reaper {
+				spec.Annotations = map[string]string{AnnotationInit: "true"}
+			}
+			outPath := filepath.Join(t.TempDir(), "out")
+			out, _ := os.Create(outPath)
+			defer out.Close()
+			c, err := r.Create(context.Background(), testID(t), CreateOpts{Bundle: bundle, Spec: spec, IO: IO{Stdout: out, Stderr: out}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Delete(context.Background(), true) })
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, outPath, "ready")
+			st, err := c.State()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tids, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", st.Pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reaper && len(tids) < 2 {
+				t.Fatalf("the reaper has %d threads: the check below could not tell", len(tids))
+			}
+			if len(st.CgroupPaths) == 0 {
+				t.Fatal("no cgroup paths in the state")
+			}
+			for ctl, dir := range st.CgroupPaths {
+				file := "tasks" // v1: threads
+				if ctl == "" {
+					file = "cgroup.threads" // v2 (a domain cgroup lists its threads too)
+				}
+				b, err := os.ReadFile(filepath.Join(dir, file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				in := strings.Fields(string(b))
+				for _, tid := range tids {
+					if !slices.Contains(in, tid.Name()) {
+						t.Errorf("%s: thread %s of pid %d is not in %s (%v)", ctl, tid.Name(), st.Pid, dir, in)
+					}
+				}
+			}
+		})
 	}
 }
 
