@@ -282,27 +282,48 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		return nil, err
 	}
 	defer parentSync.Close()
-	cmd := &exec.Cmd{
-		Path:        selfExePath(self, 5+len(opts.ExtraFiles)),
-		Args:        []string{"berth-init", id},
-		Env:         initEnv("create"),
-		Stdin:       opts.IO.Stdin,
-		Stdout:      opts.IO.Stdout,
-		Stderr:      opts.IO.Stderr,
-		ExtraFiles:  append([]*os.File{childSync, fifo}, opts.ExtraFiles...),
-		SysProcAttr: sysAttr,
+	// On cgroup v2 the init is born in its cgroup (CLONE_INTO_CGROUP):
+	// nothing moves afterwards (see cgroups.CloneTarget).
+	if ct, ok := c.cg.(cgroups.CloneTarget); ok {
+		dir, err := ct.OpenDir()
+		if err != nil {
+			return nil, err
+		}
+		defer dir.Close()
+		sysAttr.UseCgroupFD, sysAttr.CgroupFD = true, int(dir.Fd())
 	}
-	// exec.Cmd wants an io.Reader/Writer; a nil *os.File must stay nil.
-	if opts.IO.Stdin == nil {
-		cmd.Stdin = nil
+	newCmd := func() *exec.Cmd {
+		cmd := &exec.Cmd{
+			Path:        selfExePath(self, 5+len(opts.ExtraFiles)),
+			Args:        []string{"berth-init", id},
+			Env:         initEnv("create"),
+			Stdin:       opts.IO.Stdin,
+			Stdout:      opts.IO.Stdout,
+			Stderr:      opts.IO.Stderr,
+			ExtraFiles:  append([]*os.File{childSync, fifo}, opts.ExtraFiles...),
+			SysProcAttr: sysAttr,
+		}
+		// exec.Cmd wants an io.Reader/Writer; a nil *os.File must stay nil.
+		if opts.IO.Stdin == nil {
+			cmd.Stdin = nil
+		}
+		if opts.IO.Stdout == nil {
+			cmd.Stdout = nil
+		}
+		if opts.IO.Stderr == nil {
+			cmd.Stderr = nil
+		}
+		return cmd
 	}
-	if opts.IO.Stdout == nil {
-		cmd.Stdout = nil
-	}
-	if opts.IO.Stderr == nil {
-		cmd.Stderr = nil
-	}
+	cmd := newCmd()
 	err = startInNamespaces(cmd, joins)
+	if err != nil && sysAttr.UseCgroupFD && (errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.E2BIG)) {
+		// A kernel before 5.7 (no clone3, or no CLONE_INTO_CGROUP):
+		// start it plainly and move it in below.
+		sysAttr.UseCgroupFD = false
+		cmd = newCmd()
+		err = startInNamespaces(cmd, joins)
+	}
 	childSync.Close()
 	if err != nil {
 		return nil, fmt.Errorf("start init: %w", err)
@@ -311,7 +332,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	// A cancelled ctx aborts the setup: the init dies, recv sees EOF.
 	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 	defer stop()
-	if c.cg != nil && cfg.JoinTasks == nil {
+	if c.cg != nil && cfg.JoinTasks == nil && !sysAttr.UseCgroupFD {
 		if err := c.cg.Apply(cmd.Process.Pid); err != nil {
 			return nil, fmt.Errorf("cgroup apply: %w", err)
 		}

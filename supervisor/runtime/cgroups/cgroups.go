@@ -8,6 +8,8 @@
 package cgroups
 
 import (
+	"os"
+
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -56,6 +58,14 @@ type Manager interface {
 // service's command, ends up exactly where Apply would put it.
 type ThreadJoiner interface {
 	TaskFiles() []string
+}
+
+// CloneTarget is a Manager whose cgroup a new process can be born in:
+// cgroup v2, with clone3's CLONE_INTO_CGROUP and a descriptor of the
+// directory (OpenDir). Nothing migrates, so no lock of ThreadJoiner's
+// story is taken at all.
+type CloneTarget interface {
+	OpenDir() (*os.File, error)
 }
 
 // Stats is a point-in-time usage sample.

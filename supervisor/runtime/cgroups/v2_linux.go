@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -127,6 +128,12 @@ func (m *v2Manager) Apply(pid int) error {
 		return fmt.Errorf("cgroup: bad pid %d", pid)
 	}
 	return writeFile(m.dir, "cgroup.procs", strconv.Itoa(pid))
+}
+
+// OpenDir opens the cgroup's directory for CLONE_INTO_CGROUP (see
+// CloneTarget).
+func (m *v2Manager) OpenDir() (*os.File, error) {
+	return os.OpenFile(m.dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 }
 
 // write writes a controller file and turns a missing file into an error
