@@ -51,20 +51,8 @@ cat /proc/self/cgroup | grep -c ':/$'; echo ready; sleep 100`)
 		Pids:   &specs.LinuxPids{Limit: i64(42)},
 		CPU:    &specs.LinuxCPU{Shares: u64(512), Quota: i64(50000), Period: u64(100000)},
 	}
-	outPath := filepath.Join(t.TempDir(), "out")
-	out, _ := os.Create(outPath)
-	defer out.Close()
-	c, err := r.Create(ctx, testID(t), CreateOpts{Bundle: bundle, Spec: spec, IO: IO{Stdout: out, Stderr: out}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Delete(context.Background(), true) })
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, outPath, "ready")
-	b, _ := os.ReadFile(outPath)
-	wantLines(t, string(b), "67108864", "42")
+	c, b := startUntil(t, r, bundle, spec, "ready")
+	wantLines(t, b, "67108864", "42")
 	if got := cgroupFile(t, c, "memory", "memory.limit_in_bytes", "memory.max"); got != "67108864" {
 		t.Errorf("host memory limit %q", got)
 	}
@@ -109,18 +97,7 @@ func TestInitInEveryHierarchy(t *testing.T) {
 			if reaper {
 				spec.Annotations = map[string]string{AnnotationInit: "true"}
 			}
-			outPath := filepath.Join(t.TempDir(), "out")
-			out, _ := os.Create(outPath)
-			defer out.Close()
-			c, err := r.Create(context.Background(), testID(t), CreateOpts{Bundle: bundle, Spec: spec, IO: IO{Stdout: out, Stderr: out}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Delete(context.Background(), true) })
-			if err := c.Start(); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, outPath, "ready")
+			c, _ := startUntil(t, r, bundle, spec, "ready")
 			st, err := c.State()
 			if err != nil {
 				t.Fatal(err)
@@ -164,20 +141,8 @@ func TestPidsLimitHoldsAgainstForkLoop(t *testing.T) {
 	spec := shSpec(`sh -c 'i=0; while [ $i -lt 60 ]; do sleep 30 & i=$((i+1)); done; echo all-forked' 2>/dev/null; echo loop-ended; exec sleep 100`)
 	spec.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(10)}}
 	r := newTestRuntime(t)
-	outPath := filepath.Join(t.TempDir(), "out")
-	out, _ := os.Create(outPath)
-	defer out.Close()
-	c, err := r.Create(context.Background(), testID(t), CreateOpts{Bundle: bundle, Spec: spec, IO: IO{Stdout: out, Stderr: out}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Delete(context.Background(), true) })
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, outPath, "loop-ended")
-	b, _ := os.ReadFile(outPath)
-	if strings.Contains(string(b), "all-forked") {
+	c, b := startUntil(t, r, bundle, spec, "loop-ended")
+	if strings.Contains(b, "all-forked") {
 		t.Fatalf("60 forks succeeded under pids.max=10")
 	}
 	procs, err := c.Cgroup().Procs()

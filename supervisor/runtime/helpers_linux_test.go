@@ -180,6 +180,33 @@ func (s snapshot) leaks(t testing.TB, after snapshot) []string {
 }
 
 // waitFor polls a file until it contains s (containers write to it).
+// startUntil creates and starts a container whose output goes to a
+// file, waits until that output holds marker and returns the container
+// and the output so far. The container is deleted at cleanup.
+func startUntil(t testing.TB, r *Runtime, bundle string, spec *specs.Spec, marker string) (*Container, string) {
+	t.Helper()
+	outPath := filepath.Join(t.TempDir(), "out")
+	out, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.Close() })
+	c, err := r.Create(context.Background(), testID(t), CreateOpts{Bundle: bundle, Spec: spec, IO: IO{Stdout: out, Stderr: out}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), true) })
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, outPath, marker)
+	b, err := os.ReadFile(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, string(b)
+}
+
 func waitFor(t testing.TB, path, s string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
