@@ -292,15 +292,16 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		defer dir.Close()
 		sysAttr.UseCgroupFD, sysAttr.CgroupFD = true, int(dir.Fd())
 	}
+	files, path := withSelfExe(append([]*os.File{childSync, fifo}, opts.ExtraFiles...), self)
 	newCmd := func() *exec.Cmd {
 		cmd := &exec.Cmd{
-			Path:        selfExePath(self, 5+len(opts.ExtraFiles)),
+			Path:        path,
 			Args:        []string{"berth-init", id},
 			Env:         initEnv("create"),
 			Stdin:       opts.IO.Stdin,
 			Stdout:      opts.IO.Stdout,
 			Stderr:      opts.IO.Stderr,
-			ExtraFiles:  append([]*os.File{childSync, fifo}, opts.ExtraFiles...),
+			ExtraFiles:  files,
 			SysProcAttr: sysAttr,
 		}
 		// exec.Cmd wants an io.Reader/Writer; a nil *os.File must stay nil.

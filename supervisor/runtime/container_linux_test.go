@@ -13,6 +13,7 @@ import (
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // checkNoLeaks fails the test if the host gained mounts or fds.
@@ -563,4 +564,48 @@ func TestRelativeBindSource(t *testing.T) {
 	spec := shSpec(`cat /etc/conf/app.ini`)
 	spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/etc/conf", Type: "bind", Source: "conf", Options: []string{"rbind", "ro"}})
 	wantLines(t, mustRun(t, spec, bundle), "rel-ok")
+}
+
+// TestCreateWithHighFds: the daemon of a busy host has hundreds of fds
+// open, so the files a container gets can have any number. Go's fork dups
+// its error pipe to just above the highest of them: with stdout at fd 255
+// it lands on 256, where the sealed init sits in this process, and an init
+// exec'd by that number failed with EACCES. Both the container's init and
+// an exec into it must start, and see only their own fds.
+func TestCreateWithHighFds(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	r := newTestRuntime(t)
+	self, err := initExe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if self.Fd() != 256 {
+		t.Logf("the sealed init is at fd %d, not 256: the test still checks that it starts", self.Fd())
+	}
+	outPath := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	high := int(self.Fd()) - 1
+	if err := unix.Dup3(int(f.Fd()), high, unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	out := os.NewFile(uintptr(high), "out-high")
+	defer out.Close()
+	c, _ := startUntilIO(t, r, bundle, shSpec("ls /proc/self/fd | wc -l; echo ready; sleep 100"), IO{Stdout: out, Stderr: out}, outPath, "ready")
+	p, err := c.Exec(context.Background(), c.ExecProcess("sh", "-c", "echo exec-ok"), ExecOpts{IO: IO{Stdout: out, Stderr: out}})
+	if err != nil {
+		t.Fatalf("exec with stdout at fd %d: %v", high, err)
+	}
+	if es, err := p.Wait(context.Background()); err != nil || es.Code != 0 {
+		t.Fatalf("exec: %v %+v", err, es)
+	}
+	waitFor(t, outPath, "exec-ok")
+	// ls's own fds: 0, 1, 2 and the directory it reads.
+	b, _ := os.ReadFile(outPath)
+	wantLines(t, string(b), "4")
 }

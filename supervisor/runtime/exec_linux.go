@@ -193,14 +193,15 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 	for i := range nsFiles {
 		fdList = append(fdList, strconv.Itoa(5+i))
 	}
+	files, path := withSelfExe(append([]*os.File{childSync, pidW}, nsFiles...), self)
 	cmd := &exec.Cmd{
-		Path: selfExePath(self, 3+2+len(nsFiles)),
+		Path: path,
 		Args: []string{"berth-exec", c.id},
 		Env: append(initEnv("exec"),
 			"_BERTH_NSENTER="+strings.Join(fdList, ","),
 			"_BERTH_NSENTER_PIPE=4",
 		),
-		ExtraFiles: append([]*os.File{childSync, pidW}, nsFiles...),
+		ExtraFiles: files,
 	}
 	if opts.IO.Stdin != nil {
 		cmd.Stdin = opts.IO.Stdin

@@ -191,7 +191,14 @@ func startUntil(t testing.TB, r *Runtime, bundle string, spec *specs.Spec, marke
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { out.Close() })
-	c, err := r.Create(context.Background(), testID(t), CreateOpts{Bundle: bundle, Spec: spec, IO: IO{Stdout: out, Stderr: out}})
+	return startUntilIO(t, r, bundle, spec, IO{Stdout: out, Stderr: out}, outPath, marker)
+}
+
+// startUntilIO is startUntil with the container's IO given; its output
+// must reach outPath.
+func startUntilIO(t testing.TB, r *Runtime, bundle string, spec *specs.Spec, io IO, outPath, marker string) (*Container, string) {
+	t.Helper()
+	c, err := r.Create(context.Background(), testID(t), CreateOpts{Bundle: bundle, Spec: spec, IO: io})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func makeSealedExe(name string, src io.Reader) (*os.File, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("memfd_create", err)
 	}
-	// Move it out of the way of the fds children get (see selfExePath).
+	// Out of the way of the low fds every child gets.
 	if high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 256); err == nil {
 		unix.Close(fd)
 		fd = high
@@ -90,15 +90,19 @@ func makeSealedExe(name string, src io.Reader) (*os.File, error) {
 	return f, nil
 }
 
-// selfExePath names the sealed copy for execve in a child that passes
-// nfiles fds. The child resolves /proc/self/fd/N itself (a child in a new
-// user namespace may not look into our /proc/<pid>/fd), so N must not be
-// among the fds the child is rearranging: the copy sits at fd >= 256.
-func selfExePath(f *os.File, nfiles int) string {
-	if int(f.Fd()) < nfiles+3 {
-		return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
-	}
-	return fdPath(int(f.Fd()))
+// withSelfExe appends the sealed copy f to the files a child gets and
+// returns them with the path the child execs it by: /proc/self/fd/N, N
+// being its place among them. Go's fork dups the error pipe and any fd
+// it must move to just above the highest fd passed, and a busy daemon
+// has hundreds open, so no fixed number of the parent's is safe from
+// that in the child (an up of 50 with 12 creates at once once passed
+// fd 255 and the child clobbered the copy at 256 and failed to exec it
+// with EACCES); its own place among the passed files is. The child's
+// view of /proc/self is used, as one in a new user namespace may not
+// look into our /proc/<pid>/fd. The init closes it at its exec (it is
+// past the files it keeps, see prepareFds).
+func withSelfExe(files []*os.File, f *os.File) ([]*os.File, string) {
+	return append(files, f), fdPath(3 + len(files))
 }
 
 // dropPages lets the kernel drop the whole pages of b, which must be
