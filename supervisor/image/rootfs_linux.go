@@ -56,18 +56,7 @@ func (s *Store) unpackLayer(ctx context.Context, blob, diffID string) (retErr er
 	if got != "sha256:"+diffHex {
 		return fmt.Errorf("layer %s: uncompressed content is %s: %w", diffID, got, ErrDigest)
 	}
-	if err := syncFS(tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.layerPath(diffID)); err != nil {
-		if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) {
-			return err
-		}
-		// Another process finished the same layer first: use theirs.
-		makeWritable(tmp)
-		os.RemoveAll(tmp)
-	}
-	if err := syncDir(filepath.Join(s.root, "layers")); err != nil {
+	if err := publishDir(tmp, s.layerPath(diffID)); err != nil {
 		return err
 	}
 	link := filepath.Join(s.root, "l", shortLink(diffHex))
@@ -242,9 +231,9 @@ func (s *Store) mountPointLayer(lowers []string) (string, error) {
 	return rel, s.makeMountPointLayer(rel, mode, int(uid), int(gid), missing)
 }
 
-// makeMountPointLayer makes init/<...> in tmp/, syncs it and renames it
-// into place, so that a mount-point layer is always complete. The store
-// lock is held shared: a concurrent maker may win the rename.
+// makeMountPointLayer makes init/<...> in tmp/ and publishes it, so that
+// a mount-point layer is always complete. The store lock is held shared:
+// a concurrent maker may win the rename.
 func (s *Store) makeMountPointLayer(rel string, mode uint32, uid, gid int, files []string) (retErr error) {
 	if err := os.MkdirAll(filepath.Join(s.root, "init"), 0o755); err != nil {
 		return err
@@ -285,16 +274,25 @@ func (s *Store) makeMountPointLayer(rel string, mode uint32, uid, gid int, files
 	if err := unix.Chmod(etc, mode); err != nil {
 		return &os.PathError{Op: "chmod", Path: etc, Err: err}
 	}
+	return publishDir(tmp, filepath.Join(s.root, rel))
+}
+
+// publishDir makes the complete directory tmp (under tmp/) durable and
+// renames it to final, then syncs final's parent, so that final either
+// does not exist or is complete. When another process published the same
+// final first, tmp is removed and theirs is used.
+func publishDir(tmp, final string) error {
 	if err := syncFS(tmp); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(s.root, rel)); err != nil {
+	if err := os.Rename(tmp, final); err != nil {
 		if !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) {
 			return err
 		}
-		os.RemoveAll(tmp) // another Prepare made the same layer first
+		makeWritable(tmp)
+		os.RemoveAll(tmp)
 	}
-	return syncDir(filepath.Join(s.root, "init"))
+	return syncDir(filepath.Dir(final))
 }
 
 // isWhiteout reports whether st is overlayfs's whiteout, a 0/0 character
