@@ -298,22 +298,10 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 			Path:        path,
 			Args:        []string{"berth-init", id},
 			Env:         initEnv("create"),
-			Stdin:       opts.IO.Stdin,
-			Stdout:      opts.IO.Stdout,
-			Stderr:      opts.IO.Stderr,
 			ExtraFiles:  files,
 			SysProcAttr: sysAttr,
 		}
-		// exec.Cmd wants an io.Reader/Writer; a nil *os.File must stay nil.
-		if opts.IO.Stdin == nil {
-			cmd.Stdin = nil
-		}
-		if opts.IO.Stdout == nil {
-			cmd.Stdout = nil
-		}
-		if opts.IO.Stderr == nil {
-			cmd.Stderr = nil
-		}
+		opts.IO.setOn(cmd)
 		return cmd
 	}
 	cmd := newCmd()

@@ -203,15 +203,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 		),
 		ExtraFiles: files,
 	}
-	if opts.IO.Stdin != nil {
-		cmd.Stdin = opts.IO.Stdin
-	}
-	if opts.IO.Stdout != nil {
-		cmd.Stdout = opts.IO.Stdout
-	}
-	if opts.IO.Stderr != nil {
-		cmd.Stderr = opts.IO.Stderr
-	}
+	opts.IO.setOn(cmd)
 	err = cmd.Start()
 	childSync.Close()
 	pidW.Close()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"syscall"
 	"time"
 
@@ -42,6 +43,20 @@ const AnnotationInit = "berth.init"
 // ignored and the process gets a pty instead.
 type IO struct {
 	Stdin, Stdout, Stderr *os.File
+}
+
+// setOn gives cmd these files as its stdio. exec.Cmd takes interfaces,
+// and a nil *os.File in one is not nil: only the set ones are assigned.
+func (io IO) setOn(cmd *exec.Cmd) {
+	if io.Stdin != nil {
+		cmd.Stdin = io.Stdin
+	}
+	if io.Stdout != nil {
+		cmd.Stdout = io.Stdout
+	}
+	if io.Stderr != nil {
+		cmd.Stderr = io.Stderr
+	}
 }
 
 // CreateOpts describe a container to create.
