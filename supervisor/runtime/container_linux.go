@@ -258,12 +258,10 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	}
 	// On cgroup v1 the init joins its cgroups by itself, which spares the
 	// whole host a grace-period wait under cgroup_mutex (see
-	// cgroups.ThreadJoiner); not in a user namespace, where it may not
+	// cgroups.JoinThread); not in a user namespace, where it may not
 	// write the host's cgroupfs, nor as a reaper, whose other Go threads
 	// would stay outside for the container's life.
-	if j, ok := c.cg.(cgroups.ThreadJoiner); ok && !cfg.NewUserNS && !cfg.Reaper {
-		cfg.JoinTasks = j.TaskFiles()
-	}
+	cfg.JoinCgroups = cgroups.ThreadJoinable(cgPaths) && !cfg.NewUserNS && !cfg.Reaper
 	if cfg.NewUserNS {
 		for _, m := range spec.Linux.UIDMappings {
 			sysAttr.UidMappings = append(sysAttr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
@@ -321,7 +319,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	// A cancelled ctx aborts the setup: the init dies, recv sees EOF.
 	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
 	defer stop()
-	if c.cg != nil && cfg.JoinTasks == nil && !sysAttr.UseCgroupFD {
+	if c.cg != nil && !cfg.JoinCgroups && !sysAttr.UseCgroupFD {
 		if err := c.cg.Apply(cmd.Process.Pid); err != nil {
 			return nil, fmt.Errorf("cgroup apply: %w", err)
 		}

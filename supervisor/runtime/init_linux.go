@@ -50,10 +50,10 @@ type initConfig struct {
 	// (for /sys/fs/cgroup where the kernel does not let a user namespace
 	// mount cgroupfs).
 	CgroupPaths map[string]string
-	// JoinTasks are cgroup v1 tasks files the init writes "0" to first
-	// thing, joining its cgroups by itself (see cgroups.ThreadJoiner);
-	// nil when the parent moved it there (Apply).
-	JoinTasks []string
+	// JoinCgroups: the init joins the cgroups at CgroupPaths itself,
+	// first thing (cgroup v1, see cgroups.JoinThread); false when the
+	// parent moves it there.
+	JoinCgroups bool
 	// CgroupMounts are the host's cgroup hierarchies, for mounting them
 	// in the container (nil: the init reads them from mountinfo).
 	CgroupMounts []cgroups.Mount
@@ -123,8 +123,8 @@ func initMain(mode string) (retErr error) {
 	// From this thread, the one that will exec the service's command (or
 	// fork it, for the reaper): only it moves, and after the exec only it
 	// is left.
-	for _, f := range cfg.JoinTasks {
-		if err := writeFileNoCreate(f, "0"); err != nil {
+	if cfg.JoinCgroups {
+		if err := cgroups.JoinThread(cfg.CgroupPaths); err != nil {
 			return fmt.Errorf("join cgroup: %w", err)
 		}
 	}

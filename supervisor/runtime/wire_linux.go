@@ -179,7 +179,7 @@ func encodeInitConfig(c *initConfig) []byte {
 	w.bool(c.Reaper)
 	w.bool(c.RuntimeHooks)
 	w.strMap(c.CgroupPaths)
-	w.strs(c.JoinTasks)
+	w.bool(c.JoinCgroups)
 	// nil (read them from mountinfo) differs from none.
 	if w.present(c.CgroupMounts != nil) {
 		w.uint(uint64(len(c.CgroupMounts)))
@@ -307,7 +307,7 @@ func decodeInitConfig(b []byte) (*initConfig, error) {
 	c.Reaper = r.bool()
 	c.RuntimeHooks = r.bool()
 	c.CgroupPaths = r.strMap()
-	c.JoinTasks = r.strs()
+	c.JoinCgroups = r.bool()
 	if r.bool() {
 		n := r.count()
 		c.CgroupMounts = make([]cgroups.Mount, n)

@@ -20,7 +20,7 @@ func fullInitConfig() *initConfig {
 		Mode: "create", ID: "web-1", Rootfs: "/var/lib/berth/c/merged",
 		NewUserNS: true, NewNetNS: true, NewCgroupNS: true, NumExtra: 2,
 		CgroupPaths: map[string]string{"": "/sys/fs/cgroup/berth/x", "memory": "/sys/fs/cgroup/memory/berth/x"},
-		JoinTasks:   []string{"/sys/fs/cgroup/memory/berth/x/tasks", "/sys/fs/cgroup/pids/berth/x/tasks"},
+		JoinCgroups: true,
 		CgroupMounts: []cgroups.Mount{
 			{Mountpoint: "/sys/fs/cgroup/cpu", FSType: "cgroup", Options: "cpu"},
 			{Mountpoint: "/sys/fs/cgroup/unified", FSType: "cgroup2"},

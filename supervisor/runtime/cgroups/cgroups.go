@@ -46,24 +46,10 @@ type Manager interface {
 	Paths() map[string]string
 }
 
-// ThreadJoiner is a Manager whose cgroups a thread can join by itself,
-// moving only itself: cgroup v1, by writing "0" to the tasks file of each
-// hierarchy (TaskFiles). The kernel then takes no threadgroup lock. Moving
-// another process (Apply, a pid written to cgroup.procs) write-locks
-// cgroup_threadgroup_rwsem while holding cgroup_mutex, and once that lock
-// has been idle for a moment the write waits for an RCU grace period
-// (5-16 ms on this project's CI machine): every other cgroup operation on
-// the host (mkdir, other joins, mounting cgroupfs) waits with it. A
-// container init that joins by itself, from the thread that will exec the
-// service's command, ends up exactly where Apply would put it.
-type ThreadJoiner interface {
-	TaskFiles() []string
-}
-
 // CloneTarget is a Manager whose cgroup a new process can be born in:
 // cgroup v2, with clone3's CLONE_INTO_CGROUP and a descriptor of the
-// directory (OpenDir). Nothing migrates, so no lock of ThreadJoiner's
-// story is taken at all.
+// directory (OpenDir). Nothing migrates, so none of the locks that
+// moving a process takes (see JoinThread) is taken at all.
 type CloneTarget interface {
 	OpenDir() (*os.File, error)
 }

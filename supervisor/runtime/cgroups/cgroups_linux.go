@@ -124,3 +124,39 @@ func readLayout(prefix string) (*layout, error) {
 	defer f.Close()
 	return parseMountinfo(f, prefix)
 }
+
+// A thread can join the cgroups of a v1 Manager by itself, moving only
+// itself, by writing "0" to the tasks file of each hierarchy (JoinThread,
+// for the Paths of a Manager that ThreadJoinable accepts). The kernel then
+// takes no threadgroup lock. Moving another process (Apply, a pid written
+// to cgroup.procs) write-locks cgroup_threadgroup_rwsem while holding
+// cgroup_mutex, and once that lock has been idle for a moment the write
+// waits for an RCU grace period (5-16 ms on this project's CI machine):
+// every other cgroup operation on the host (mkdir, other joins, mounting
+// cgroupfs) waits with it. A container init that joins by itself, from the
+// thread that will exec the service's command, ends up exactly where Apply
+// would put it.
+
+// ThreadJoinable reports whether paths (a Manager's Paths) are v1
+// hierarchies that JoinThread can join; v2 has no per-thread join outside
+// threaded cgroups.
+func ThreadJoinable(paths map[string]string) bool {
+	_, v2 := paths[""]
+	return len(paths) > 0 && !v2
+}
+
+// JoinThread moves the calling thread into the cgroups at paths (see
+// ThreadJoinable).
+func JoinThread(paths map[string]string) error {
+	done := map[string]bool{}
+	for _, dir := range paths {
+		if done[dir] { // co-mounted controllers share a directory
+			continue
+		}
+		done[dir] = true
+		if err := writeFile(dir, "tasks", "0"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

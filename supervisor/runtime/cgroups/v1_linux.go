@@ -69,16 +69,6 @@ func (m *v1Manager) uniqueDirs() (dirs []string, base map[string]string) {
 	return dirs, base
 }
 
-// TaskFiles lists the tasks file of each hierarchy (see ThreadJoiner).
-func (m *v1Manager) TaskFiles() []string {
-	dirs, _ := m.uniqueDirs()
-	files := make([]string, len(dirs))
-	for i, d := range dirs {
-		files[i] = filepath.Join(d, "tasks")
-	}
-	return files
-}
-
 func (m *v1Manager) Paths() map[string]string {
 	out := make(map[string]string, len(m.dirs))
 	for c, d := range m.dirs {
