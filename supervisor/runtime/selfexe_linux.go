@@ -72,7 +72,9 @@ func makeSealedExe(name string, src io.Reader) (*os.File, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("memfd_create", err)
 	}
-	// Out of the way of the low fds every child gets.
+	// At 256 or above, clear of the low fds the daemon opens and closes
+	// all the time. Children get the copy by its place among their files,
+	// not by this number (see withSelfExe).
 	if high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 256); err == nil {
 		unix.Close(fd)
 		fd = high
