@@ -66,15 +66,22 @@ func TestPublishedStackCommands(t *testing.T) {
 	if r := s.must("logs", "--no-log-prefix", "--tail", "1", "web"); strings.Count(r.stdout, "\n") != 1 || strings.Contains(r.stdout, "|") {
 		t.Errorf("logs --tail 1 --no-log-prefix: %q", r.stdout)
 	}
-	// logs -f follows: a new request shows up while it runs.
+	// logs -f follows: a new request shows up while it runs. When it has
+	// subscribed is not known from outside (a slow host, such as the
+	// emulated v2 guest, takes longer than any fixed wait), so the
+	// request is sent again until one shows: with --tail 0 only a request
+	// made while following can (the earlier ones were answered 200).
 	follow := s.start("logs", "-f", "--tail", "0", "web")
-	time.Sleep(300 * time.Millisecond)
-	if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/followed", port)); err == nil {
-		resp.Body.Close()
-	}
-	waitUntil(t, 5*time.Second, "logs -f to show the new request", func() bool {
+	waitUntil(t, 30*time.Second, "logs -f to show the new request", func() bool {
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/followed", port)); err == nil {
+			resp.Body.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
 		return strings.Contains(follow.out.String(), "response:404") // httpd -v: no /followed
 	})
+	if o := follow.out.String(); strings.Contains(o, "response:200") {
+		t.Errorf("logs -f --tail 0 printed an earlier request:\n%s", o)
+	}
 	if code := follow.interrupt(t); code != 0 {
 		t.Errorf("logs -f after SIGINT: %v", follow.err)
 	}
@@ -339,13 +346,22 @@ func TestLifecycleCommands(t *testing.T) {
 		t.Errorf("kill -s KILL: %+v", c)
 	}
 	// events --json streams what restart does.
+	// When events has subscribed is not known from outside, so link3 is
+	// restarted again until its events show.
 	ev := s.start("events", "--json", "link3")
-	time.Sleep(300 * time.Millisecond) // subscribed
 	before := s.ps()["link3"]
-	s.must("restart", "-t", "1", "link3")
-	waitUntil(t, 5*time.Second, "die and (re)start events of link3", func() bool {
-		o := ev.out.String()
-		return strings.Contains(o, `"action":"die"`) && (strings.Contains(o, `"action":"restart"`) || strings.Contains(o, `"action":"start"`))
+	waitUntil(t, 60*time.Second, "die and (re)start events of link3", func() bool {
+		s.must("restart", "-t", "1", "link3")
+		sawEvents := func() bool {
+			o := ev.out.String()
+			return strings.Contains(o, `"action":"die"`) && (strings.Contains(o, `"action":"restart"`) || strings.Contains(o, `"action":"start"`))
+		}
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if sawEvents() {
+				return true
+			}
+		}
+		return false
 	})
 	for _, line := range strings.Split(strings.TrimSpace(ev.out.String()), "\n") {
 		if !strings.Contains(line, `"id":"`+s.project+`-link3-1"`) || !strings.Contains(line, `"service":"link3"`) {
