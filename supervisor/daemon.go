@@ -149,6 +149,10 @@ func (d *Daemon) Start(ctx context.Context) (retErr error) {
 	if d.rt, err = runtime.New(filepath.Join(root, "runtime")); err != nil {
 		return fmt.Errorf("daemon: runtime: %w", err)
 	}
+	if err := runtime.LoadInit(); err != nil {
+		// Create reports it again, for each container.
+		d.log.Warn("loading the container init", "err", err)
+	}
 	image.SpreadSubdirs(filepath.Join(root, "runtime"))
 	if d.net, err = netstack.New(netstack.Config{Root: root, Upstreams: d.cfg.Upstreams, Pool: d.cfg.Pool}); err != nil {
 		return fmt.Errorf("daemon: networks: %w", err)

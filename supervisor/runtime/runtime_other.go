@@ -16,6 +16,7 @@ import (
 type Runtime struct{ root string }
 
 func New(root string) (*Runtime, error) { return nil, ErrNotSupported }
+func LoadInit() error                   { return ErrNotSupported }
 
 func (r *Runtime) Root() string { return r.root }
 func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (*Container, error) {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -34,10 +33,7 @@ func TestSmallInit(t *testing.T) {
 		// The sealed copy lives as long as the process: close it here,
 		// for the fd check and the tests after this one.
 		initBinary = prev
-		if sealedInit.f != nil {
-			sealedInit.f.Close()
-		}
-		sealedInit.once, sealedInit.f, sealedInit.err = sync.Once{}, nil, nil
+		sealedInit.reset()
 	})
 
 	r := newTestRuntime(t)
