@@ -25,7 +25,7 @@ var sealedSelf, sealedInit sealedExe
 type sealedExe struct {
 	once sync.Once
 	f    *os.File
-	mem  []byte // its pages, mapped and locked (see makeSealedExe)
+	mem  []byte // its pages, when kept mapped (keepResident)
 	err  error
 }
 
@@ -41,7 +41,9 @@ func sealedSelfExe() (*os.File, error) {
 			return
 		}
 		defer src.Close()
-		sealedSelf.f, sealedSelf.mem, sealedSelf.err = makeSealedExe("berth-init", src)
+		// Not kept resident (35 MB in the daemon's RSS for every exec's
+		// sake): see keepResident.
+		sealedSelf.f, sealedSelf.err = makeSealedExe("berth-init", src)
 	})
 	return sealedSelf.f, sealedSelf.err
 }
@@ -57,7 +59,10 @@ func initExe() (*os.File, error) {
 		return sealedSelfExe()
 	}
 	sealedInit.once.Do(func() {
-		sealedInit.f, sealedInit.mem, sealedInit.err = makeSealedExe("berth-init", bytes.NewReader(initBinary))
+		sealedInit.f, sealedInit.err = makeSealedExe("berth-init", bytes.NewReader(initBinary))
+		if sealedInit.err == nil {
+			sealedInit.mem = keepResident(sealedInit.f)
+		}
 		// The copy faulted the embedded bytes in: give those clean pages
 		// of berth's own file back, or they stay in the daemon's RSS.
 		// (Only those: a test's init lives on the heap.)
@@ -76,24 +81,14 @@ func LoadInit() error {
 	return err
 }
 
-// makeSealedExe copies src into a sealed memfd. It also maps the copy
-// and locks it in memory, for speed: an exec maps the copy's pages into
-// the new process sixteen at a time ("fault-around"), but skips pages
-// marked for reclaim, and the kernel marks them so when it tries to drop
-// them (echo 1 >/proc/sys/vm/drop_caches, memory pressure) while nothing
-// maps them, as between container starts: shmem pages are never clean,
-// so they stay, and so does the mark. From then on every page an init
-// touches was a page fault of its own, about 480 instead of 240 per
-// container start here, for the life of the daemon. The kernel leaves
-// mapped and locked pages alone. The lock is best effort: without it the
-// copy works, only slower once marked.
-func makeSealedExe(name string, src io.Reader) (*os.File, []byte, error) {
+// makeSealedExe copies src into a sealed memfd.
+func makeSealedExe(name string, src io.Reader) (*os.File, error) {
 	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|mfdExec)
 	if errors.Is(err, unix.EINVAL) {
 		fd, err = unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	}
 	if err != nil {
-		return nil, nil, os.NewSyscallError("memfd_create", err)
+		return nil, os.NewSyscallError("memfd_create", err)
 	}
 	// At 256 or above, clear of the low fds the daemon opens and closes
 	// all the time. Children get the copy by its place among their files,
@@ -103,25 +98,44 @@ func makeSealedExe(name string, src io.Reader) (*os.File, []byte, error) {
 		fd = high
 	}
 	f := os.NewFile(uintptr(fd), "memfd:"+name)
-	n, err := io.Copy(f, src)
-	if err != nil {
+	if _, err := io.Copy(f, src); err != nil {
 		f.Close()
-		return nil, nil, fmt.Errorf("copy %s to memfd: %w", name, err)
+		return nil, fmt.Errorf("copy %s to memfd: %w", name, err)
 	}
 	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
 		f.Close()
-		return nil, nil, os.NewSyscallError("fcntl(F_ADD_SEALS)", err)
+		return nil, os.NewSyscallError("fcntl(F_ADD_SEALS)", err)
 	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, int(n), unix.PROT_READ, unix.MAP_SHARED)
+	return f, nil
+}
+
+// keepResident maps the sealed copy f and locks it in memory, for speed,
+// and returns the mapping (nil when that failed: the copy works without
+// it, only slower once marked, as follows). An exec maps the copy's
+// pages into the new process sixteen at a time ("fault-around"), but
+// skips pages marked for reclaim, and the kernel marks them so when it
+// tries to drop them (echo 1 >/proc/sys/vm/drop_caches, memory pressure)
+// while nothing maps them, as between container starts: shmem pages are
+// never clean, so they stay, and so does the mark. From then on every
+// page an init touches was a page fault of its own, about 480 instead of
+// 240 per container start here, for the life of the daemon. The kernel
+// leaves mapped and locked pages alone. The mapping counts in the
+// process's RSS, so only the small init is kept (2.9 MB).
+func keepResident(f *os.File) []byte {
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return nil
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
-		return f, nil, nil
+		return nil
 	}
 	if err := unix.Mlock(mem); err != nil {
 		_ = unix.Munmap(mem)
-		return f, nil, nil
+		return nil
 	}
-	return f, mem, nil
+	return mem
 }
 
 // reset drops the copy (tests that swap the init binary).
