@@ -179,7 +179,6 @@ func (s snapshot) leaks(t testing.TB, after snapshot) []string {
 	return out
 }
 
-// waitFor polls a file until it contains s (containers write to it).
 // startUntil creates and starts a container whose output goes to a
 // file, waits until that output holds marker and returns the container
 // and the output so far. The container is deleted at cleanup.
@@ -214,6 +213,7 @@ func startUntilIO(t testing.TB, r *Runtime, bundle string, spec *specs.Spec, io 
 	return c, string(b)
 }
 
+// waitFor polls a file until it contains s (containers write to it).
 func waitFor(t testing.TB, path, s string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)

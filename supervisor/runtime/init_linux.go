@@ -129,8 +129,9 @@ func initMain(mode string) (retErr error) {
 		}
 	}
 	if cfg.NewCgroupNS {
-		// After the parent moved us into the container's cgroup, so that
-		// it becomes the root of the new cgroup namespace.
+		// Once in the container's cgroup (joined above, born there, or
+		// moved there by the parent), so that it becomes the root of the
+		// new cgroup namespace.
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return os.NewSyscallError("unshare(CLONE_NEWCGROUP)", err)
 		}
