@@ -2,11 +2,13 @@ package runtime
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -56,28 +58,38 @@ func TestSmallInit(t *testing.T) {
 }
 
 // smallInit returns the pure-Go init as the Makefile builds it, or the one
-// BERTH_SMALL_INIT names.
+// BERTH_SMALL_INIT names. It is built once per test binary (three tests
+// use it).
 func smallInit(t *testing.T) []byte {
 	t.Helper()
-	bin := os.Getenv("BERTH_SMALL_INIT")
-	if bin == "" {
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			t.Fatalf("the go tool is needed to build berth-init (or BERTH_SMALL_INIT naming one): %v", err)
-		}
-		bin = filepath.Join(t.TempDir(), "berth-init")
-		build := exec.Command(gobin, "build", "-tags", "berth_initonly", "-o", bin, "./berth-init")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
-	}
-	b, err := os.ReadFile(bin)
+	b, err := smallInitOnce()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
+
+var smallInitOnce = sync.OnceValues(func() ([]byte, error) {
+	if bin := os.Getenv("BERTH_SMALL_INIT"); bin != "" {
+		return os.ReadFile(bin)
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return nil, fmt.Errorf("the go tool is needed to build berth-init (or BERTH_SMALL_INIT naming one): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "berth-init-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "berth-init")
+	build := exec.Command(gobin, "build", "-tags", "berth_initonly", "-o", bin, "./berth-init")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return os.ReadFile(bin)
+})
 
 // TestSmallInitDeps: the init's build (tag berth_initonly) leaves out the
 // cgroup v2 device filter's eBPF loader, which only the parent side uses
