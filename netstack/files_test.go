@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -86,5 +87,41 @@ func TestContainerFiles(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "resolv.conf")); string(b) != string(f.ResolvConf) {
 		t.Errorf("WriteDir resolv.conf = %q", b)
+	}
+}
+
+// A second WriteDir replaces the files whole: one open before keeps what
+// it had (a new file took the name), the name shows the new content,
+// and no temporary file is left.
+func TestWriteDirRewrite(t *testing.T) {
+	dir := t.TempDir()
+	first := Files{ResolvConf: []byte("nameserver 10.0.0.1\n"), Hosts: []byte("127.0.0.1 localhost\n"), Hostname: []byte("one\n")}
+	if err := first.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.Open(filepath.Join(dir, "hostname"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	second := Files{ResolvConf: []byte("nameserver 10.0.0.2\n"), Hosts: []byte("127.0.0.1 localhost\n10.0.0.5 two\n"), Hostname: []byte("two\n")}
+	if err := second.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]byte{"resolv.conf": second.ResolvConf, "hosts": second.Hosts, "hostname": second.Hostname} {
+		if b, _ := os.ReadFile(filepath.Join(dir, name)); string(b) != string(want) {
+			t.Errorf("%s = %q, want %q", name, b, want)
+		}
+	}
+	if b, _ := io.ReadAll(old); string(b) != "one\n" {
+		t.Errorf("hostname opened before the rewrite reads %q, want the old content", b)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 3 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Errorf("files in dir: %v, want only the three", names)
 	}
 }
