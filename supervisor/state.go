@@ -58,8 +58,8 @@ type containerState struct {
 }
 
 // writeFileAtomic replaces path with data: a temp file in the same
-// directory, fsynced when durable, renamed over path, and the directory
-// fsynced so the rename itself survives a crash.
+// directory, fsynced when durable, renamed over path, and, when path is
+// new, the directory fsynced so the rename itself survives a crash.
 func writeFileAtomic(path string, data []byte, durable bool) (retErr error) {
 	return writeFileAtomicVia(path, filepath.Dir(path), data, durable)
 }
@@ -98,10 +98,16 @@ func writeFileAtomicVia(path, tmpDir string, data []byte, durable bool) (retErr 
 	if err := f.Close(); err != nil {
 		return err
 	}
+	// A rename over a file that is there changes an entry the directory
+	// already has on disk: after a power loss it names the old file or
+	// the new one, both whole, so only a new name needs the directory
+	// synced.
+	_, statErr := os.Lstat(path)
+	replaced := statErr == nil
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if !durable {
+	if !durable || replaced {
 		return nil
 	}
 	d, err := os.Open(dir)
