@@ -33,6 +33,7 @@ deps:
 # `go build ./cmd/berth` works too; its containers start with berth itself
 # as their init, which costs more CPU per start.
 INIT_BIN := supervisor/runtime/initbin/berth-init
+EXEC_BIN := supervisor/runtime/initbin/berth-exec
 
 build: init-bin
 	go build -tags berth_init -o $(BIN) ./cmd/berth
@@ -41,8 +42,10 @@ build: init-bin
 # harnesses) never embed half a file. The tag berth_initonly leaves out
 # what only the runtime's parent side uses (the cgroup v2 device filter's
 # eBPF loader and its 35 packages).
+# berth-exec is the same program with cgo, static: the init of exec.
 init-bin:
 	CGO_ENABLED=0 go build -tags berth_initonly -trimpath -ldflags '-s -w' -o $(INIT_BIN).$$$$ ./supervisor/runtime/berth-init && mv -f $(INIT_BIN).$$$$ $(INIT_BIN)
+	CGO_ENABLED=1 go build -tags 'berth_initonly netgo osusergo' -trimpath -ldflags '-s -w -extldflags=-static' -o $(EXEC_BIN).$$$$ ./supervisor/runtime/berth-init && mv -f $(EXEC_BIN).$$$$ $(EXEC_BIN)
 
 # A static build, for the cgroup v2 guest.
 bin/berth-static: init-bin

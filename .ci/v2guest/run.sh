@@ -118,9 +118,11 @@ if [ -d "$repo/cmd/berth" ]; then
 	echo "v2guest: building ./cmd/berth"
 	make -s -C "$repo" init-bin
 	gobuild "$root/usr/local/bin/berth" ./cmd/berth build -tags berth_init
-	# The init alone too, for the runtime's TestSmallInit (no Go here).
+	# The inits alone too, for the runtime's TestSmallInit and
+	# TestSmallExec (no Go here).
 	mkdir -p "$root/usr/local/libexec"
 	cp "$repo/supervisor/runtime/initbin/berth-init" "$root/usr/local/libexec/berth-init"
+	cp "$repo/supervisor/runtime/initbin/berth-exec" "$root/usr/local/libexec/berth-exec"
 fi
 
 # busybox at the same path as on the host, plus /bin/sh for init.
@@ -213,6 +215,7 @@ ip link set lo up
 hostname v2guest
 [ -x /usr/local/bin/berth ] && export BERTH_BINARY=/usr/local/bin/berth
 [ -x /usr/local/libexec/berth-init ] && export BERTH_SMALL_INIT=/usr/local/libexec/berth-init
+[ -x /usr/local/libexec/berth-exec ] && export BERTH_SMALL_EXEC=/usr/local/libexec/berth-exec
 while IFS="	" read -r name dir pat; do
 	echo "v2guest: running \$name -test.run '\$pat' in \$dir"
 	cd "\$dir"

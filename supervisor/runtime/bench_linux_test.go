@@ -67,3 +67,41 @@ func BenchmarkLifecycle(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExec times an exec of `true` into a running container (what
+// a health probe costs), run through berth itself (here: the test
+// binary) and through the small cgo init (berth-exec), and reports the
+// CPU time of the processes each exec started.
+func BenchmarkExec(b *testing.B) {
+	requirePrivileged(b)
+	for _, small := range []bool{false, true} {
+		name := "self"
+		if small {
+			name = "small"
+		}
+		b.Run(name, func(b *testing.B) {
+			if small {
+				useSmallExec(b)
+			}
+			c, _ := startSleeper(b, nil)
+			ctx := context.Background()
+			var ru0, ru1 syscall.Rusage
+			_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru0)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				proc, err := c.Exec(ctx, c.ExecProcess("/bin/true"), ExecOpts{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if es, err := proc.Wait(ctx); err != nil || es.Code != 0 {
+					b.Fatalf("exec: %+v %v", es, err)
+				}
+			}
+			b.StopTimer()
+			_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru1)
+			cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64(ru1.Minflt-ru0.Minflt)/float64(b.N), "faults/op")
+		})
+	}
+}

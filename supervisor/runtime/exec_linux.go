@@ -141,7 +141,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 	if p.Cwd != "" && !strings.HasPrefix(p.Cwd, "/") {
 		return nil, fmt.Errorf("%w: exec: cwd %q is not absolute", ErrInvalidSpec, p.Cwd)
 	}
-	self, err := sealedSelfExe()
+	self, err := execExe()
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // startSleeper runs `sleep 1000` (pid 1) in a fresh container.
-func startSleeper(t *testing.T, mut func(*specs.Spec)) (*Container, string) {
+func startSleeper(t testing.TB, mut func(*specs.Spec)) (*Container, string) {
 	t.Helper()
 	bundle := makeRootfs(t)
 	spec := DefaultSpec(filepath.Join(bundle, "rootfs"), "/bin/sleep", "1000")
@@ -82,6 +82,30 @@ func execOut(t *testing.T, c *Container, p *specs.Process) (string, ExitStatus) 
 func TestExec(t *testing.T) {
 	requirePrivileged(t)
 	checkNoLeaks(t)
+	testExec(t)
+}
+
+// TestSmallExec runs TestExec's execs through the small init built with
+// cgo (berth-exec, as the Makefile builds it to embed it in berth)
+// instead of the test binary.
+//
+// BERTH_SMALL_EXEC names a built one where there is no Go to build one
+// (the cgroup v2 guest, .ci/v2guest).
+func TestSmallExec(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	useSmallExec(t)
+	f, err := execExe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := f.Stat(); err != nil || st.Size() != int64(len(execBinary)) {
+		t.Fatalf("Exec runs a %v-byte file (%v), want the %d-byte small exec", st.Size(), err, len(execBinary))
+	}
+	testExec(t)
+}
+
+func testExec(t *testing.T) {
 	c, _ := startSleeper(t, func(s *specs.Spec) {
 		s.Process.NoNewPrivileges = true
 		prof, err := mobyseccomp.GetDefaultProfile(s)

@@ -19,7 +19,7 @@ import (
 // could write to it and take over the host. We never execute the host
 // file: the init is executed from a memfd copy, sealed against every
 // write, shrink and grow. One copy serves the life of this process.
-var sealedSelf, sealedInit sealedExe
+var sealedSelf, sealedInit, sealedExec sealedExe
 
 // sealedExe is one sealed copy, made once.
 type sealedExe struct {
@@ -41,8 +41,8 @@ func sealedSelfExe() (*os.File, error) {
 			return
 		}
 		defer src.Close()
-		// Not kept resident (35 MB in the daemon's RSS for every exec's
-		// sake): see keepResident.
+		// Not kept resident (35 MB in the daemon's RSS, for a build
+		// without the small inits): see keepResident.
 		sealedSelf.f, sealedSelf.err = makeSealedExe("berth-init", src)
 	})
 	return sealedSelf.f, sealedSelf.err
@@ -71,6 +71,30 @@ func initExe() (*os.File, error) {
 		}
 	})
 	return sealedInit.f, sealedInit.err
+}
+
+// execBinary is the small init built with cgo (tests set it to one they
+// built).
+var execBinary = initbin.ExecBinary
+
+// execExe is the executable Exec starts: the small cgo init embedded at
+// build time or, without one, berth itself. Its copy is made at the first
+// exec and kept resident as the init's is (a daemon whose containers
+// have health checks runs it every few seconds).
+func execExe() (*os.File, error) {
+	if len(execBinary) == 0 {
+		return sealedSelfExe()
+	}
+	sealedExec.once.Do(func() {
+		sealedExec.f, sealedExec.err = makeSealedExe("berth-exec", bytes.NewReader(execBinary))
+		if sealedExec.err == nil {
+			sealedExec.mem = keepResident(sealedExec.f)
+		}
+		if len(initbin.ExecBinary) > 0 && unsafe.SliceData(execBinary) == unsafe.SliceData(initbin.ExecBinary) {
+			dropPages(execBinary)
+		}
+	})
+	return sealedExec.f, sealedExec.err
 }
 
 // LoadInit makes the sealed copy of the init now rather than at the first
@@ -121,7 +145,8 @@ func makeSealedExe(name string, src io.Reader) (*os.File, error) {
 // page an init touches was a page fault of its own, about 480 instead of
 // 240 per container start here, for the life of the daemon. The kernel
 // leaves mapped and locked pages alone. The mapping counts in the
-// process's RSS, so only the small init is kept (2.9 MB).
+// process's RSS, so only the small inits are kept (2.9 MB, and 3.x MB
+// for exec once there was one), not berth's own copy.
 func keepResident(f *os.File) []byte {
 	st, err := f.Stat()
 	if err != nil || st.Size() == 0 {

@@ -110,3 +110,50 @@ func TestSmallInitDeps(t *testing.T) {
 		t.Errorf("the runtime no longer links %s: update this test", ebpf)
 	}
 }
+
+// useSmallExec makes Exec run the small init built with cgo for the rest
+// of the test.
+func useSmallExec(t testing.TB) {
+	t.Helper()
+	small, err := smallExecOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(small)) == self.Size() {
+		t.Fatalf("berth-exec and the test binary are both %d bytes: TestSmallExec could not tell them apart", self.Size())
+	}
+	prev := execBinary
+	execBinary = small
+	t.Cleanup(func() {
+		execBinary = prev
+		sealedExec.reset()
+	})
+}
+
+// smallExecOnce builds berth-exec as the Makefile does (cgo, static), or
+// reads the one BERTH_SMALL_EXEC names.
+var smallExecOnce = sync.OnceValues(func() ([]byte, error) {
+	if bin := os.Getenv("BERTH_SMALL_EXEC"); bin != "" {
+		return os.ReadFile(bin)
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return nil, fmt.Errorf("the go tool is needed to build berth-exec (or BERTH_SMALL_EXEC naming one): %w", err)
+	}
+	dir, err := os.MkdirTemp("", "berth-exec-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "berth-exec")
+	build := exec.Command(gobin, "build", "-tags", "berth_initonly netgo osusergo", "-ldflags", "-extldflags=-static", "-o", bin, "./berth-init")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return os.ReadFile(bin)
+})

@@ -2,5 +2,6 @@
 
 package initbin
 
-// Binary is nil: this build re-executes berth itself as the init.
-var Binary []byte
+// Binary and ExecBinary are nil: this build re-executes berth itself as
+// the init and for exec.
+var Binary, ExecBinary []byte

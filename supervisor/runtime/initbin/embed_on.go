@@ -8,3 +8,9 @@ import _ "embed"
 //
 //go:embed berth-init
 var Binary []byte
+
+// ExecBinary is the same program built with cgo, static: the one that
+// can join a running container (../nsenter).
+//
+//go:embed berth-exec
+var ExecBinary []byte
