@@ -58,19 +58,7 @@ func initExe() (*os.File, error) {
 	if len(initBinary) == 0 {
 		return sealedSelfExe()
 	}
-	sealedInit.once.Do(func() {
-		sealedInit.f, sealedInit.err = makeSealedExe("berth-init", bytes.NewReader(initBinary))
-		if sealedInit.err == nil {
-			sealedInit.mem = keepResident(sealedInit.f)
-		}
-		// The copy faulted the embedded bytes in: give those clean pages
-		// of berth's own file back, or they stay in the daemon's RSS.
-		// (Only those: a test's init lives on the heap.)
-		if len(initbin.Binary) > 0 && unsafe.SliceData(initBinary) == unsafe.SliceData(initbin.Binary) {
-			dropPages(initBinary)
-		}
-	})
-	return sealedInit.f, sealedInit.err
+	return sealedInit.load("berth-init", initBinary, initbin.Binary)
 }
 
 // execBinary is the small init built with cgo (tests set it to one they
@@ -85,16 +73,25 @@ func execExe() (*os.File, error) {
 	if len(execBinary) == 0 {
 		return sealedSelfExe()
 	}
-	sealedExec.once.Do(func() {
-		sealedExec.f, sealedExec.err = makeSealedExe("berth-exec", bytes.NewReader(execBinary))
-		if sealedExec.err == nil {
-			sealedExec.mem = keepResident(sealedExec.f)
+	return sealedExec.load("berth-exec", execBinary, initbin.ExecBinary)
+}
+
+// load makes the sealed copy of bin, once, and keeps it resident.
+// embedded is where the build keeps its own copy of bin.
+func (s *sealedExe) load(name string, bin, embedded []byte) (*os.File, error) {
+	s.once.Do(func() {
+		s.f, s.err = makeSealedExe(name, bytes.NewReader(bin))
+		if s.err == nil {
+			s.mem = keepResident(s.f)
 		}
-		if len(initbin.ExecBinary) > 0 && unsafe.SliceData(execBinary) == unsafe.SliceData(initbin.ExecBinary) {
-			dropPages(execBinary)
+		// The copy faulted the embedded bytes in: give those clean pages
+		// of berth's own file back, or they stay in the daemon's RSS.
+		// (Only those: a test's binary lives on the heap.)
+		if len(embedded) > 0 && unsafe.SliceData(bin) == unsafe.SliceData(embedded) {
+			dropPages(bin)
 		}
 	})
-	return sealedExec.f, sealedExec.err
+	return s.f, s.err
 }
 
 // LoadInit makes the sealed copy of the init now rather than at the first

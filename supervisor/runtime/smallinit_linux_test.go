@@ -22,21 +22,7 @@ func TestSmallInit(t *testing.T) {
 	requirePrivileged(t)
 	checkNoLeaks(t)
 	small := smallInit(t)
-	self, err := os.Stat("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if int64(len(small)) == self.Size() {
-		t.Fatalf("berth-init and the test binary are both %d bytes: the check below could not tell them apart", self.Size())
-	}
-	prev := initBinary
-	initBinary = small
-	t.Cleanup(func() {
-		// The sealed copy lives as long as the process: close it here,
-		// for the fd check and the tests after this one.
-		initBinary = prev
-		sealedInit.reset()
-	})
+	useSmall(t, "berth-init", &initBinary, &sealedInit, small)
 
 	r := newTestRuntime(t)
 	bundle := makeRootfs(t)
@@ -70,26 +56,34 @@ func smallInit(t *testing.T) []byte {
 }
 
 var smallInitOnce = sync.OnceValues(func() ([]byte, error) {
-	if bin := os.Getenv("BERTH_SMALL_INIT"); bin != "" {
+	return buildSmall("berth-init", "BERTH_SMALL_INIT", "CGO_ENABLED=0", "-tags", "berth_initonly")
+})
+
+// buildSmall builds ./berth-init as the Makefile builds name (cgo is
+// "CGO_ENABLED=0" or "=1", args the build flags), or reads the binary
+// the environment variable env names where there is no Go (the cgroup v2
+// guest, .ci/v2guest).
+func buildSmall(name, env, cgo string, args ...string) ([]byte, error) {
+	if bin := os.Getenv(env); bin != "" {
 		return os.ReadFile(bin)
 	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		return nil, fmt.Errorf("the go tool is needed to build berth-init (or BERTH_SMALL_INIT naming one): %w", err)
+		return nil, fmt.Errorf("the go tool is needed to build %s (or %s naming one): %w", name, env, err)
 	}
-	dir, err := os.MkdirTemp("", "berth-init-")
+	dir, err := os.MkdirTemp("", name+"-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "berth-init")
-	build := exec.Command(gobin, "build", "-tags", "berth_initonly", "-o", bin, "./berth-init")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	bin := filepath.Join(dir, name)
+	build := exec.Command(gobin, append(append([]string{"build"}, args...), "-o", bin, "./berth-init")...)
+	build.Env = append(os.Environ(), cgo)
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	return os.ReadFile(bin)
-})
+}
 
 // TestSmallInitDeps: the init's build (tag berth_initonly) leaves out the
 // cgroup v2 device filter's eBPF loader, which only the parent side uses
@@ -119,41 +113,34 @@ func useSmallExec(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	useSmall(t, "berth-exec", &execBinary, &sealedExec, small)
+}
+
+// useSmall sets *bin, whose sealed copy is s, to small for the rest of
+// the test. The tests tell the small binary from the test binary by its
+// size.
+func useSmall(t testing.TB, name string, bin *[]byte, s *sealedExe, small []byte) {
+	t.Helper()
 	self, err := os.Stat("/proc/self/exe")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if int64(len(small)) == self.Size() {
-		t.Fatalf("berth-exec and the test binary are both %d bytes: TestSmallExec could not tell them apart", self.Size())
+		t.Fatalf("%s and the test binary are both %d bytes: the tests could not tell them apart", name, self.Size())
 	}
-	prev := execBinary
-	execBinary = small
+	prev := *bin
+	*bin = small
 	t.Cleanup(func() {
-		execBinary = prev
-		sealedExec.reset()
+		// The sealed copy lives as long as the process: close it here,
+		// for the fd check and the tests after this one.
+		*bin = prev
+		s.reset()
 	})
 }
 
 // smallExecOnce builds berth-exec as the Makefile does (cgo, static), or
 // reads the one BERTH_SMALL_EXEC names.
 var smallExecOnce = sync.OnceValues(func() ([]byte, error) {
-	if bin := os.Getenv("BERTH_SMALL_EXEC"); bin != "" {
-		return os.ReadFile(bin)
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		return nil, fmt.Errorf("the go tool is needed to build berth-exec (or BERTH_SMALL_EXEC naming one): %w", err)
-	}
-	dir, err := os.MkdirTemp("", "berth-exec-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "berth-exec")
-	build := exec.Command(gobin, "build", "-tags", "berth_initonly netgo osusergo", "-ldflags", "-extldflags=-static", "-o", bin, "./berth-init")
-	build.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %w\n%s", err, out)
-	}
-	return os.ReadFile(bin)
+	return buildSmall("berth-exec", "BERTH_SMALL_EXEC", "CGO_ENABLED=1",
+		"-tags", "berth_initonly netgo osusergo", "-ldflags", "-extldflags=-static")
 })
