@@ -99,8 +99,12 @@ func TestSmallExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := f.Stat(); err != nil || st.Size() != int64(len(execBinary)) {
-		t.Fatalf("Exec runs a %v-byte file (%v), want the %d-byte small exec", st.Size(), err, len(execBinary))
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() != int64(len(execBinary)) {
+		t.Fatalf("Exec runs a %d-byte file, want the %d-byte small exec", st.Size(), len(execBinary))
 	}
 	testExec(t)
 }
