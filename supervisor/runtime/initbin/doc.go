@@ -1,5 +1,6 @@
-// Package initbin carries the container init berth executes for Create:
-// a small pure-Go build of ../berth-init, embedded in the berth binary.
+// Package initbin carries the container inits berth executes, embedded in
+// the berth binary: for Create a small pure-Go build of ../berth-init, for
+// Exec the same program built with cgo (see below).
 //
 // The init runs once per container start, for a few milliseconds, before
 // it execve()s the service's command. Re-executing berth itself there costs
