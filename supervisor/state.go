@@ -101,13 +101,16 @@ func writeFileAtomicVia(path, tmpDir string, data []byte, durable bool) (retErr 
 	// A rename over a file that is there changes an entry the directory
 	// already has on disk: after a power loss it names the old file or
 	// the new one, both whole, so only a new name needs the directory
-	// synced.
-	_, statErr := os.Lstat(path)
-	replaced := statErr == nil
+	// synced. (Only a durable write asks: a health probe's save is not.)
+	syncDir := false
+	if durable {
+		_, err := os.Lstat(path)
+		syncDir = err != nil
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if !durable || replaced {
+	if !syncDir {
 		return nil
 	}
 	d, err := os.Open(dir)
