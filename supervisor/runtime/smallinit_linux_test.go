@@ -13,8 +13,9 @@ import (
 )
 
 // TestSmallInit builds the pure-Go init (./berth-init, as the Makefile
-// builds it to embed it in berth) and runs containers with it: a plain command, and
-// the reaper, whose pid 1 must be that small binary, not the test binary.
+// builds it to embed it in berth) and runs containers with it: a plain
+// command, and the reaper, whose pid 1 must be that small binary, not the
+// test binary.
 //
 // BERTH_SMALL_INIT names a built init where there is no Go to build one
 // (the cgroup v2 guest, .ci/v2guest).
