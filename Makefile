@@ -11,12 +11,15 @@ PKGS     ?= ./...
 TIMEOUT  ?= 40m
 
 # The privileged suite that also runs on pure cgroup v2 inside the qemu
-# guest (.ci/v2guest): PKG[:RUN_REGEXP] words. Emulation is slow, so it is
-# the runtime, cgroups and seccomp suites in full, the OCI runtime CLI, the
+# guest (.ci/v2guest): PKG[:RUN_REGEXP][@VAR=VALUE] words. Emulation is
+# slow, so it is the runtime, cgroups and seccomp suites in full (the
+# runtime's twice: with the C init for every container it can start, and
+# without), the OCI runtime CLI, the
 # overlay rootfs tests, and whole stacks through the berth binary (networks,
 # published ports, health-gated chain, volumes). (The netstack package's own
 # tests drive iproute2's ip netns, which the busybox guest does not have.)
 V2_SUITE ?= ./supervisor/runtime/cgroups ./supervisor/runtime ./supervisor/runtime/seccomp \
+	./supervisor/runtime@BERTH_TEST_CINIT=1 \
 	'./cmd/berth:TestRuntimeCLI' \
 	'./supervisor/image:Overlay|Prepare' \
 	'./supervisor/e2e:TestPublishedStackCommands|TestChainUpInOrder|TestVolumesStack'
@@ -34,6 +37,7 @@ deps:
 # as their init, which costs more CPU per start.
 INIT_BIN := supervisor/runtime/initbin/berth-init
 EXEC_BIN := supervisor/runtime/initbin/berth-exec
+CINIT_BIN := supervisor/runtime/initbin/berth-cinit
 
 build: init-bin
 	go build -tags berth_init -o $(BIN) ./cmd/berth
@@ -43,9 +47,11 @@ build: init-bin
 # what only the runtime's parent side uses (the cgroup v2 device filter's
 # eBPF loader and its 35 packages).
 # berth-exec is the same program with cgo, static: the init of exec.
+# berth-cinit is the C init of the common container (runtime/cinit_linux.go).
 init-bin:
 	CGO_ENABLED=0 go build -tags berth_initonly -trimpath -ldflags '-s -w' -o $(INIT_BIN).$$$$ ./supervisor/runtime/berth-init && mv -f $(INIT_BIN).$$$$ $(INIT_BIN)
 	CGO_ENABLED=1 go build -tags 'berth_initonly netgo osusergo' -trimpath -ldflags '-s -w -extldflags=-static' -o $(EXEC_BIN).$$$$ ./supervisor/runtime/berth-init && mv -f $(EXEC_BIN).$$$$ $(EXEC_BIN)
+	$(CC) -O2 -static -s -Wall -Werror -o $(CINIT_BIN).$$$$ supervisor/runtime/cinit/cinit.c && mv -f $(CINIT_BIN).$$$$ $(CINIT_BIN)
 
 # A static build, for the cgroup v2 guest.
 bin/berth-static: init-bin
@@ -67,6 +73,8 @@ test: deps lint
 	bash .ci/leakcheck snapshot /tmp/berth-leakcheck
 	$(MAKE) build
 	BERTH_PRIVILEGED=1 BERTH_E2E_BINARY=$(abspath $(BIN)) go test -count=1 -timeout $(TIMEOUT) $(PKGS)
+	# the runtime's suite again, every container it can on the C init
+	BERTH_PRIVILEGED=1 BERTH_TEST_CINIT=1 go test -count=1 -timeout $(TIMEOUT) ./supervisor/runtime
 	bash .ci/leakcheck compare /tmp/berth-leakcheck
 	$(MAKE) test-v2
 

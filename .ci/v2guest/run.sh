@@ -3,12 +3,14 @@
 # kernel booted under qemu (software emulation, no KVM) with a busybox
 # initramfs that mounts only cgroup2 at /sys/fs/cgroup.
 #
-# usage: .ci/v2guest/run.sh [-t SECONDS] PKG[:RUN_REGEXP] ...
+# usage: .ci/v2guest/run.sh [-t SECONDS] PKG[:RUN_REGEXP][@VAR=VALUE] ...
 #   e.g. .ci/v2guest/run.sh ./supervisor/runtime/cgroups:'.*' \
-#            ./supervisor/runtime:'TestPid1|TestCgroup'
+#            ./supervisor/runtime:'TestPid1|TestCgroup' \
+#            ./supervisor/runtime@BERTH_TEST_CINIT=1
 #
 # Each package is built with `go test -c` as a static binary and run in the
-# guest as root with BERTH_PRIVILEGED=1 CI=true -test.v -test.run RUN_REGEXP.
+# guest as root with BERTH_PRIVILEGED=1 CI=true -test.v -test.run RUN_REGEXP,
+# and VAR=VALUE in its environment when given.
 # The guest prints one marker line per binary with its exit code; this
 # script exits non-zero when any binary failed, or the guest did not get
 # to the end (crash, timeout). Keep the RUN_REGEXPs small: emulation is
@@ -86,6 +88,8 @@ gobuild() {
 : >"$root/tests/list"
 names=()
 for spec in "$@"; do
+	envs=
+	case $spec in *@*) envs=${spec#*@} spec=${spec%%@*} ;; esac
 	pkg=${spec%%:*}
 	pat=.
 	[ "$pkg" != "$spec" ] && pat=${spec#*:}
@@ -101,7 +105,7 @@ for spec in "$@"; do
 	fi
 	dir=$(cd "$repo" && go list -f '{{.Dir}}' "$pkg")
 	rel=${dir#"$repo"}
-	printf '%s\t/src%s\t%s\n' "$name" "${rel:-/}" "$pat" >>"$root/tests/list"
+	printf '%s\t/src%s\t%s\t%s\n' "$name" "${rel:-/}" "$pat" "$envs" >>"$root/tests/list"
 	names+=("$name")
 done
 
@@ -118,11 +122,12 @@ if [ -d "$repo/cmd/berth" ]; then
 	echo "v2guest: building ./cmd/berth"
 	make -s -C "$repo" init-bin
 	gobuild "$root/usr/local/bin/berth" ./cmd/berth build -tags berth_init
-	# The inits alone too, for the runtime's TestSmallInit and
-	# TestSmallExec (no Go here).
+	# The inits alone too, for the runtime's TestSmallInit, TestSmallExec
+	# and the C init's tests (no Go nor C compiler here).
 	mkdir -p "$root/usr/local/libexec"
 	cp "$repo/supervisor/runtime/initbin/berth-init" "$root/usr/local/libexec/berth-init"
 	cp "$repo/supervisor/runtime/initbin/berth-exec" "$root/usr/local/libexec/berth-exec"
+	cp "$repo/supervisor/runtime/initbin/berth-cinit" "$root/usr/local/libexec/berth-cinit"
 fi
 
 # busybox at the same path as on the host, plus /bin/sh for init.
@@ -216,10 +221,11 @@ hostname v2guest
 [ -x /usr/local/bin/berth ] && export BERTH_BINARY=/usr/local/bin/berth
 [ -x /usr/local/libexec/berth-init ] && export BERTH_SMALL_INIT=/usr/local/libexec/berth-init
 [ -x /usr/local/libexec/berth-exec ] && export BERTH_SMALL_EXEC=/usr/local/libexec/berth-exec
-while IFS="	" read -r name dir pat; do
-	echo "v2guest: running \$name -test.run '\$pat' in \$dir"
+[ -x /usr/local/libexec/berth-cinit ] && export BERTH_CINIT=/usr/local/libexec/berth-cinit
+while IFS="	" read -r name dir pat envs; do
+	echo "v2guest: running \$name -test.run '\$pat' in \$dir \$envs"
 	cd "\$dir"
-	BERTH_PRIVILEGED=1 CI=true "/tests/\$name.test" -test.v -test.run "\$pat" -test.timeout ${test_timeout_s}s </dev/null 2>&1
+	env \$envs BERTH_PRIVILEGED=1 CI=true "/tests/\$name.test" -test.v -test.run "\$pat" -test.timeout ${test_timeout_s}s </dev/null 2>&1
 	rc=\$?
 	cd /
 	echo "$marker RESULT \$name \$rc"

@@ -85,6 +85,7 @@ type Container struct {
 	console    *os.File  // pty master when the spec asks for a terminal and no socket was given
 
 	proc      *os.Process  // non-nil if we are the init's parent
+	cinit     bool         // Create started the C init (cinit_linux.go)
 	hooks     *specs.Hooks // the config's hooks (nil: none, or not known yet)
 	hookState specs.State  // during Create
 	waitOnce  sync.Once
@@ -275,6 +276,19 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		sysAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 
+	// The common container starts with the C init (cinit_linux.go).
+	initMsg := encodeInitConfig
+	if prog, ok := encodeCInit(cfg); ok {
+		cexe, err := cinitExe()
+		if err != nil {
+			return nil, err
+		}
+		if cexe != nil {
+			self, c.cinit = cexe, true
+			initMsg = func(*initConfig) []byte { return prog }
+		}
+	}
+
 	parentSync, childSync, err := newSyncPair()
 	if err != nil {
 		return nil, err
@@ -324,7 +338,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 			return nil, fmt.Errorf("cgroup apply: %w", err)
 		}
 	}
-	if err := sendRaw(parentSync, encodeInitConfig(cfg), -1); err != nil {
+	if err := sendRaw(parentSync, initMsg(cfg), -1); err != nil {
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
 	c.hookState = specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Pid: cmd.Process.Pid, Bundle: bundle, Annotations: spec.Annotations}

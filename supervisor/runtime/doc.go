@@ -22,8 +22,10 @@
 //
 // Create executes the container's init inside new namespaces, from a
 // sealed memfd copy (so the container can never overwrite a host binary):
-// the small pure-Go init embedded by `make build` (./initbin), or else the
-// berth binary itself. The init builds the root filesystem, then blocks
+// for the common container the C init embedded by `make build` (./cinit,
+// see cinit_linux.go), else the small pure-Go init embedded too
+// (./initbin), or else the berth binary itself. The init builds the root
+// filesystem, then blocks
 // on an exec fifo in the state directory. Start opens the fifo, which
 // releases the init; it drops privileges and execve()s the user command,
 // which therefore IS pid 1 of the container (no extra process), unless the

@@ -148,7 +148,14 @@ func takeSnapshot(t testing.TB) snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := snapshot{mounts: map[string]bool{}, fds: len(fds)}
+	s := snapshot{mounts: map[string]bool{}}
+	for _, fd := range fds {
+		// The sealed copies of the inits live as long as the process,
+		// made by whichever test first starts one: not a leak.
+		if l, _ := os.Readlink("/proc/self/fd/" + fd.Name()); !strings.HasPrefix(l, "/memfd:berth-") {
+			s.fds++
+		}
+	}
 	for _, l := range strings.Split(string(m), "\n") {
 		if f := strings.Fields(l); len(f) > 4 {
 			s.mounts[f[4]] = true

@@ -2,6 +2,6 @@
 
 package initbin
 
-// Binary and ExecBinary are nil: this build re-executes berth itself as
-// the init and for exec.
-var Binary, ExecBinary []byte
+// Binary, ExecBinary and CBinary are nil: this build re-executes berth
+// itself as the init and for exec.
+var Binary, ExecBinary, CBinary []byte

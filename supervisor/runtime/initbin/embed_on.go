@@ -14,3 +14,9 @@ var Binary []byte
 //
 //go:embed berth-exec
 var ExecBinary []byte
+
+// CBinary is the C init (../cinit), which Create starts for the common
+// container (../cinit_linux.go).
+//
+//go:embed berth-cinit
+var CBinary []byte

@@ -1,0 +1,297 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/supervisor/runtime/initbin"
+)
+
+// The C init (cinit/cinit.c, embedded as initbin.CBinary) starts the
+// common container: no user namespace, no terminal, no hooks that run
+// inside the container or between its mounts, no reaper. It does what
+// the Go init does for such a container, without starting a Go runtime
+// (threads, a heap and ~190 page faults, which cost an up of 50 services
+// more CPU than their mounts). The others keep the Go init.
+//
+// The C init decides nothing: encodeCInit below walks the container's
+// setup as setupRootfs and finishProcess do and writes each step with its
+// arguments worked out (flags, options, the cgroup hierarchies, the
+// capability masks), and the C program carries the steps out. Whatever
+// the C init would word differently from the Go init (an unknown
+// capability, rlimit or device type, a relative mount destination, a NUL
+// in a string) goes to the Go init, which reports it as before.
+
+// cinitBinary is the C init (tests set it to one they built).
+var cinitBinary = initbin.CBinary
+
+var sealedCInit sealedExe
+
+// cinitExe is the sealed copy of the C init, or nil when this build has
+// none.
+func cinitExe() (*os.File, error) {
+	if len(cinitBinary) == 0 {
+		return nil, nil
+	}
+	return sealedCInit.load("berth-cinit", cinitBinary, initbin.CBinary)
+}
+
+const cinitMagic = "berth-cinit/1\n"
+
+// Mount steps of the program (cinit.c's OP_*).
+const (
+	cinitFS       = 1 // mountOne for a filesystem
+	cinitBind     = 2 // bindMount
+	cinitCgroup   = 3 // mountCgroup
+	cinitSetupDev = 4 // setupDev
+	cinitDevice   = 5 // createDevice
+)
+
+// cinitWriter is the init wire's writer that also notes strings the C
+// init cannot carry (a NUL ends a C string).
+type cinitWriter struct {
+	wireWriter
+	nul bool
+}
+
+func (w *cinitWriter) str(s string) {
+	if strings.IndexByte(s, 0) >= 0 {
+		w.nul = true
+	}
+	w.wireWriter.str(s)
+}
+
+func (w *cinitWriter) strs(v []string) {
+	w.uint(uint64(len(v)))
+	for _, s := range v {
+		w.str(s)
+	}
+}
+
+func (w *cinitWriter) uints(v []uintptr) {
+	w.uint(uint64(len(v)))
+	for _, x := range v {
+		w.uint(uint64(x))
+	}
+}
+
+// encodeCInit compiles cfg into the C init's program; ok is false when
+// the container needs the Go init.
+func encodeCInit(cfg *initConfig) (prog []byte, ok bool) {
+	spec, p := cfg.Spec, cfg.Process
+	if cfg.Mode != "create" || spec == nil || spec.Root == nil || spec.Linux == nil || p == nil ||
+		cfg.NewUserNS || cfg.Reaper || cfg.RuntimeHooks || p.Terminal || len(p.Args) == 0 || cfg.CgroupMounts == nil {
+		return nil, false
+	}
+	if h := spec.Hooks; h != nil && len(h.CreateContainer)+len(h.StartContainer) > 0 {
+		return nil, false
+	}
+	w := &cinitWriter{wireWriter: wireWriter{b: make([]byte, 0, 4096)}}
+	w.b = append(w.b, cinitMagic...)
+
+	// initMain, before the root filesystem.
+	var join []string
+	if cfg.JoinCgroups {
+		seen := map[string]bool{}
+		for _, dir := range cfg.CgroupPaths {
+			if !seen[dir] { // co-mounted controllers share a directory
+				seen[dir] = true
+				join = append(join, dir)
+			}
+		}
+		sort.Strings(join)
+	}
+	w.strs(join)
+	w.bool(cfg.NewCgroupNS)
+	w.str(spec.Hostname)
+	w.str(spec.Domainname)
+	w.str(cfg.Rootfs)
+
+	// setupRootfs: the mounts, /dev and the devices, as steps.
+	steps := &cinitWriter{}
+	n := 0
+	devMounted := false
+	for i := range spec.Mounts {
+		m := &spec.Mounts[i]
+		if !filepath.IsAbs(m.Destination) {
+			return nil, false
+		}
+		dest := filepath.Clean(m.Destination)
+		opts := parseMountOptions(m.Options)
+		var resolve uint64
+		refuse := m.Type == "proc" || m.Type == "sysfs"
+		if refuse {
+			resolve = unix.RESOLVE_NO_SYMLINKS
+		}
+		n++
+		switch {
+		case opts.bind || m.Type == "bind":
+			steps.uint(cinitBind)
+			steps.str(m.Destination)
+			steps.str(dest)
+			steps.str(m.Source)
+			steps.bool(refuse)
+			steps.uint(uint64(unix.MS_BIND | opts.flags&unix.MS_REC))
+			steps.uint(uint64(opts.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)))
+			steps.uints(opts.propagation)
+		case m.Type == "cgroup" || m.Type == "cgroup2":
+			hier := cfg.CgroupMounts
+			unified := len(hier) == 1 && hier[0].FSType == "cgroup2" && hier[0].Mountpoint == "/sys/fs/cgroup"
+			steps.uint(cinitCgroup)
+			steps.str(m.Destination)
+			steps.str(dest)
+			steps.bool(refuse)
+			steps.uint(uint64(opts.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC))
+			steps.bool(opts.readonly)
+			steps.bool(unified)
+			if unified {
+				hier = nil
+			}
+			steps.uint(uint64(len(hier)))
+			for _, h := range hier {
+				steps.str(filepath.Base(h.Mountpoint))
+				steps.str(h.FSType)
+				steps.str(h.Options)
+			}
+		default:
+			steps.uint(cinitFS)
+			steps.str(m.Destination)
+			steps.str(dest)
+			steps.str(m.Source)
+			steps.str(m.Type)
+			steps.uint(uint64(opts.flags))
+			steps.str(opts.dataString())
+			steps.uint(resolve)
+			steps.bool(refuse)
+			steps.bool(m.Type == "sysfs")
+			steps.uints(opts.propagation)
+		}
+		if dest == "/dev" && m.Type != "bind" {
+			devMounted = true
+		}
+	}
+	if devMounted {
+		n++
+		steps.uint(cinitSetupDev)
+		steps.str("")
+	}
+	for _, d := range spec.Linux.Devices {
+		var typ uint32
+		switch d.Type {
+		case "c", "u":
+			typ = unix.S_IFCHR
+		case "b":
+			typ = unix.S_IFBLK
+		case "p":
+			typ = unix.S_IFIFO
+		default:
+			return nil, false
+		}
+		perm := uint32(0o666)
+		if d.FileMode != nil {
+			perm = uint32(d.FileMode.Perm())
+		}
+		uid, gid := int64(-1), int64(-1)
+		if d.UID != nil {
+			uid = int64(*d.UID)
+		}
+		if d.GID != nil {
+			gid = int64(*d.GID)
+		}
+		n++
+		steps.uint(cinitDevice)
+		steps.str(d.Path)
+		steps.str(filepath.Clean("/" + d.Path))
+		steps.uint(uint64(typ))
+		steps.uint(uint64(perm))
+		steps.uint(uint64(uint32(d.Major)))
+		steps.uint(uint64(uint32(d.Minor)))
+		steps.int(uid)
+		steps.int(gid)
+	}
+	w.uint(uint64(n))
+	w.b = append(w.b, steps.b...)
+	w.nul = w.nul || steps.nul
+
+	// After pivot_root.
+	l := spec.Linux
+	keys := make([]string, 0, len(l.Sysctl))
+	for k := range l.Sysctl {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	w.uint(uint64(len(keys)))
+	for _, k := range keys {
+		w.str(k)
+		w.str("/proc/sys/" + strings.ReplaceAll(k, ".", "/"))
+		w.str(l.Sysctl[k])
+	}
+	w.strs(l.MaskedPaths)
+	w.strs(l.ReadonlyPaths)
+	var prop uintptr
+	if l.RootfsPropagation != "" {
+		f, ok := propagationTable[l.RootfsPropagation]
+		if !ok {
+			return nil, false
+		}
+		prop = f
+	}
+	w.uint(uint64(prop))
+	w.bool(spec.Root.Readonly)
+
+	// finishProcess.
+	w.uint(uint64(len(p.Rlimits)))
+	for _, r := range p.Rlimits {
+		res, ok := rlimitNames[r.Type]
+		if !ok {
+			return nil, false
+		}
+		w.str(r.Type)
+		w.uint(uint64(res))
+		w.uint(r.Soft)
+		w.uint(r.Hard)
+	}
+	if w.present(p.OOMScoreAdj != nil) {
+		w.int(int64(*p.OOMScoreAdj))
+	}
+	user := p.User.Username
+	if user == "" {
+		user = fmt.Sprintf("%d:%d", p.User.UID, p.User.GID)
+	}
+	w.str(user)
+	w.uint(uint64(len(p.User.AdditionalGids)))
+	for _, g := range p.User.AdditionalGids {
+		w.uint(uint64(g))
+	}
+	w.strs(p.Env)
+	w.strs(p.Args)
+	// All the masks: the init leaves out what its kernel does not know,
+	// as capMask does with the init's cap_last_cap.
+	var lists [5][]string
+	if c := p.Capabilities; c != nil {
+		lists = [5][]string{c.Bounding, c.Effective, c.Permitted, c.Inheritable, c.Ambient}
+	}
+	for _, names := range lists {
+		m, err := capMask(names, 63)
+		if err != nil {
+			return nil, false
+		}
+		w.uint(m)
+	}
+	w.bool(p.NoNewPrivileges)
+	if s := cfg.Seccomp; w.present(s != nil) {
+		w.bytes(s.Prog)
+		w.uint(uint64(s.Flags))
+	}
+	w.str(p.Cwd)
+	w.uint(uint64(cfg.NumExtra))
+	if w.nul {
+		return nil, false
+	}
+	return w.b, true
+}

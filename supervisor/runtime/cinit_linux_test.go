@@ -1,0 +1,410 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cinit returns the C init as the Makefile builds it, or the one
+// BERTH_CINIT names (the cgroup v2 guest has no compiler).
+func cinit(t testing.TB) []byte {
+	t.Helper()
+	b, err := cinitOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var cinitOnce = sync.OnceValues(func() ([]byte, error) {
+	if bin := os.Getenv("BERTH_CINIT"); bin != "" {
+		return os.ReadFile(bin)
+	}
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	dir, err := os.MkdirTemp("", "berth-cinit-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "berth-cinit")
+	// The Makefile's flags (init-bin).
+	out, err := exec.Command(cc, "-O2", "-static", "-s", "-Wall", "-Werror", "-o", bin, "cinit/cinit.c").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%s cinit/cinit.c: %w\n%s", cc, err, out)
+	}
+	return os.ReadFile(bin)
+})
+
+// useCInit makes Create start the C init, where it can, for the rest of
+// the test.
+func useCInit(t testing.TB) {
+	t.Helper()
+	useSmall(t, "berth-cinit", &cinitBinary, &sealedCInit, cinit(t))
+}
+
+// noCInit makes Create start the Go init for the rest of the test (in a
+// build with the tag berth_init, the embedded C init would be used).
+func noCInit(t testing.TB) {
+	t.Helper()
+	prev := cinitBinary
+	sealedCInit.reset()
+	cinitBinary = nil
+	t.Cleanup(func() {
+		cinitBinary = prev
+		sealedCInit.reset()
+	})
+}
+
+// cinitRun is one container run as a user sees it: its output (stdout
+// and stderr), its exit code, or the error Create or Start returned.
+type cinitRun struct {
+	out   string
+	exit  int
+	err   string
+	usedC bool
+}
+
+var fdNumber = regexp.MustCompile(`/proc/self/fd/[0-9]+`)
+
+func runOnce(t *testing.T, r *Runtime, bundle string, spec *specs.Spec, extra []*os.File) cinitRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	outPath := filepath.Join(t.TempDir(), "out")
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	id := regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString(testID(t), "-")
+	norm := func(s string) string {
+		// The two runs differ in their ids and output files, and the
+		// inits in the fds they happen to hold.
+		s = strings.ReplaceAll(strings.ReplaceAll(s, id, "ID"), outPath, "OUT")
+		return fdNumber.ReplaceAllString(s, "/proc/self/fd/N")
+	}
+	c, err := r.Create(ctx, id, CreateOpts{Bundle: bundle, Spec: spec, IO: IO{Stdout: out, Stderr: out}, ExtraFiles: extra})
+	if err != nil {
+		return cinitRun{err: norm(err.Error())}
+	}
+	t.Cleanup(func() { _ = c.Delete(context.Background(), true) })
+	if con := c.Console(); con != nil {
+		defer con.Close()
+	}
+	run := cinitRun{usedC: c.cinit}
+	if err := c.Start(); err != nil {
+		run.err = norm(err.Error())
+		return run
+	}
+	es, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	if err := c.Delete(ctx, false); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	b, _ := os.ReadFile(outPath)
+	run.out, run.exit = norm(string(b)), es.Code
+	return run
+}
+
+// stateScript prints what a container's process sees of its setup: its
+// identity, capabilities and filters, its mounts (without the ids that
+// differ from run to run), /dev, limits, umask, cwd, environment, names,
+// fds and cgroups.
+const stateScript = `id
+grep -E '^(Cap|NoNewPrivs|Seccomp|Groups)' /proc/self/status
+cut -d' ' -f4- /proc/self/mountinfo
+stat -c '%n %F %a %u %g %t %T' /dev/* /dev/pts/* /dev/mqueue /dev/shm
+ulimit -a
+cat /proc/self/oom_score_adj
+umask
+pwd
+env | sort
+hostname
+cat /proc/sys/kernel/domainname
+for i in 0 1 2 3 4 5 6 7 8 9 10 11 12; do [ -e /proc/1/fd/$i ] && echo "fd $i $(readlink /proc/1/fd/$i)"; done
+cat /proc/self/cgroup
+cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shm_rmid_forced
+`
+
+// TestCInitMatchesGoInit runs the same containers with the Go init and
+// with the C init and compares what they see: the C init must build the
+// same container, and fail the same way where the Go init fails.
+func TestCInitMatchesGoInit(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	root := filepath.Join(bundle, "rootfs")
+	// A destination reached through the image's own symlinks (one
+	// absolute, one dangling), and a file where a directory would go.
+	for _, l := range [][2]string{{"/data", "rootfs/link"}, {"/data/not/yet", "rootfs/dangling"}} {
+		if err := os.Symlink(l[0], filepath.Join(bundle, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/afile"), []byte("image\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "hello"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostFile := filepath.Join(host, "hello")
+	// An image whose /proc is a symlink: both inits refuse it.
+	badBundle := makeRootfs(t)
+	os.Remove(filepath.Join(badBundle, "rootfs/proc"))
+	if err := os.Symlink("/tmp", filepath.Join(badBundle, "rootfs/proc")); err != nil {
+		t.Fatal(err)
+	}
+
+	mode := os.FileMode(0o620)
+	uid, gid := uint32(1000), uint32(2000)
+	oom := 500
+	cases := []struct {
+		name   string
+		bundle string
+		spec   func() *specs.Spec
+		extra  func() []*os.File
+		goInit bool // the Go init's case (not one for the C init)
+		fails  bool // the container fails to start, or its init does
+	}{
+		{name: "default", spec: func() *specs.Spec { return shSpec(stateScript) }},
+		{name: "user by name, extra gids", spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Process.User = specs.User{Username: "app", AdditionalGids: []uint32{3000}}
+			return s
+		}},
+		{name: "user and group by name", spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Process.User = specs.User{Username: "app:extra"}
+			return s
+		}},
+		{name: "numeric user", spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Process.User = specs.User{UID: 65534, GID: 65534}
+			return s
+		}},
+		{name: "unknown user", fails: true, spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Process.User = specs.User{Username: "nosuchuser"}
+			return s
+		}},
+		{name: "unknown group", fails: true, spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Process.User = specs.User{Username: "app:nosuchgroup"}
+			return s
+		}},
+		{name: "capabilities, no_new_privs, seccomp", spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			caps := []string{"CAP_NET_ADMIN", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
+			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps, Inheritable: caps[:1], Ambient: caps[:1]}
+			s.Process.NoNewPrivileges = true
+			prof, err := mobyseccomp.GetDefaultProfile(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Linux.Seccomp = prof
+			return s
+		}},
+		{name: "seccomp without no_new_privs", spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			prof, err := mobyseccomp.GetDefaultProfile(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Linux.Seccomp = prof
+			return s
+		}},
+		{name: "rlimits, oom_score_adj, cwd, env", spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: 2048}, {Type: "RLIMIT_NPROC", Soft: 500, Hard: 600}}
+			s.Process.OOMScoreAdj = &oom
+			s.Process.Cwd = "/home/app"
+			s.Process.Env = append(s.Process.Env, "HOME=/elsewhere", "A=b=c")
+			return s
+		}},
+		{name: "PATH lookup", spec: func() *specs.Spec {
+			s := shSpec("")
+			s.Process.Args = []string{"sh", "-c", stateScript}
+			s.Process.Env = []string{"PATH=/nope::/bin"}
+			return s
+		}},
+		{name: "command not found", fails: true, spec: func() *specs.Spec {
+			s := shSpec("")
+			s.Process.Args = []string{"nonexistent-berth-command"}
+			return s
+		}},
+		{name: "cwd missing", fails: true, spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Process.Cwd = "/nonexistent-berth-cwd"
+			return s
+		}},
+		{name: "mounts", spec: func() *specs.Spec {
+			s := shSpec(stateScript + "cat /data/ro/hello /etc/afile /data/t/../ro/hello; touch /data/ro/x || echo read-only; stat -c '%n %a' /data/t /data/not/yet /link/deep/er")
+			s.Mounts = append(s.Mounts,
+				specs.Mount{Destination: "/data/ro", Type: "bind", Source: host, Options: []string{"rbind", "ro", "nosuid", "rslave"}},
+				specs.Mount{Destination: "/etc/afile", Type: "bind", Source: hostFile, Options: []string{"bind"}},
+				specs.Mount{Destination: "/data/t", Type: "tmpfs", Source: "tmpfs", Options: []string{"mode=1750", "size=1m", "noexec", "private"}},
+				specs.Mount{Destination: "/dangling", Type: "tmpfs", Source: "tmpfs"},
+				specs.Mount{Destination: "/link/deep/er", Type: "tmpfs", Source: "tmpfs", Options: []string{"ro"}},
+				specs.Mount{Destination: "/data/ro/../ro2/.", Type: "bind", Source: host, Options: []string{"bind", "rw"}},
+			)
+			return s
+		}},
+		{name: "bind source missing", fails: true, spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: "/nonexistent-berth-source", Options: []string{"bind"}})
+			return s
+		}},
+		{name: "bind file onto directory", fails: true, spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: hostFile, Options: []string{"bind"}})
+			return s
+		}},
+		{name: "/proc a symlink in the image", fails: true, bundle: badBundle, spec: func() *specs.Spec { return shSpec(stateScript) }},
+		{name: "devices, sysctls, names", spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Linux.Devices = []specs.LinuxDevice{
+				{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: &mode, UID: &uid, GID: &gid},
+				{Path: "dev/sub/loopx", Type: "b", Major: 7, Minor: 200},
+				{Path: "/dev/fifo", Type: "p"},
+			}
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1", "kernel.shm_rmid_forced": "1"}
+			s.Hostname, s.Domainname = "cinit-test", "example.test"
+			return s
+		}},
+		{name: "read-only root, propagation, no cgroup namespace", spec: func() *specs.Spec {
+			s := shSpec(stateScript + "touch /x || echo read-only root")
+			s.Root.Readonly = true
+			s.Linux.RootfsPropagation = "rslave"
+			var ns []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if n.Type != specs.CgroupNamespace {
+					ns = append(ns, n)
+				}
+			}
+			s.Linux.Namespaces = ns
+			return s
+		}},
+		{name: "extra files", spec: func() *specs.Spec {
+			return shSpec(stateScript + "cat <&3; cat <&4")
+		}, extra: func() []*os.File {
+			var fs []*os.File
+			for _, n := range []string{"hello", "hello"} {
+				f, err := os.Open(filepath.Join(host, n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+				fs = append(fs, f)
+			}
+			return fs
+		}},
+		{name: "reaper (Go init)", goInit: true, spec: func() *specs.Spec {
+			s := shSpec("id")
+			s.Annotations = map[string]string{AnnotationInit: "true"}
+			return s
+		}},
+		{name: "terminal (Go init)", goInit: true, spec: func() *specs.Spec {
+			s := shSpec("id")
+			s.Process.Terminal = true
+			return s
+		}},
+		{name: "unknown capability (Go init)", fails: true, goInit: true, spec: func() *specs.Spec {
+			s := shSpec("id")
+			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_BERTH_NONE")
+			return s
+		}},
+	}
+	r := newTestRuntime(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bundle
+			if tc.bundle != "" {
+				b = tc.bundle
+			}
+			extra := func() []*os.File {
+				if tc.extra == nil {
+					return nil
+				}
+				return tc.extra()
+			}
+			var goRun, cRun cinitRun
+			t.Run("go", func(t *testing.T) {
+				noCInit(t)
+				goRun = runOnce(t, r, b, tc.spec(), extra())
+			})
+			t.Run("c", func(t *testing.T) {
+				useCInit(t)
+				cRun = runOnce(t, r, b, tc.spec(), extra())
+			})
+			if goRun.usedC {
+				t.Fatal("the Go init's run used the C init")
+			}
+			if tc.goInit {
+				if cRun.usedC && cRun.err == "" {
+					t.Errorf("the C init started a container it cannot")
+				}
+			} else if !cRun.usedC && cRun.err == "" {
+				t.Errorf("the C init did not start the container")
+			}
+			if cRun.err != goRun.err || cRun.exit != goRun.exit || cRun.out != goRun.out {
+				t.Errorf("the inits differ:\nGo init: exit %d, error %q\nC init: exit %d, error %q\noutput lines only the Go init's container printed:\n%s\nonly the C init's:\n%s",
+					goRun.exit, goRun.err, cRun.exit, cRun.err, lineDiff(goRun.out, cRun.out), lineDiff(cRun.out, goRun.out))
+			}
+			failed := strings.Contains(goRun.out, "berth init:") || goRun.err != "" || goRun.exit != 0
+			switch {
+			case failed && !tc.fails:
+				t.Errorf("the container failed: exit %d, error %q, output:\n%s", goRun.exit, goRun.err, goRun.out)
+			case !failed && tc.fails:
+				t.Errorf("the container did not fail: output:\n%s", goRun.out)
+			case failed:
+				t.Logf("both fail alike: exit %d, %s%s", goRun.exit, goRun.err, goRun.out)
+			}
+		})
+	}
+}
+
+// lineDiff returns the lines of a that b lacks, in order.
+func lineDiff(a, b string) string {
+	have := map[string]int{}
+	for _, l := range strings.Split(b, "\n") {
+		have[l]++
+	}
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if have[l] > 0 {
+			have[l]--
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+// BERTH_TEST_CINIT=1 runs the whole suite with the C init: every
+// container it can start, it starts (make test does this once).
+func init() {
+	if os.Getenv("BERTH_TEST_CINIT") == "1" {
+		b, err := cinitOnce()
+		if err != nil {
+			panic(err)
+		}
+		cinitBinary = b
+	}
+}
