@@ -106,8 +106,9 @@ func TestInitInEveryHierarchy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if reaper && len(tids) < 2 {
-				t.Fatalf("the reaper has %d threads: the check below could not tell", len(tids))
+			if reaper && !c.cinit && len(tids) < 2 {
+				// (the C init's reaper has one)
+				t.Fatalf("the Go reaper has %d threads: the check below could not tell", len(tids))
 			}
 			if len(st.CgroupPaths) == 0 {
 				t.Fatal("no cgroup paths in the state")

@@ -14,10 +14,12 @@ import (
 
 // The C init (cinit/cinit.c, embedded as initbin.CBinary) starts the
 // common container: no user namespace, no terminal, no hooks that run
-// inside the container or between its mounts, no reaper. It does what
+// inside the container or between its mounts. It does what
 // the Go init does for such a container, without starting a Go runtime
 // (threads, a heap and ~190 page faults, which cost an up of 50 services
-// more CPU than their mounts). The others keep the Go init.
+// more CPU than their mounts). As the reaper of `init: true` it stays
+// pid 1 with 0.7 MiB resident (0.1 of it its own) where the Go reaper
+// holds 3.5, and with no fd but stdio. The others keep the Go init.
 //
 // The C init decides nothing: encodeCInit below walks the container's
 // setup as setupRootfs and finishProcess do and writes each step with its
@@ -85,7 +87,7 @@ func (w *cinitWriter) uints(v []uintptr) {
 func encodeCInit(cfg *initConfig) (prog []byte, ok bool) {
 	spec, p := cfg.Spec, cfg.Process
 	if cfg.Mode != "create" || spec == nil || spec.Root == nil || spec.Linux == nil || p == nil ||
-		cfg.NewUserNS || cfg.Reaper || cfg.RuntimeHooks || p.Terminal || len(p.Args) == 0 || cfg.CgroupMounts == nil {
+		cfg.NewUserNS || cfg.RuntimeHooks || p.Terminal || len(p.Args) == 0 || cfg.CgroupMounts == nil {
 		return nil, false
 	}
 	if h := spec.Hooks; h != nil && len(h.CreateContainer)+len(h.StartContainer) > 0 {
@@ -290,6 +292,7 @@ func encodeCInit(cfg *initConfig) (prog []byte, ok bool) {
 	}
 	w.str(p.Cwd)
 	w.uint(uint64(cfg.NumExtra))
+	w.bool(cfg.Reaper)
 	if w.nul {
 		return nil, false
 	}

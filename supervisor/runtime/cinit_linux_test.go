@@ -315,9 +315,21 @@ func TestCInitMatchesGoInit(t *testing.T) {
 			}
 			return fs
 		}},
-		{name: "reaper (Go init)", goInit: true, spec: func() *specs.Spec {
-			s := shSpec("id")
+		{name: "reaper", spec: func() *specs.Spec {
+			// An orphan to reap, a signal to forward, and the reaper's
+			// own identity, capabilities and filter.
+			s := shSpec(`(sh -c 'sleep 0.1' &); sleep 0.5; ps -o stat | grep -c Z
+tr '\0' ' ' </proc/1/cmdline; echo
+grep -E '^(Cap|NoNewPrivs|Seccomp|Uid|Gid|Groups)' /proc/1/status; id
+trap 'echo got TERM; exit 0' TERM; kill -TERM 1; sleep 5 & wait; echo no signal`)
 			s.Annotations = map[string]string{AnnotationInit: "true"}
+			s.Process.User = specs.User{Username: "app"}
+			s.Process.NoNewPrivileges = true
+			prof, err := mobyseccomp.GetDefaultProfile(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Linux.Seccomp = prof
 			return s
 		}},
 		{name: "terminal (Go init)", goInit: true, spec: func() *specs.Spec {

@@ -24,6 +24,7 @@ func TestSmallInit(t *testing.T) {
 	checkNoLeaks(t)
 	small := smallInit(t)
 	useSmall(t, "berth-init", &initBinary, &sealedInit, small)
+	noCInit(t) // the Go init's test, in every build
 
 	r := newTestRuntime(t)
 	bundle := makeRootfs(t)

@@ -37,6 +37,8 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
@@ -1079,6 +1081,43 @@ static void prepare_fds(unsigned int nextra)
 	closedir(d);
 }
 
+/* run_reaper is runReaper (compose `init: true`): this process stays pid
+ * 1, already confined as the command will be, forks the command, forwards
+ * it every signal but SIGCHLD, reaps every zombie reparented to it, and
+ * exits with the command's status. It keeps no fd but stdio. */
+__attribute__((noreturn)) static void run_reaper(const char *exe, char **args, char **env)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork/exec %s: %s", exe, errtext(errno));
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		execve(exe, args, env);
+		die("exec %s: %s", exe, errtext(errno));
+	}
+	if (syscall(SYS_close_range, 3, ~0U, 0) < 0)
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si);
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			kill(pid, sig);
+			continue;
+		}
+		int st;
+		pid_t w;
+		while ((w = waitpid(-1, &st, WNOHANG)) > 0)
+			if (w == pid)
+				_exit(WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
+	}
+}
+
 static void finish(struct reader *r)
 {
 	setctx("%s", "");
@@ -1119,6 +1158,7 @@ static void finish(struct reader *r)
 	}
 	char *cwd = rd_str(r);
 	unsigned int nextra = (unsigned int)rd_uint(r);
+	int reaper = rd_bool(r);
 	if (r->p != r->end)
 		die("init program: %zu bytes left over", (size_t)(r->end - r->p));
 
@@ -1179,6 +1219,8 @@ static void finish(struct reader *r)
 			install_seccomp(prog, proglen, sflags);
 	}
 	prepare_fds(nextra);
+	if (reaper)
+		run_reaper(exe, args, env);
 	execve(exe, args, env);
 	die("exec %s: %s", exe, errtext(errno));
 }
