@@ -420,3 +420,48 @@ func init() {
 		cinitBinary = b
 	}
 }
+
+// TestReaperFds: the reaper of `init: true` stays pid 1 for the
+// container's life, where the container's root could reopen any file it
+// holds through /proc/1/fd. Neither init may hold one of the host's: the
+// Go runtime kept its cgroup's CPU limit files open (GODEBUG in initEnv
+// closes them), and the C reaper keeps nothing but stdio.
+func TestReaperFds(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	bundle := makeRootfs(t)
+	spec := shSpec(`for f in /proc/1/fd/*; do echo "$f $(readlink $f)"; done`)
+	spec.Annotations = map[string]string{AnnotationInit: "true"}
+	for _, c := range []bool{false, true} {
+		t.Run(fmt.Sprintf("C init %v", c), func(t *testing.T) {
+			if c {
+				useCInit(t)
+			} else {
+				noCInit(t)
+			}
+			r := newTestRuntime(t)
+			res := runOnce(t, r, bundle, spec, nil)
+			if res.err != "" || res.exit != 0 || res.usedC != c {
+				t.Fatalf("exit %d, error %q, C init %v; output:\n%s", res.exit, res.err, res.usedC, res.out)
+			}
+			for _, l := range strings.Split(strings.TrimSpace(res.out), "\n") {
+				fdPath, target, _ := strings.Cut(strings.TrimSpace(l), " ")
+				if target == "" {
+					continue // gone by the time it was read: the Go reaper's start
+				}
+				fd := strings.TrimPrefix(fdPath, "/proc/1/fd/")
+				switch {
+				case fd == "0" || fd == "1" || fd == "2":
+				case c:
+					t.Errorf("the C reaper holds fd %s (%s)", fd, target)
+				case strings.HasPrefix(target, "anon_inode:"), strings.HasPrefix(target, "/memfd:berth-"):
+					// the Go runtime's poller, and the init's own sealed copy
+				case strings.HasPrefix(target, "pipe:"), target == "/dev/null":
+					// inherited from the test process's environment
+				default:
+					t.Errorf("the Go reaper holds fd %s: %s", fd, target)
+				}
+			}
+		})
+	}
+}

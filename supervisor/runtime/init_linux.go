@@ -21,10 +21,14 @@ const (
 )
 
 // initEnv is the environment the init starts with. One P is all the
-// init uses (it works on one locked thread), and a GOMAXPROCS of our own
-// spares it the runtime's look at its cgroup's CPU limit at start.
+// init uses (it works on one locked thread). containermaxprocs=0: the Go
+// runtime (1.25 on) otherwise keeps two files of the host's cgroupfs
+// open for the process's life (the CPU limit, to follow it), and the
+// reaper (`init: true`) lives as pid 1 of the container: its root could
+// reopen them through /proc/1/fd. With it off, the runtime closes them
+// as it starts.
 func initEnv(mode string) []string {
-	return []string{envInit + "=" + mode, "GOMAXPROCS=1"}
+	return []string{envInit + "=" + mode, "GOMAXPROCS=1", "GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
 }
 
 // Fixed fd numbers in the init.
