@@ -51,7 +51,7 @@ build: init-bin
 init-bin:
 	CGO_ENABLED=0 go build -tags berth_initonly -trimpath -ldflags '-s -w' -o $(INIT_BIN).$$$$ ./supervisor/runtime/berth-init && mv -f $(INIT_BIN).$$$$ $(INIT_BIN)
 	CGO_ENABLED=1 go build -tags 'berth_initonly netgo osusergo' -trimpath -ldflags '-s -w -extldflags=-static' -o $(EXEC_BIN).$$$$ ./supervisor/runtime/berth-init && mv -f $(EXEC_BIN).$$$$ $(EXEC_BIN)
-	$(CC) -O2 -static -s -Wall -Werror -o $(CINIT_BIN).$$$$ supervisor/runtime/cinit/cinit.c && mv -f $(CINIT_BIN).$$$$ $(CINIT_BIN)
+	$(CC) -O2 -static -s -Wall -Werror -o $(CINIT_BIN).$$$$ supervisor/runtime/cinit/cinit.c supervisor/runtime/nsenter/nsenter.c && mv -f $(CINIT_BIN).$$$$ $(CINIT_BIN)
 
 # A static build, for the cgroup v2 guest.
 bin/berth-static: init-bin

@@ -70,18 +70,20 @@ func BenchmarkLifecycle(b *testing.B) {
 
 // BenchmarkExec times an exec of `true` into a running container (what
 // a health probe costs), run through berth itself (here: the test
-// binary) and through the small cgo init (berth-exec), and reports the
-// CPU time of the processes each exec started.
+// binary), through the small cgo init (berth-exec) and through the C
+// init, and reports the CPU time of the processes each exec started.
 func BenchmarkExec(b *testing.B) {
 	requirePrivileged(b)
-	for _, small := range []bool{false, true} {
-		name := "self"
-		if small {
-			name = "small"
-		}
+	for _, name := range []string{"self", "small", "cinit"} {
 		b.Run(name, func(b *testing.B) {
-			if small {
+			switch name {
+			case "small":
 				useSmallExec(b)
+				noCInit(b)
+			case "cinit":
+				useCInit(b)
+			default:
+				noCInit(b)
 			}
 			c, _ := startSleeper(b, nil)
 			ctx := context.Background()

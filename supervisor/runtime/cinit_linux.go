@@ -19,7 +19,9 @@ import (
 // (threads, a heap and ~190 page faults, which cost an up of 50 services
 // more CPU than their mounts). As the reaper of `init: true` it stays
 // pid 1 with 0.7 MiB resident (0.1 of it its own) where the Go reaper
-// holds 3.5, and with no fd but stdio. The others keep the Go init.
+// holds 3.5, and with no fd but stdio. It runs execs too (health probes,
+// hooks, berth exec without a terminal), the nsenter code linked in. The
+// others keep the Go inits.
 //
 // The C init decides nothing: encodeCInit below walks the container's
 // setup as setupRootfs and finishProcess do and writes each step with its
@@ -44,6 +46,12 @@ func cinitExe() (*os.File, error) {
 }
 
 const cinitMagic = "berth-cinit/1\n"
+
+// What the program starts (cinit.c's MODE_*).
+const (
+	cinitCreate = 1 // a container
+	cinitExec   = 2 // a process joining one (Exec)
+)
 
 // Mount steps of the program (cinit.c's OP_*).
 const (
@@ -93,8 +101,7 @@ func encodeCInit(cfg *initConfig) (prog []byte, ok bool) {
 	if h := spec.Hooks; h != nil && len(h.CreateContainer)+len(h.StartContainer) > 0 {
 		return nil, false
 	}
-	w := &cinitWriter{wireWriter: wireWriter{b: make([]byte, 0, 4096)}}
-	w.b = append(w.b, cinitMagic...)
+	w := newCInitWriter(cinitCreate)
 
 	// initMain, before the root filesystem.
 	var join []string
@@ -245,8 +252,28 @@ func encodeCInit(cfg *initConfig) (prog []byte, ok bool) {
 	}
 	w.uint(uint64(prop))
 	w.bool(spec.Root.Readonly)
+	return w.finish(cfg)
+}
 
-	// finishProcess.
+// encodeCInitExec compiles an exec; ok is false when it needs the Go
+// init (a terminal, or what encodeCInit leaves to it).
+func encodeCInitExec(cfg *initConfig) (prog []byte, ok bool) {
+	if p := cfg.Process; cfg.Mode != "exec" || p == nil || p.Terminal || len(p.Args) == 0 {
+		return nil, false
+	}
+	return newCInitWriter(cinitExec).finish(cfg)
+}
+
+func newCInitWriter(mode uint64) *cinitWriter {
+	w := &cinitWriter{wireWriter: wireWriter{b: make([]byte, 0, 4096)}}
+	w.b = append(w.b, cinitMagic...)
+	w.uint(mode)
+	return w
+}
+
+// finish writes finishProcess's part and returns the program.
+func (w *cinitWriter) finish(cfg *initConfig) (prog []byte, ok bool) {
+	p := cfg.Process
 	w.uint(uint64(len(p.Rlimits)))
 	for _, r := range p.Rlimits {
 		res, ok := rlimitNames[r.Type]

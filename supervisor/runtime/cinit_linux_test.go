@@ -42,7 +42,7 @@ var cinitOnce = sync.OnceValues(func() ([]byte, error) {
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "berth-cinit")
 	// The Makefile's flags (init-bin).
-	out, err := exec.Command(cc, "-O2", "-static", "-s", "-Wall", "-Werror", "-o", bin, "cinit/cinit.c").CombinedOutput()
+	out, err := exec.Command(cc, "-O2", "-static", "-s", "-Wall", "-Werror", "-o", bin, "cinit/cinit.c", "nsenter/nsenter.c").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("%s cinit/cinit.c: %w\n%s", cc, err, out)
 	}
@@ -461,6 +461,116 @@ func TestReaperFds(t *testing.T) {
 				default:
 					t.Errorf("the Go reaper holds fd %s: %s", fd, target)
 				}
+			}
+		})
+	}
+}
+
+// TestCInitExecMatchesGoInit: processes exec'd into a running container
+// (berth exec, health probes, hooks) by the Go init and by the C init see
+// the same identity, capabilities, filters, limits, cwd and environment,
+// and fail alike.
+func TestCInitExecMatchesGoInit(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	c, _ := startSleeper(t, func(s *specs.Spec) {
+		s.Process.User = specs.User{Username: "app"}
+		s.Process.NoNewPrivileges = true
+		prof, err := mobyseccomp.GetDefaultProfile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Linux.Seccomp = prof
+	})
+	const script = `id; grep -E '^(Cap|NoNewPrivs|Seccomp|Groups)' /proc/self/status; ulimit -n -u; umask; pwd; env | sort
+cat /proc/self/cgroup; hostname; for i in 0 1 2 3 4 5 6 7 8 9; do [ -e /proc/$$/fd/$i ] && echo "fd $i $(readlink /proc/$$/fd/$i)"; done; exit 3`
+	oom := 300
+	cases := []struct {
+		name  string
+		proc  func() *specs.Process
+		fails bool
+	}{
+		{name: "the container's process", proc: func() *specs.Process { return c.ExecProcess("/bin/sh", "-c", script) }},
+		{name: "root, cwd, env, rlimits", proc: func() *specs.Process {
+			p := c.ExecProcess("sh", "-c", script)
+			p.User = specs.User{UID: 0, GID: 0}
+			p.Cwd = "/tmp"
+			p.Env = append(p.Env, "GREETING=hello")
+			p.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 100, Hard: 200}}
+			p.OOMScoreAdj = &oom
+			return p
+		}},
+		{name: "capabilities", proc: func() *specs.Process {
+			p := c.ExecProcess("/bin/sh", "-c", script)
+			caps := []string{"CAP_KILL", "CAP_CHOWN"}
+			p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+			p.NoNewPrivileges = false
+			return p
+		}},
+		{name: "not found", fails: true, proc: func() *specs.Process { return c.ExecProcess("/nonexistent-berth-exec") }},
+		{name: "unknown user", fails: true, proc: func() *specs.Process {
+			p := c.ExecProcess("/bin/sh", "-c", script)
+			p.User = specs.User{Username: "nosuchuser"}
+			return p
+		}},
+		{name: "cwd missing", fails: true, proc: func() *specs.Process {
+			p := c.ExecProcess("/bin/sh", "-c", script)
+			p.Cwd = "/nonexistent-berth-cwd"
+			return p
+		}},
+	}
+	type run struct {
+		out, err string
+		exit     int
+		usedC    bool
+	}
+	exec := func(t *testing.T, p *specs.Process) run {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		outPath := filepath.Join(t.TempDir(), "out")
+		out, err := os.OpenFile(outPath, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		norm := func(s string) string {
+			return fdNumber.ReplaceAllString(strings.ReplaceAll(s, outPath, "OUT"), "/proc/self/fd/N")
+		}
+		proc, err := c.Exec(ctx, p, ExecOpts{IO: IO{Stdout: out, Stderr: out}})
+		if err != nil {
+			return run{err: norm(err.Error())}
+		}
+		es, err := proc.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(outPath)
+		return run{out: norm(string(b)), exit: es.Code, usedC: proc.cinit}
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var goRun, cRun run
+			t.Run("go", func(t *testing.T) {
+				noCInit(t)
+				goRun = exec(t, tc.proc())
+			})
+			t.Run("c", func(t *testing.T) {
+				useCInit(t)
+				cRun = exec(t, tc.proc())
+			})
+			if goRun.usedC || (!cRun.usedC && cRun.err == "") {
+				t.Errorf("C init used: %v by the Go run, %v by the C run", goRun.usedC, cRun.usedC)
+			}
+			if cRun != (run{out: goRun.out, err: goRun.err, exit: goRun.exit, usedC: cRun.usedC}) {
+				t.Errorf("the inits differ:\nGo init: exit %d, error %q\nC init: exit %d, error %q\noutput lines only the Go init's process printed:\n%s\nonly the C init's:\n%s",
+					goRun.exit, goRun.err, cRun.exit, cRun.err, lineDiff(goRun.out, cRun.out), lineDiff(cRun.out, goRun.out))
+			}
+			failed := goRun.err != "" || goRun.exit != 3
+			if failed != tc.fails {
+				t.Errorf("failed: %v, want %v: exit %d, error %q, output:\n%s", failed, tc.fails, goRun.exit, goRun.err, goRun.out)
+			}
+			if failed {
+				t.Logf("both fail alike: exit %d, %s%s", goRun.exit, goRun.err, goRun.out)
 			}
 		})
 	}

@@ -31,6 +31,7 @@ type Process struct {
 	Pid     int
 	proc    *os.Process
 	console *os.File
+	cinit   bool // the C init ran it (cinit_linux.go)
 }
 
 // Console is the pty master when the process asked for a terminal and no
@@ -132,18 +133,11 @@ var nsOrder = []struct {
 // init (p's own settings; see ExecProcess). The container must be
 // created or running.
 func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (_ *Process, retErr error) {
-	if !nsenter.Available {
-		return nil, fmt.Errorf("exec needs the cgo nsenter constructor: %w", ErrNotSupported)
-	}
 	if p == nil || len(p.Args) == 0 {
 		return nil, fmt.Errorf("%w: exec: process.args is empty", ErrInvalidSpec)
 	}
 	if p.Cwd != "" && !strings.HasPrefix(p.Cwd, "/") {
 		return nil, fmt.Errorf("%w: exec: cwd %q is not absolute", ErrInvalidSpec, p.Cwd)
-	}
-	self, err := execExe()
-	if err != nil {
-		return nil, err
 	}
 	c.mu.Lock()
 	if !c.initAliveLocked() {
@@ -155,6 +149,28 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 	c.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	// The C init, which links the nsenter code itself, where it can
+	// (cinit_linux.go); else the Go one, which needs the cgo constructor.
+	cfg := &initConfig{Mode: "exec", ID: c.id, Process: p, Seccomp: base.seccomp}
+	initMsg := encodeInitConfig
+	var self *os.File
+	usedC := false
+	if prog, ok := encodeCInitExec(cfg); ok && !base.namespaces[specs.UserNamespace] {
+		if self, err = cinitExe(); err != nil {
+			return nil, err
+		}
+		if self != nil {
+			initMsg, usedC = func(*initConfig) []byte { return prog }, true
+		}
+	}
+	if self == nil {
+		if !nsenter.Available {
+			return nil, fmt.Errorf("exec needs the cgo nsenter constructor: %w", ErrNotSupported)
+		}
+		if self, err = execExe(); err != nil {
+			return nil, err
+		}
 	}
 
 	var nsFiles []*os.File
@@ -234,8 +250,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 			return nil, fmt.Errorf("exec: cgroup: %w", err)
 		}
 	}
-	cfg := &initConfig{Mode: "exec", ID: c.id, Process: p, Seccomp: base.seccomp}
-	if err := sendRaw(parentSync, encodeInitConfig(cfg), -1); err != nil {
+	if err := sendRaw(parentSync, initMsg(cfg), -1); err != nil {
 		return nil, fmt.Errorf("exec: send config: %w", err)
 	}
 	console, err := c.awaitInit(parentSync, false, opts.ConsoleSocket)
@@ -245,5 +260,5 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 		}
 		return nil, fmt.Errorf("exec: %w", err)
 	}
-	return &Process{Pid: xpid, proc: proc, console: console}, nil
+	return &Process{Pid: xpid, proc: proc, console: console, cinit: usedC}, nil
 }

@@ -95,6 +95,7 @@ func TestSmallExec(t *testing.T) {
 	requirePrivileged(t)
 	checkNoLeaks(t)
 	useSmallExec(t)
+	noCInit(t)
 	f, err := execExe()
 	if err != nil {
 		t.Fatal(err)

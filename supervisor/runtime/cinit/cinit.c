@@ -16,6 +16,10 @@
  *
  * Why C: a Go init starts a Go runtime for every container (threads,
  * a heap, ~190 page faults), which cost more CPU than the setup itself.
+ *
+ * It also runs exec'd processes (berth exec, health probes, hooks): the
+ * runtime then starts it with the nsenter environment of ../nsenter, whose
+ * C file is linked in, and sends a program of the finish only.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -51,6 +55,9 @@
 #define EXTRA_FD 5
 #define MAX_CONFIG (4 << 20)
 #define MAGIC "berth-cinit/1\n"
+
+/* What the program starts (cinit_linux.go). */
+enum { MODE_CREATE = 1, MODE_EXEC = 2 };
 
 /* Mount kinds of the program (cinit_linux.go). */
 enum { OP_FS = 1, OP_BIND = 2, OP_CGROUP = 3, OP_SETUP_DEV = 4, OP_DEVICE = 5 };
@@ -1253,10 +1260,20 @@ static void recv_program(struct reader *r)
 	r->p += ml;
 }
 
+/* berth_nsenter (../nsenter/nsenter.c, linked in) joins the namespaces of
+ * a running container when the runtime asks for it (an exec), as it does
+ * for the Go init before the Go runtime starts; a no-op otherwise. */
+void berth_nsenter(void);
+
 int main(void)
 {
 	struct reader r;
+	berth_nsenter();
 	recv_program(&r);
+	if (rd_uint(&r) == MODE_EXEC) {
+		finish(&r); /* a process joining a running container */
+		return 127;
+	}
 
 	size_t njoin;
 	char **join = rd_strs(&r, &njoin);
