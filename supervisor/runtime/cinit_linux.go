@@ -312,6 +312,10 @@ func (w *cinitWriter) finish(cfg *initConfig) (prog []byte, ok bool) {
 		}
 		w.uint(m)
 	}
+	if cfg.LastCap < 0 || cfg.LastCap > 63 {
+		return nil, false
+	}
+	w.uint(uint64(cfg.LastCap))
 	w.bool(p.NoNewPrivileges)
 	if s := cfg.Seccomp; w.present(s != nil) {
 		w.bytes(s.Prog)

@@ -172,6 +172,20 @@ func TestCInitMatchesGoInit(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Image files the parsers must read as the Go init's do: a NUL in a
+	// line, a non-ASCII space at a line's end, a user listed twice in a
+	// group, and a line past bufio.Scanner's 64 KiB (which ends the
+	// reading: "after" is not found).
+	oddBundle := makeRootfs(t)
+	passwd := "root:x:0:0:root:/root:/bin/sh\nbad\x00line:x:5:5::/x:/bin/sh\nlate:x:1001:1001::/home/late\u00a0\n" +
+		"long:x:7:7:" + strings.Repeat("x", 70000) + ":/:/bin/sh\nafter:x:1002:1002::/:/bin/sh\n"
+	group := "root:x:0:\ndup:x:3000:late,late\nempty:x:3001:\nsome:x:3002:,late\n"
+	for f, c := range map[string]string{"etc/passwd": passwd, "etc/group": group} {
+		if err := os.WriteFile(filepath.Join(oddBundle, "rootfs", f), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	mode := os.FileMode(0o620)
 	uid, gid := uint32(1000), uint32(2000)
 	oom := 500
@@ -192,6 +206,27 @@ func TestCInitMatchesGoInit(t *testing.T) {
 		{name: "user and group by name", spec: func() *specs.Spec {
 			s := shSpec(stateScript)
 			s.Process.User = specs.User{Username: "app:extra"}
+			return s
+		}},
+		{name: "odd passwd and group", bundle: oddBundle, spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Process.User = specs.User{Username: "late"}
+			return s
+		}},
+		{name: "user past a long line", bundle: oddBundle, fails: true, spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Process.User = specs.User{Username: "after"}
+			return s
+		}},
+		{name: "oom_score_adj refused", fails: true, spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			bad := 5000
+			s.Process.OOMScoreAdj = &bad
+			return s
+		}},
+		{name: "sysctl refused", fails: true, spec: func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "not a number", "kernel.shm_rmid_forced": "1"}
 			return s
 		}},
 		{name: "numeric user", spec: func() *specs.Spec {
@@ -573,5 +608,50 @@ cat /proc/self/cgroup; hostname; for i in 0 1 2 3 4 5 6 7 8 9; do [ -e /proc/$$/
 				t.Logf("both fail alike: exit %d, %s%s", goRun.exit, goRun.err, goRun.out)
 			}
 		})
+	}
+}
+
+// TestProcMustBeProcfs: after pivot_root the inits reach their own fds
+// through /proc/self/fd, and they used to read the capability count from
+// /proc too. An image can ship files there: here a plain file where the
+// exec fifo's link would be (the init went on without waiting for Start)
+// and a cap_last_cap of its own ("-1" made the Go init drop nothing, a
+// number over 2^31 the C init), with procfs mounted elsewhere. Both inits
+// refuse the container, and the command never runs.
+func TestProcMustBeProcfs(t *testing.T) {
+	requirePrivileged(t)
+	checkNoLeaks(t)
+	for _, fake := range []string{"-1", "4294967295"} {
+		bundle := makeRootfs(t)
+		for f, c := range map[string]string{"proc/sys/kernel/cap_last_cap": fake + "\n", "proc/self/fd/4": ""} {
+			p := filepath.Join(bundle, "rootfs", f)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(c), 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}
+		spec := shSpec("echo ran; grep CapBnd /p/self/status")
+		spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths = nil, nil
+		for i := range spec.Mounts {
+			if spec.Mounts[i].Destination == "/proc" {
+				spec.Mounts[i].Destination = "/p"
+			}
+		}
+		for _, c := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s C init %v", fake, c), func(t *testing.T) {
+				if c {
+					useCInit(t)
+				} else {
+					noCInit(t)
+				}
+				res := runOnce(t, newTestRuntime(t), bundle, spec, nil)
+				const want = "container init: rootfs: /proc is not procfs: the container needs a proc mount there"
+				if res.err != want || strings.Contains(res.out, "ran") {
+					t.Errorf("exit %d, error %q, output %q; want the error %q", res.exit, res.err, res.out, want)
+				}
+			})
+		}
 	}
 }

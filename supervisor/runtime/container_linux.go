@@ -221,6 +221,7 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		Rootfs:      rootfs,
 		NumExtra:    len(opts.ExtraFiles),
 		Seccomp:     filter,
+		LastCap:     lastCapability(),
 		Reaper:      spec.Annotations[AnnotationInit] == "true",
 		CgroupPaths: cgPaths,
 	}

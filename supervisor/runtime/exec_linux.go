@@ -152,7 +152,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 	}
 	// The C init, which links the nsenter code itself, where it can
 	// (cinit_linux.go); else the Go one, which needs the cgo constructor.
-	cfg := &initConfig{Mode: "exec", ID: c.id, Process: p, Seccomp: base.seccomp}
+	cfg := &initConfig{Mode: "exec", ID: c.id, Process: p, Seccomp: base.seccomp, LastCap: lastCapability()}
 	initMsg := encodeInitConfig
 	var self *os.File
 	usedC := false

@@ -67,6 +67,9 @@ type initConfig struct {
 	RuntimeHooks bool
 	// Seccomp, compiled by the parent, applies to exec'd processes too.
 	Seccomp *seccompProgram
+	// LastCap is the host kernel's highest capability, read by the
+	// parent: the container's /proc may be the image's own files.
+	LastCap int
 }
 
 // beforePivot runs in the init between the mounts and pivot_root (hooks).

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -60,7 +61,10 @@ func finishProcess(cfg *initConfig) error {
 	if err != nil {
 		return err
 	}
-	lastCap := lastCapability()
+	lastCap := cfg.LastCap
+	if lastCap < 0 || lastCap > 63 {
+		return fmt.Errorf("cap_last_cap %d is out of range", lastCap)
+	}
 	caps := p.Capabilities
 	if caps == nil {
 		caps = &specs.LinuxCapabilities{}
@@ -270,7 +274,9 @@ func setCaps(effective, permitted, inheritable uint64) error {
 	return nil
 }
 
-func lastCapability() int {
+// lastCapability is the kernel's highest capability number, from the
+// runtime's (the host's) /proc, once per process.
+var lastCapability = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
@@ -278,7 +284,7 @@ func lastCapability() int {
 		}
 	}
 	return 40
-}
+})
 
 func hasEnv(env []string, key string) bool {
 	for _, e := range env {
@@ -330,6 +336,11 @@ func prepareFds(numExtra int) error {
 		}
 	}
 	keep := 3 + numExtra
+	// close_range does not depend on what the container's /proc holds
+	// (Linux 5.11); before it, /proc/self/fd, which the init checked.
+	if err := unix.CloseRange(uint(keep), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return err

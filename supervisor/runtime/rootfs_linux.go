@@ -3,8 +3,10 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -59,11 +61,18 @@ func setupRootfs(cfg *initConfig) error {
 	if err := pivotRoot(rootfs); err != nil {
 		return err
 	}
+	// From here the init reaches its own fds through /proc/self/fd (the
+	// exec fifo, the mounts on masked and read-only paths): an image's
+	// own files there would take it elsewhere.
+	var st unix.Statfs_t
+	if err := unix.Statfs("/proc", &st); err != nil || st.Type != unix.PROC_SUPER_MAGIC {
+		return errors.New("/proc is not procfs: the container needs a proc mount there")
+	}
 	if spec.Linux != nil {
-		// sysctls before the read-only /proc/sys
-		for k, v := range spec.Linux.Sysctl {
+		// sysctls before the read-only /proc/sys, in key order
+		for _, k := range slices.Sorted(maps.Keys(spec.Linux.Sysctl)) {
 			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-			if err := writeFileNoCreate(p, v); err != nil {
+			if err := writeFileNoCreate(p, spec.Linux.Sysctl[k]); err != nil {
 				return fmt.Errorf("sysctl %s: %w", k, err)
 			}
 		}

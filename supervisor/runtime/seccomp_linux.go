@@ -75,8 +75,5 @@ func installSeccomp(p *seccompProgram) error {
 	if err := f.UnmarshalBinary(p.Prog); err != nil {
 		return err
 	}
-	if err := f.Install(); err != nil {
-		return fmt.Errorf("seccomp: %w", err)
-	}
-	return nil
+	return f.Install() // its errors say "seccomp: ..." already
 }

@@ -148,6 +148,8 @@ func lockedMountFlags(path string) uintptr {
 	return f & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME | unix.MS_RDONLY)
 }
 
+// writeFileNoCreate writes data to the existing file path (the errors
+// are os's: "open PATH: ...", "write PATH: ...", "close PATH: ...").
 func writeFileNoCreate(path, data string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
@@ -157,10 +159,7 @@ func writeFileNoCreate(path, data string) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return &os.PathError{Op: "write", Path: path, Err: err}
-	}
-	return nil
+	return err
 }
 
 // ResolveInRoot returns the host path of p (absolute or relative to "/")

@@ -193,6 +193,7 @@ func encodeInitConfig(c *initConfig) []byte {
 		w.bytes(c.Seccomp.Prog)
 		w.uint(uint64(c.Seccomp.Flags))
 	}
+	w.int(int64(c.LastCap))
 	if w.present(c.Process != nil) {
 		encodeProcess(w, c.Process)
 	}
@@ -318,6 +319,7 @@ func decodeInitConfig(b []byte) (*initConfig, error) {
 	if r.bool() {
 		c.Seccomp = &seccompProgram{Prog: r.bytes(), Flags: uint(r.uint())}
 	}
+	c.LastCap = int(r.int())
 	if r.bool() {
 		c.Process = decodeProcess(r)
 	}

@@ -27,6 +27,7 @@ func fullInitConfig() *initConfig {
 		},
 		Reaper: true, RuntimeHooks: true,
 		Seccomp: &seccompProgram{Prog: []byte{1, 2, 3, 4, 5, 6, 7, 8}, Flags: 4},
+		LastCap: 40,
 		Process: &specs.Process{
 			Terminal: true, ConsoleSize: &specs.Box{Height: 24, Width: 80},
 			User: specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{4, 27}, Username: "app"},

@@ -45,6 +45,7 @@
 #include <signal.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/openat2.h>
@@ -63,7 +64,7 @@ enum { MODE_CREATE = 1, MODE_EXEC = 2 };
 enum { OP_FS = 1, OP_BIND = 2, OP_CGROUP = 3, OP_SETUP_DEV = 4, OP_DEVICE = 5 };
 
 static int sync_fd = SYNC_FD; /* -1 once closed */
-static char ctx[1024];        /* what we are doing, for errors: "rootfs: mount /x: " */
+static char ctx[8192];        /* what we are doing, for errors: "rootfs: mount /x: " */
 
 /* ---- errors ---- */
 
@@ -72,14 +73,18 @@ static const char *errtext(int e)
 {
 	static char buf[128];
 	snprintf(buf, sizeof buf, "%s", strerror(e));
+	if (strncmp(buf, "Unknown error", 13) == 0) {
+		snprintf(buf, sizeof buf, "errno %d", e);
+		return buf;
+	}
 	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
 		buf[0] += 'a' - 'A';
 	return buf;
 }
 
-static void send_packet(const char *type, const char *msg)
+static int send_packet(const char *type, const char *msg)
 {
-	char buf[16384];
+	static char buf[1 << 17];
 	size_t n = 0;
 	n += snprintf(buf, sizeof buf, "{\"type\":\"%s\"", type);
 	if (msg != NULL) {
@@ -95,15 +100,17 @@ static void send_packet(const char *type, const char *msg)
 		n += snprintf(buf + n, sizeof buf - n, "\"");
 	}
 	n += snprintf(buf + n, sizeof buf - n, "}");
-	while (send(sync_fd, buf, n, MSG_NOSIGNAL) < 0 && errno == EINTR)
+	ssize_t w;
+	while ((w = send(sync_fd, buf, n, MSG_NOSIGNAL)) < 0 && errno == EINTR)
 		;
+	return w < 0 ? -1 : 0;
 }
 
 /* die reports ctx and the message to the runtime (while it listens) and
  * on stderr, as the Go init does, and exits 127. */
 __attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
 {
-	char msg[8192];
+	static char msg[1 << 15];
 	size_t n = snprintf(msg, sizeof msg, "%s", ctx);
 	va_list ap;
 	va_start(ap, fmt);
@@ -131,6 +138,14 @@ static void *xmalloc(size_t n)
 	return p;
 }
 
+static void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (p == NULL)
+		die("out of memory");
+	return p;
+}
+
 /* ---- the program ---- */
 
 struct reader {
@@ -144,6 +159,8 @@ static uint64_t rd_uint(struct reader *r)
 		if (r->p >= r->end)
 			die("init program: truncated");
 		unsigned char b = *r->p++;
+		if (shift == 63 && b > 1)
+			break; /* overflows 64 bits */
 		v |= (uint64_t)(b & 0x7f) << shift;
 		if (!(b & 0x80))
 			return v;
@@ -314,22 +331,62 @@ static int do_mount(const char *src, const char *target, const char *type, unsig
 	}
 }
 
-/* quoted writes s as Go's %q would, for the usual strings. */
+/* utf8_len is the length of the valid UTF-8 sequence at p (2-4), or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+	if (p[0] >= 0xc2 && p[0] <= 0xdf && (p[1] & 0xc0) == 0x80)
+		return 2;
+	if (p[0] >= 0xe0 && p[0] <= 0xef && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80) {
+		if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f))
+			return 0; /* overlong, surrogate */
+		return 3;
+	}
+	if (p[0] >= 0xf0 && p[0] <= 0xf4 && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 && (p[3] & 0xc0) == 0x80) {
+		if ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+/* quoted writes s as Go's %q does: its escapes for control characters,
+ * \xNN for bytes that are not UTF-8, other characters as they are (Go
+ * also escapes the rare non-printable ones above ASCII; this does not). */
 static const char *quoted(const char *s)
 {
-	static char bufs[2][1024];
+	static char bufs[2][4096];
 	static int i;
 	i ^= 1;
 	char *b = bufs[i];
-	size_t n = 0;
+	size_t n = 0, max = sizeof bufs[i] - 8;
 	b[n++] = '"';
-	for (const unsigned char *p = (const unsigned char *)s; *p && n < sizeof bufs[i] - 8; p++) {
-		if (*p == '"' || *p == '\\')
-			n += snprintf(b + n, sizeof bufs[i] - n, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
+	for (const unsigned char *p = (const unsigned char *)s; *p && n < max; p++) {
+		const char *esc = NULL;
+		switch (*p) {
+		case '\a': esc = "\\a"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		case '\v': esc = "\\v"; break;
+		case '"': esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		}
+		size_t u;
+		if (esc) {
+			n += snprintf(b + n, sizeof bufs[i] - n, "%s", esc);
+		} else if (*p < 0x20 || *p == 0x7f) {
 			n += snprintf(b + n, sizeof bufs[i] - n, "\\x%02x", *p);
-		else
+		} else if (*p < 0x80) {
 			b[n++] = (char)*p;
+		} else if ((u = utf8_len(p)) > 0) {
+			memcpy(b + n, p, u);
+			n += u;
+			p += u - 1;
+		} else {
+			n += snprintf(b + n, sizeof bufs[i] - n, "\\x%02x", *p);
+		}
 	}
 	b[n++] = '"';
 	b[n] = '\0';
@@ -716,7 +773,7 @@ static void write_no_create(const char *path, const char *data)
 	if (w < 0)
 		die("write %s: %s", path, errtext(errno));
 	if (close(fd) < 0 && errno != EINTR)
-		die("write %s: %s", path, errtext(errno));
+		die("close %s: %s", path, errtext(errno));
 }
 
 static void mask_path(const char *p)
@@ -749,21 +806,31 @@ static void readonly_path(const char *p)
 
 /* ---- the user, from the image's passwd and group (user.go) ---- */
 
-static char *read_small_file(const char *path)
+/* A span of bytes, which may hold NULs (as Go strings do). */
+struct span {
+	const char *p;
+	size_t n;
+};
+
+static int span_eq(struct span a, struct span b) { return a.n == b.n && memcmp(a.p, b.p, a.n) == 0; }
+
+static struct span cspan(const char *s) { return (struct span){s, strlen(s)}; }
+
+/* read_file returns the whole of path, or n == 0 and p == NULL when it
+ * cannot be opened. */
+static struct span read_file(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return NULL;
+		return (struct span){NULL, 0};
 	size_t cap = 8192, len = 0;
-	char *b = xmalloc(cap + 1);
+	char *b = xmalloc(cap);
 	for (;;) {
 		if (len == cap) {
-			if (cap >= (16u << 20))
+			if (cap > SIZE_MAX / 2)
 				break;
 			cap *= 2;
-			b = realloc(b, cap + 1);
-			if (b == NULL)
-				die("out of memory");
+			b = xrealloc(b, cap);
 		}
 		ssize_t n = read(fd, b + len, cap - len);
 		if (n < 0 && errno == EINTR)
@@ -773,20 +840,19 @@ static char *read_small_file(const char *path)
 		len += (size_t)n;
 	}
 	close(fd);
-	b[len] = '\0';
-	return b;
+	return (struct span){b, len};
 }
 
 /* parse_u32 is strconv.ParseUint(s, 10, 32). */
-static int parse_u32(const char *s, uint32_t *out)
+static int parse_u32(struct span s, uint32_t *out)
 {
 	uint64_t v = 0;
-	if (*s == '\0')
+	if (s.n == 0)
 		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
+	for (size_t i = 0; i < s.n; i++) {
+		if (s.p[i] < '0' || s.p[i] > '9')
 			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
+		v = v * 10 + (uint64_t)(s.p[i] - '0');
 		if (v > UINT32_MAX)
 			return -1;
 	}
@@ -794,193 +860,241 @@ static int parse_u32(const char *s, uint32_t *out)
 	return 0;
 }
 
-/* next_line returns the next line of *p, trimmed (ASCII space), or NULL
- * at the end; it writes into the buffer. */
-static char *next_line(char **p)
+/* space_at and space_before are the byte lengths of a white-space rune
+ * (unicode.IsSpace, in UTF-8) starting at p, or ending before end; 0 if
+ * there is none. */
+static size_t space_at(const unsigned char *p, size_t n)
 {
-	if (**p == '\0')
-		return NULL;
-	char *line = *p;
-	char *nl = strchrnul(line, '\n');
-	*p = *nl ? nl + 1 : nl;
-	*nl = '\0';
-	while (*line && strchr(" \t\n\v\f\r", *line))
-		line++;
-	size_t n = strlen(line);
-	while (n > 0 && strchr(" \t\n\v\f\r", line[n - 1]))
-		line[--n] = '\0';
-	return line;
+	if (n >= 1 && (p[0] == ' ' || (p[0] >= '\t' && p[0] <= '\r')))
+		return 1;
+	if (n >= 2 && p[0] == 0xc2 && (p[1] == 0x85 || p[1] == 0xa0))
+		return 2; /* U+0085, U+00A0 */
+	if (n >= 3 && p[0] == 0xe1 && p[1] == 0x9a && p[2] == 0x80)
+		return 3; /* U+1680 */
+	if (n >= 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] <= 0x8a || p[2] == 0xa8 || p[2] == 0xa9 || p[2] == 0xaf))
+		return p[2] >= 0x80 ? 3 : 0; /* U+2000-U+200A, U+2028, U+2029, U+202F */
+	if (n >= 3 && p[0] == 0xe2 && p[1] == 0x81 && p[2] == 0x9f)
+		return 3; /* U+205F */
+	if (n >= 3 && p[0] == 0xe3 && p[1] == 0x80 && p[2] == 0x80)
+		return 3; /* U+3000 */
+	return 0;
 }
 
-/* split_fields splits line at ':' into at most max fields; returns count. */
-static int split_fields(char *line, char **f, int max)
+static size_t space_before(const unsigned char *start, const unsigned char *end)
 {
-	int n = 0;
+	size_t n = (size_t)(end - start);
+	for (size_t k = 1; k <= 3 && k <= n; k++)
+		if (space_at(end - k, k) == k)
+			return k;
+	return 0;
+}
+
+/* trim is strings.TrimSpace. */
+static struct span trim(struct span s)
+{
+	const unsigned char *p = (const unsigned char *)s.p, *e = p + s.n;
+	size_t k;
+	while (p < e && (k = space_at(p, (size_t)(e - p))) > 0)
+		p += k;
+	while (e > p && (k = space_before(p, e)) > 0)
+		e -= k;
+	return (struct span){(const char *)p, (size_t)(e - p)};
+}
+
+/* A line reader as bufio.Scanner with ScanLines: it stops, as the Go init
+ * does (it ignores the scanner's error), at a line longer than the
+ * scanner's 64 KiB buffer. */
+struct lines {
+	const char *p, *end;
+};
+
+static int next_line(struct lines *l, struct span *line)
+{
+	if (l->p == NULL || l->p >= l->end)
+		return 0;
+	const char *nl = memchr(l->p, '\n', (size_t)(l->end - l->p));
+	const char *e = nl ? nl : l->end;
+	if ((size_t)(e - l->p) >= 64 * 1024)
+		return 0;
+	*line = trim((struct span){l->p, (size_t)(e - l->p)});
+	l->p = nl ? nl + 1 : l->end;
+	return 1;
+}
+
+/* split_fields splits s at ':' into at most max fields; returns the count
+ * of all of them. */
+static size_t split_fields(struct span s, struct span *f, size_t max)
+{
+	size_t n = 0;
 	for (;;) {
-		char *c = strchr(line, ':');
+		const char *c = memchr(s.p, ':', s.n);
+		size_t len = c ? (size_t)(c - s.p) : s.n;
 		if (n < max)
-			f[n] = line;
+			f[n] = (struct span){s.p, len};
 		n++;
 		if (c == NULL)
-			break;
-		*c = '\0';
-		line = c + 1;
+			return n;
+		s.n -= len + 1;
+		s.p = c + 1;
 	}
-	return n;
 }
 
 struct pwent {
-	char *name, *home;
+	struct span name, home;
 	uint32_t uid, gid;
 };
 
 struct grent {
-	char *name, *members; /* members: comma separated */
+	struct span name, members; /* members: comma separated */
 	uint32_t gid;
 };
 
-static size_t parse_passwd(char *b, struct pwent **out)
+static void *grow(void *v, size_t n, size_t *cap, size_t size)
+{
+	if (n < *cap)
+		return v;
+	*cap *= 2;
+	return xrealloc(v, *cap * size);
+}
+
+static size_t parse_passwd(struct span b, struct pwent **out)
 {
 	size_t n = 0, cap = 16;
 	struct pwent *v = xmalloc(cap * sizeof *v);
-	char *line;
-	while (b && (line = next_line(&b)) != NULL) {
-		if (*line == '\0' || *line == '#')
+	struct lines l = {b.p, b.p + b.n};
+	struct span line;
+	while (next_line(&l, &line)) {
+		if (line.n == 0 || line.p[0] == '#')
 			continue;
-		char *f[7];
-		int nf = split_fields(line, f, 7);
+		struct span f[6];
+		size_t nf = split_fields(line, f, 6);
 		if (nf < 4)
 			continue;
-		struct pwent e = {.name = f[0], .home = ""};
+		struct pwent e = {.name = f[0], .home = {"", 0}};
 		if (parse_u32(f[2], &e.uid) < 0 || parse_u32(f[3], &e.gid) < 0)
 			continue;
 		if (nf > 5)
 			e.home = f[5];
-		if (n == cap) {
-			cap *= 2;
-			v = realloc(v, cap * sizeof *v);
-			if (v == NULL)
-				die("out of memory");
-		}
+		v = grow(v, n, &cap, sizeof *v);
 		v[n++] = e;
 	}
 	*out = v;
 	return n;
 }
 
-static size_t parse_group(char *b, struct grent **out)
+static size_t parse_group(struct span b, struct grent **out)
 {
 	size_t n = 0, cap = 16;
 	struct grent *v = xmalloc(cap * sizeof *v);
-	char *line;
-	while (b && (line = next_line(&b)) != NULL) {
-		if (*line == '\0' || *line == '#')
+	struct lines l = {b.p, b.p + b.n};
+	struct span line;
+	while (next_line(&l, &line)) {
+		if (line.n == 0 || line.p[0] == '#')
 			continue;
-		char *f[4];
-		int nf = split_fields(line, f, 4);
+		struct span f[4];
+		size_t nf = split_fields(line, f, 4);
 		if (nf < 3)
 			continue;
-		struct grent e = {.name = f[0], .members = ""};
+		struct grent e = {.name = f[0], .members = {"", 0}};
 		if (parse_u32(f[2], &e.gid) < 0)
 			continue;
 		if (nf > 3)
 			e.members = f[3];
-		if (n == cap) {
-			cap *= 2;
-			v = realloc(v, cap * sizeof *v);
-			if (v == NULL)
-				die("out of memory");
-		}
+		v = grow(v, n, &cap, sizeof *v);
 		v[n++] = e;
 	}
 	*out = v;
 	return n;
-}
-
-static int is_member(const char *members, const char *name)
-{
-	size_t len = strlen(name);
-	for (const char *p = members; *p;) {
-		const char *c = strchrnul(p, ',');
-		if ((size_t)(c - p) == len && strncmp(p, name, len) == 0)
-			return 1;
-		p = *c ? c + 1 : c;
-	}
-	return 0;
 }
 
 struct user {
 	uint32_t uid, gid;
 	gid_t *groups;
-	size_t ngroups;
-	const char *home;
+	size_t ngroups, cap;
+	struct span home;
 };
+
+static void add_group(struct user *u, gid_t g)
+{
+	u->groups = grow(u->groups, u->ngroups, &u->cap, sizeof *u->groups);
+	u->groups[u->ngroups++] = g;
+}
 
 /* resolve_user is resolveUser of user.go. */
 static struct user resolve_user(const char *spec)
 {
 	struct pwent *users;
 	struct grent *groups;
-	size_t nu = parse_passwd(read_small_file("/etc/passwd"), &users);
-	size_t ng = parse_group(read_small_file("/etc/group"), &groups);
-	char *userpart = strdup(spec), *grouppart = NULL;
-	char *colon = strchr(userpart, ':');
+	size_t nu = parse_passwd(read_file("/etc/passwd"), &users);
+	size_t ng = parse_group(read_file("/etc/group"), &groups);
+	struct span userpart = cspan(spec), grouppart = {NULL, 0};
+	const char *colon = strchr(spec, ':');
 	if (colon) {
-		*colon = '\0';
-		grouppart = colon + 1;
+		userpart.n = (size_t)(colon - spec);
+		grouppart = cspan(colon + 1);
 	}
-	if (*userpart == '\0')
-		userpart = "0";
-	struct user u = {.home = "/"};
-	u.groups = xmalloc((ng + 1) * sizeof *u.groups);
-	const char *name = NULL;
+	if (userpart.n == 0)
+		userpart = cspan("0");
+	struct user u = {.home = cspan("/"), .cap = 4};
+	u.groups = xmalloc(u.cap * sizeof *u.groups);
+	struct span name = {NULL, 0};
 	int found = 0;
 	uint32_t n;
 	if (parse_u32(userpart, &n) == 0) {
 		u.uid = n;
-		for (size_t i = 0; i < nu; i++)
+		for (size_t i = 0; i < nu && !found; i++)
 			if (users[i].uid == u.uid) {
 				u.gid = users[i].gid;
 				u.home = users[i].home;
 				name = users[i].name;
 				found = 1;
-				break;
 			}
 	} else {
-		for (size_t i = 0; i < nu; i++)
-			if (strcmp(users[i].name, userpart) == 0) {
+		for (size_t i = 0; i < nu && !found; i++)
+			if (span_eq(users[i].name, userpart)) {
 				u.uid = users[i].uid;
 				u.gid = users[i].gid;
 				u.home = users[i].home;
 				name = users[i].name;
 				found = 1;
-				break;
 			}
 		if (!found)
-			die("user %s: no such user in the image's /etc/passwd", quoted(userpart));
+			die("user %s: no such user in the image's /etc/passwd", quoted(strndup(userpart.p, userpart.n)));
 	}
-	if (grouppart != NULL && *grouppart != '\0') {
+	if (grouppart.n > 0) {
 		if (parse_u32(grouppart, &n) == 0) {
 			u.gid = n;
 		} else {
 			int ok = 0;
-			for (size_t i = 0; i < ng; i++)
-				if (strcmp(groups[i].name, grouppart) == 0) {
+			for (size_t i = 0; i < ng && !ok; i++)
+				if (span_eq(groups[i].name, grouppart)) {
 					u.gid = groups[i].gid;
 					ok = 1;
-					break;
 				}
 			if (!ok)
-				die("group %s: no such group in the image's /etc/group", quoted(grouppart));
+				die("group %s: no such group in the image's /etc/group", quoted(grouppart.p));
 		}
 		return u;
 	}
+	/* every listing of the user as a member counts, as in the Go init */
 	if (found)
-		for (size_t i = 0; i < ng; i++)
-			if (is_member(groups[i].members, name) && groups[i].gid != u.gid)
-				u.groups[u.ngroups++] = groups[i].gid;
-	if (*u.home == '\0')
-		u.home = "/";
+		for (size_t i = 0; i < ng; i++) {
+			struct span m = groups[i].members;
+			if (m.n == 0)
+				continue; /* no members (Go splits only a non-empty list) */
+			for (;;) {
+				const char *c = memchr(m.p, ',', m.n);
+				size_t len = c ? (size_t)(c - m.p) : m.n;
+				if (span_eq((struct span){m.p, len}, name) && groups[i].gid != u.gid)
+					add_group(&u, groups[i].gid);
+				if (c == NULL)
+					break;
+				m.n -= len + 1;
+				m.p = c + 1;
+			}
+		}
+	if (u.home.n == 0)
+		u.home = cspan("/");
 	return u;
 }
 
@@ -1023,23 +1137,12 @@ static char *look_path(const char *file, char **env, size_t nenv)
 	die("exec %s: executable file not found in $PATH", quoted(file));
 }
 
-static int last_cap(void)
-{
-	char *b = read_small_file("/proc/sys/kernel/cap_last_cap");
-	uint32_t n;
-	if (b) {
-		char *p = b;
-		char *line = next_line(&p);
-		if (line && parse_u32(line, &n) == 0)
-			return (int)n;
-	}
-	return 40;
-}
-
 static void install_seccomp(const char *prog, size_t len, unsigned long flags)
 {
-	if (len == 0 || len % sizeof(struct sock_filter) != 0)
+	if (len % sizeof(struct sock_filter) != 0)
 		die("seccomp: program of %zu bytes is not a whole number of instructions", len);
+	if (len == 0)
+		die("seccomp: empty filter");
 	size_t n = len / sizeof(struct sock_filter);
 	if (n > 4096)
 		die("seccomp: filter has %zu instructions, the kernel takes at most 4096", n);
@@ -1081,7 +1184,7 @@ static void prepare_fds(unsigned int nextra)
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		uint32_t fd;
-		if (parse_u32(e->d_name, &fd) < 0 || fd < keep)
+		if (parse_u32(cspan(e->d_name), &fd) < 0 || fd < keep)
 			continue;
 		fcntl((int)fd, F_SETFD, FD_CLOEXEC);
 	}
@@ -1094,23 +1197,24 @@ static void prepare_fds(unsigned int nextra)
  * exits with the command's status. It keeps no fd but stdio. */
 __attribute__((noreturn)) static void run_reaper(const char *exe, char **args, char **env)
 {
-	sigset_t all, old;
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
+	/* Every signal, 32 and 33 too (sigfillset leaves out what glibc
+	 * keeps for its threads): raw sigprocmask and sigtimedwait. */
+	uint64_t all = ~0ULL, old = 0;
+	syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &old, sizeof all);
 	pid_t pid = fork();
 	if (pid < 0)
 		die("fork/exec %s: %s", exe, errtext(errno));
 	if (pid == 0) {
-		sigprocmask(SIG_SETMASK, &old, NULL);
+		syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof old);
 		execve(exe, args, env);
-		die("exec %s: %s", exe, errtext(errno));
+		die("fork/exec %s: %s", exe, errtext(errno));
 	}
 	if (syscall(SYS_close_range, 3, ~0U, 0) < 0)
 		for (int fd = 3; fd < 1024; fd++)
 			close(fd);
 	for (;;) {
 		siginfo_t si;
-		int sig = sigwaitinfo(&all, &si);
+		int sig = (int)syscall(SYS_rt_sigtimedwait, &all, &si, NULL, sizeof all);
 		if (sig < 0)
 			continue;
 		if (sig != SIGCHLD) {
@@ -1146,6 +1250,8 @@ static void finish(struct reader *r)
 	char *userspec = rd_str(r);
 	size_t nadd;
 	uint64_t n = rd_uint(r);
+	if (n > (uint64_t)(r->end - r->p))
+		die("init program: truncated");
 	uint32_t *add = xmalloc((n + 1) * sizeof *add);
 	for (nadd = 0; nadd < n; nadd++)
 		add[nadd] = (uint32_t)rd_uint(r);
@@ -1154,6 +1260,7 @@ static void finish(struct reader *r)
 	char **args = rd_strs(r, &nargs);
 	uint64_t bounding = rd_uint(r), effective = rd_uint(r), permitted = rd_uint(r);
 	uint64_t inheritable = rd_uint(r), ambient = rd_uint(r);
+	uint64_t lastcap64 = rd_uint(r); /* the host's, read by the runtime */
 	int nnp = rd_bool(r);
 	char *prog = NULL;
 	size_t proglen = 0;
@@ -1170,19 +1277,27 @@ static void finish(struct reader *r)
 		die("init program: %zu bytes left over", (size_t)(r->end - r->p));
 
 	struct user u = resolve_user(userspec);
-	u.groups = realloc(u.groups, (u.ngroups + nadd + 1) * sizeof *u.groups);
 	for (size_t i = 0; i < nadd; i++)
-		u.groups[u.ngroups++] = add[i];
+		add_group(&u, add[i]);
+	int bad_env = 0; /* a NUL in HOME: execve fails as Go's does */
 	if (env_get(env, nenv, "HOME") == NULL) {
-		env = realloc(env, (nenv + 2) * sizeof *env);
-		env[nenv] = xmalloc(strlen(u.home) + 6);
-		sprintf(env[nenv], "HOME=%s", u.home);
+		bad_env = memchr(u.home.p, '\0', u.home.n) != NULL;
+		env = xrealloc(env, (nenv + 2) * sizeof *env);
+		env[nenv] = xmalloc(u.home.n + 6);
+		memcpy(env[nenv], "HOME=", 5);
+		memcpy(env[nenv] + 5, u.home.p, u.home.n);
+		env[nenv][u.home.n + 5] = '\0';
 		env[++nenv] = NULL;
 	}
 	char *exe = look_path(args[0], env, nenv);
-	int lastcap = last_cap();
-	uint64_t known = lastcap >= 63 ? ~0ULL : (1ULL << (lastcap + 1)) - 1;
+	if (lastcap64 > 63)
+		die("cap_last_cap %llu is out of range", (unsigned long long)lastcap64);
+	int lastcap = (int)lastcap64;
+	uint64_t known = lastcap == 63 ? ~0ULL : (1ULL << (lastcap + 1)) - 1;
 	bounding &= known, effective &= known, permitted &= known, inheritable &= known, ambient &= known;
+	/* The fds first: nothing opens one after this, and the close_range
+	 * that marks them comes before any filter that could refuse it. */
+	prepare_fds(nextra);
 	/* Without no_new_privs only a process holding CAP_SYS_ADMIN may
 	 * install a filter: load it while we still are root. */
 	if (has_seccomp && !nnp)
@@ -1225,7 +1340,10 @@ static void finish(struct reader *r)
 		if (has_seccomp)
 			install_seccomp(prog, proglen, sflags);
 	}
-	prepare_fds(nextra);
+	if (bad_env) {
+		errno = EINVAL;
+		die("exec %s: %s", exe, errtext(errno));
+	}
 	if (reaper)
 		run_reaper(exe, args, env);
 	execve(exe, args, env);
@@ -1245,7 +1363,7 @@ static void recv_program(struct reader *r)
 	if (size == 0)
 		die("read config: EOF");
 	if (size > MAX_CONFIG)
-		die("sync message of %zd bytes is over the limit of %d", size, MAX_CONFIG);
+		die("read config: sync message of %zd bytes is over the limit of %d", size, MAX_CONFIG);
 	unsigned char *buf = xmalloc((size_t)size);
 	ssize_t n;
 	while ((n = recv(SYNC_FD, buf, (size_t)size, 0)) < 0 && errno == EINTR)
@@ -1278,14 +1396,15 @@ int main(void)
 	size_t njoin;
 	char **join = rd_strs(&r, &njoin);
 	for (size_t i = 0; i < njoin; i++) {
-		setctx("join cgroup: ");
+		setctx("join cgroup: cgroup: ");
 		char *p = path_join(join[i], "tasks");
-		int fd = open(p, O_WRONLY | O_CLOEXEC);
+		int fd = open(p, O_WRONLY | O_TRUNC | O_CLOEXEC);
 		if (fd < 0)
 			die("open %s: %s", p, errtext(errno));
 		if (write(fd, "0", 1) < 0)
-			die("write %s: %s", p, errtext(errno));
-		close(fd);
+			die("writing \"0\" to %s: %s", p, errtext(errno));
+		if (close(fd) < 0 && errno != EINTR)
+			die("close %s: %s", p, errtext(errno));
 	}
 	setctx("%s", "");
 	if (rd_bool(&r) && unshare(CLONE_NEWCGROUP) < 0)
@@ -1341,6 +1460,12 @@ int main(void)
 	}
 	setctx("rootfs: ");
 	pivot(rootfs);
+	/* From here the init reaches its own fds through /proc/self/fd (the
+	 * exec fifo, the mounts on masked and read-only paths): an image's
+	 * own files there would take it elsewhere. */
+	struct statfs pst;
+	if (statfs("/proc", &pst) < 0 || pst.f_type != PROC_SUPER_MAGIC)
+		die("/proc is not procfs: the container needs a proc mount there");
 	uint64_t n = rd_uint(&r);
 	for (uint64_t i = 0; i < n; i++) {
 		char *key = rd_str(&r), *path = rd_str(&r), *val = rd_str(&r);
@@ -1370,7 +1495,8 @@ int main(void)
 	/* Ready: block until Start opens the fifo (reopened through
 	 * /proc/self/fd: it lives outside our root). */
 	setctx("%s", "");
-	send_packet("ready", NULL);
+	if (send_packet("ready", NULL) < 0)
+		die("sendmsg: %s", errtext(errno));
 	int fifo = open(fdpath(FIFO_FD), O_WRONLY | O_CLOEXEC);
 	if (fifo < 0)
 		die("open exec fifo: open %s: %s", fdpath(FIFO_FD), errtext(errno));
