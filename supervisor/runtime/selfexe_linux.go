@@ -94,10 +94,13 @@ func (s *sealedExe) load(name string, bin, embedded []byte) (*os.File, error) {
 	return s.f, s.err
 }
 
-// LoadInit makes the sealed copy of the init now rather than at the first
-// Create, so that a long-lived process (the daemon) has it from the
-// start and its memory is there before any container is.
+// LoadInit makes the sealed copies of the inits Create starts now rather
+// than at the first Create, so that a long-lived process (the daemon) has
+// them from the start and their memory is there before any container is.
 func LoadInit() error {
+	if _, err := cinitExe(); err != nil {
+		return err
+	}
 	_, err := initExe()
 	return err
 }
