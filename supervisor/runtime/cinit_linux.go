@@ -190,15 +190,8 @@ func encodeCInit(cfg *initConfig) (prog []byte, ok bool) {
 		steps.str("")
 	}
 	for _, d := range spec.Linux.Devices {
-		var typ uint32
-		switch d.Type {
-		case "c", "u":
-			typ = unix.S_IFCHR
-		case "b":
-			typ = unix.S_IFBLK
-		case "p":
-			typ = unix.S_IFIFO
-		default:
+		typ, ok := deviceTypes[d.Type]
+		if !ok {
 			return nil, false
 		}
 		perm := uint32(0o666)

@@ -84,12 +84,7 @@ func runOnce(t *testing.T, r *Runtime, bundle string, spec *specs.Spec, extra []
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	outPath := filepath.Join(t.TempDir(), "out")
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
+	out, outPath := outFile(t)
 	id := regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString(testID(t), "-")
 	norm := func(s string) string {
 		// The two runs differ in their ids and output files, and the
@@ -249,21 +244,10 @@ func TestCInitMatchesGoInit(t *testing.T) {
 			caps := []string{"CAP_NET_ADMIN", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
 			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps, Inheritable: caps[:1], Ambient: caps[:1]}
 			s.Process.NoNewPrivileges = true
-			prof, err := mobyseccomp.GetDefaultProfile(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Linux.Seccomp = prof
-			return s
+			return withDefaultSeccomp(t, s)
 		}},
 		{name: "seccomp without no_new_privs", spec: func() *specs.Spec {
-			s := shSpec(stateScript)
-			prof, err := mobyseccomp.GetDefaultProfile(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Linux.Seccomp = prof
-			return s
+			return withDefaultSeccomp(t, shSpec(stateScript))
 		}},
 		{name: "rlimits, oom_score_adj, cwd, env", spec: func() *specs.Spec {
 			s := shSpec(stateScript)
@@ -360,12 +344,7 @@ trap 'echo got TERM; exit 0' TERM; kill -TERM 1; sleep 5 & wait; echo no signal`
 			s.Annotations = map[string]string{AnnotationInit: "true"}
 			s.Process.User = specs.User{Username: "app"}
 			s.Process.NoNewPrivileges = true
-			prof, err := mobyseccomp.GetDefaultProfile(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Linux.Seccomp = prof
-			return s
+			return withDefaultSeccomp(t, s)
 		}},
 		{name: "terminal (Go init)", goInit: true, spec: func() *specs.Spec {
 			s := shSpec("id")
@@ -511,11 +490,7 @@ func TestCInitExecMatchesGoInit(t *testing.T) {
 	c, _ := startSleeper(t, func(s *specs.Spec) {
 		s.Process.User = specs.User{Username: "app"}
 		s.Process.NoNewPrivileges = true
-		prof, err := mobyseccomp.GetDefaultProfile(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Linux.Seccomp = prof
+		withDefaultSeccomp(t, s)
 	})
 	const script = `id; grep -E '^(Cap|NoNewPrivs|Seccomp|Groups)' /proc/self/status; ulimit -n -u; umask; pwd; env | sort
 cat /proc/self/cgroup; hostname; for i in 0 1 2 3 4 5 6 7 8 9; do [ -e /proc/$$/fd/$i ] && echo "fd $i $(readlink /proc/$$/fd/$i)"; done; exit 3`
@@ -562,12 +537,7 @@ cat /proc/self/cgroup; hostname; for i in 0 1 2 3 4 5 6 7 8 9; do [ -e /proc/$$/
 	exec := func(t *testing.T, p *specs.Process) run {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		outPath := filepath.Join(t.TempDir(), "out")
-		out, err := os.OpenFile(outPath, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer out.Close()
+		out, outPath := outFile(t)
 		norm := func(s string) string {
 			return fdNumber.ReplaceAllString(strings.ReplaceAll(s, outPath, "OUT"), "/proc/self/fd/N")
 		}
@@ -654,4 +624,28 @@ func TestProcMustBeProcfs(t *testing.T) {
 			})
 		}
 	}
+}
+
+// withDefaultSeccomp gives s Docker's default seccomp profile.
+func withDefaultSeccomp(t testing.TB, s *specs.Spec) *specs.Spec {
+	t.Helper()
+	prof, err := mobyseccomp.GetDefaultProfile(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Linux.Seccomp = prof
+	return s
+}
+
+// outFile is a new file for a container's output, closed at the test's
+// end, and its path.
+func outFile(t testing.TB) (*os.File, string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "out")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, p
 }

@@ -348,6 +348,9 @@ func setupDev(cfg *initConfig, rootFd int) error {
 	return nil
 }
 
+// deviceTypes are the file types of the runtime spec's device types.
+var deviceTypes = map[string]uint32{"c": unix.S_IFCHR, "u": unix.S_IFCHR, "b": unix.S_IFBLK, "p": unix.S_IFIFO}
+
 // createDevice makes a device node inside the root: mknod, or in a user
 // namespace (where mknod is not allowed) a bind mount of the host's node.
 func createDevice(cfg *initConfig, rootFd int, d specs.LinuxDevice) error {
@@ -366,15 +369,8 @@ func createDevice(cfg *initConfig, rootFd int, d specs.LinuxDevice) error {
 		defer unix.Close(fd)
 		return mount(d.Path, fdPath(fd), "", unix.MS_BIND, "")
 	}
-	var typ uint32
-	switch d.Type {
-	case "c", "u":
-		typ = unix.S_IFCHR
-	case "b":
-		typ = unix.S_IFBLK
-	case "p":
-		typ = unix.S_IFIFO
-	default:
+	typ, ok := deviceTypes[d.Type]
+	if !ok {
 		return fmt.Errorf("%w: device type %q", ErrInvalidSpec, d.Type)
 	}
 	perm := uint32(0o666)
