@@ -181,6 +181,14 @@ func TestCInitMatchesGoInit(t *testing.T) {
 		}
 	}
 
+	asUser := func(u specs.User) func() *specs.Spec {
+		return func() *specs.Spec {
+			s := shSpec(stateScript)
+			s.Process.User = u
+			return s
+		}
+	}
+
 	mode := os.FileMode(0o620)
 	uid, gid := uint32(1000), uint32(2000)
 	oom := 500
@@ -193,26 +201,10 @@ func TestCInitMatchesGoInit(t *testing.T) {
 		fails  bool // the container fails to start, or its init does
 	}{
 		{name: "default", spec: func() *specs.Spec { return shSpec(stateScript) }},
-		{name: "user by name, extra gids", spec: func() *specs.Spec {
-			s := shSpec(stateScript)
-			s.Process.User = specs.User{Username: "app", AdditionalGids: []uint32{3000}}
-			return s
-		}},
-		{name: "user and group by name", spec: func() *specs.Spec {
-			s := shSpec(stateScript)
-			s.Process.User = specs.User{Username: "app:extra"}
-			return s
-		}},
-		{name: "odd passwd and group", bundle: oddBundle, spec: func() *specs.Spec {
-			s := shSpec(stateScript)
-			s.Process.User = specs.User{Username: "late"}
-			return s
-		}},
-		{name: "user past a long line", bundle: oddBundle, fails: true, spec: func() *specs.Spec {
-			s := shSpec(stateScript)
-			s.Process.User = specs.User{Username: "after"}
-			return s
-		}},
+		{name: "user by name, extra gids", spec: asUser(specs.User{Username: "app", AdditionalGids: []uint32{3000}})},
+		{name: "user and group by name", spec: asUser(specs.User{Username: "app:extra"})},
+		{name: "odd passwd and group", bundle: oddBundle, spec: asUser(specs.User{Username: "late"})},
+		{name: "user past a long line", bundle: oddBundle, fails: true, spec: asUser(specs.User{Username: "after"})},
 		{name: "oom_score_adj refused", fails: true, spec: func() *specs.Spec {
 			s := shSpec(stateScript)
 			bad := 5000
@@ -224,21 +216,9 @@ func TestCInitMatchesGoInit(t *testing.T) {
 			s.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "not a number", "kernel.shm_rmid_forced": "1"}
 			return s
 		}},
-		{name: "numeric user", spec: func() *specs.Spec {
-			s := shSpec(stateScript)
-			s.Process.User = specs.User{UID: 65534, GID: 65534}
-			return s
-		}},
-		{name: "unknown user", fails: true, spec: func() *specs.Spec {
-			s := shSpec(stateScript)
-			s.Process.User = specs.User{Username: "nosuchuser"}
-			return s
-		}},
-		{name: "unknown group", fails: true, spec: func() *specs.Spec {
-			s := shSpec(stateScript)
-			s.Process.User = specs.User{Username: "app:nosuchgroup"}
-			return s
-		}},
+		{name: "numeric user", spec: asUser(specs.User{UID: 65534, GID: 65534})},
+		{name: "unknown user", fails: true, spec: asUser(specs.User{Username: "nosuchuser"})},
+		{name: "unknown group", fails: true, spec: asUser(specs.User{Username: "app:nosuchgroup"})},
 		{name: "capabilities, no_new_privs, seccomp", spec: func() *specs.Spec {
 			s := shSpec(stateScript)
 			caps := []string{"CAP_NET_ADMIN", "CAP_KILL", "CAP_NET_BIND_SERVICE"}
