@@ -97,6 +97,7 @@ func newDaemonCmd(g *globalOptions) *cobra.Command {
 }
 
 func runDaemon(root string) error {
+	markInheritedCloseOnExec()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	d, err := supervisor.NewDaemon(supervisor.DaemonConfig{Root: root, Version: currentVersion().Version, Logger: log})
 	if err != nil {
@@ -122,6 +123,7 @@ func newKeeperCmd(g *globalOptions) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			markInheritedCloseOnExec()
 			exe, err := os.Executable()
 			if err != nil {
 				return err

@@ -529,3 +529,68 @@ func TestInterruptDuringUp(t *testing.T) {
 		return true
 	})
 }
+
+// TestStrayFdsStayOut: an fd that whatever starts berth (a shell, a CI
+// runner) left open without close-on-exec must not reach what berth
+// starts. The keeper and the daemon mark such fds close-on-exec as they
+// start: before, the daemon held it open, passed it to every init it
+// started, and the hooks it ran got it too.
+func TestStrayFdsStayOut(t *testing.T) {
+	s := newStack(t, "published", "WEB_PORT="+strconv.Itoa(freePort(t)))
+	s.must("daemon", "stop")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(w.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	stray := fmt.Sprintf("pipe:[%d]", st.Ino)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := s.berthCmd(ctx, "up", "-d")
+	cmd.ExtraFiles = []*os.File{w} // fd 3 of the CLI, inheritable
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("up -d: %v\n%s", err, out)
+	}
+	pids := map[string]int{"web's pid 1": s.ps()["web"].Pid}
+	for _, f := range []string{"berth.pid", "keeper.pid"} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatalf("%s: %q", f, b)
+		}
+		pids[f] = pid
+	}
+	for who, pid := range pids {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		if err != nil {
+			t.Fatalf("%s (%d): %v", who, pid, err)
+		}
+		for _, e := range ents {
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); l != stray {
+				continue
+			}
+			info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var flags uint64
+			for _, line := range strings.Split(string(info), "\n") {
+				if v, ok := strings.CutPrefix(line, "flags:"); ok {
+					flags, _ = strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+				}
+			}
+			if flags&syscall.O_CLOEXEC == 0 || who == "web's pid 1" {
+				t.Errorf("%s (pid %d) holds the stray fd as its fd %s, flags %o", who, pid, e.Name(), flags)
+			}
+		}
+	}
+	s.must("down")
+}

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package main
+
+// markInheritedCloseOnExec does nothing outside Linux (see fds_linux.go).
+func markInheritedCloseOnExec() {}
