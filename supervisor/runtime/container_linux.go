@@ -261,9 +261,11 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	// On cgroup v1 the init joins its cgroups by itself, which spares the
 	// whole host a grace-period wait under cgroup_mutex (see
 	// cgroups.JoinThread); not in a user namespace, where it may not
-	// write the host's cgroupfs, nor as a reaper, whose other Go threads
-	// would stay outside for the container's life.
-	cfg.JoinCgroups = cgroups.ThreadJoinable(cgPaths) && !cfg.NewUserNS && !cfg.Reaper
+	// write the host's cgroupfs, nor as the Go reaper, whose other
+	// threads would stay outside for the container's life (the C one has
+	// no other thread: see below).
+	joinable := cgroups.ThreadJoinable(cgPaths) && !cfg.NewUserNS
+	cfg.JoinCgroups = joinable && !cfg.Reaper
 	if cfg.NewUserNS {
 		for _, m := range spec.Linux.UIDMappings {
 			sysAttr.UidMappings = append(sysAttr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
@@ -279,14 +281,18 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 
 	// The common container starts with the C init (cinit_linux.go).
 	initMsg := encodeInitConfig
-	if prog, ok := encodeCInit(cfg); ok {
-		cexe, err := cinitExe()
-		if err != nil {
-			return nil, err
-		}
-		if cexe != nil {
+	cexe, err := cinitExe()
+	if err != nil {
+		return nil, err
+	}
+	if cexe != nil {
+		goJoin := cfg.JoinCgroups
+		cfg.JoinCgroups = joinable
+		if prog, ok := encodeCInit(cfg); ok {
 			self, c.cinit = cexe, true
 			initMsg = func(*initConfig) []byte { return prog }
+		} else {
+			cfg.JoinCgroups = goJoin
 		}
 	}
 
