@@ -46,10 +46,30 @@
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/magic.h>
-#include <linux/close_range.h>
 #include <linux/filter.h>
-#include <linux/openat2.h>
 #include <linux/seccomp.h>
+
+/* openat2 (Linux 5.6) and close_range (5.9) are older than some systems'
+ * kernel headers: their ABI, where the headers lack it. */
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#else
+struct open_how {
+	uint64_t flags, mode, resolve;
+};
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_NO_SYMLINKS 0x04
+#define RESOLVE_IN_ROOT 0x10
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
 
 #define SYNC_FD 3
 #define FIFO_FD 4
