@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/supervisor/runtime/cgroups"
 	"github.com/berth-dev/berth/supervisor/runtime/initbin"
 )
 
@@ -43,6 +44,24 @@ func cinitExe() (*os.File, error) {
 		return nil, nil
 	}
 	return sealedCInit.load("berth-cinit", cinitBinary, initbin.CBinary)
+}
+
+// cinitFor returns the C init and its program for cfg (a create or an
+// exec), or nils when cfg needs a Go init or this build has no C init.
+func cinitFor(cfg *initConfig) (exe *os.File, prog []byte, err error) {
+	var ok bool
+	if cfg.Mode == "exec" {
+		prog, ok = encodeCInitExec(cfg)
+	} else {
+		prog, ok = encodeCInit(cfg)
+	}
+	if !ok {
+		return nil, nil, nil
+	}
+	if exe, err = cinitExe(); exe == nil || err != nil {
+		return nil, nil, err
+	}
+	return exe, prog, nil
 }
 
 const cinitMagic = "berth-cinit/1\n"
@@ -103,17 +122,12 @@ func encodeCInit(cfg *initConfig) (prog []byte, ok bool) {
 	}
 	w := newCInitWriter(cinitCreate)
 
-	// initMain, before the root filesystem.
+	// initMain, before the root filesystem. Being one thread, the C init
+	// joins its cgroups by itself wherever they allow it, as the reaper
+	// too (Create sets JoinCgroups to match).
 	var join []string
-	if cfg.JoinCgroups {
-		seen := map[string]bool{}
-		for _, dir := range cfg.CgroupPaths {
-			if !seen[dir] { // co-mounted controllers share a directory
-				seen[dir] = true
-				join = append(join, dir)
-			}
-		}
-		sort.Strings(join)
+	if cgroups.ThreadJoinable(cfg.CgroupPaths) {
+		join = cgroups.JoinDirs(cfg.CgroupPaths)
 	}
 	w.strs(join)
 	w.bool(cfg.NewCgroupNS)
@@ -249,9 +263,9 @@ func encodeCInit(cfg *initConfig) (prog []byte, ok bool) {
 }
 
 // encodeCInitExec compiles an exec; ok is false when it needs the Go
-// init (a terminal, or what encodeCInit leaves to it).
+// init (a terminal, a user namespace, or what encodeCInit leaves to it).
 func encodeCInitExec(cfg *initConfig) (prog []byte, ok bool) {
-	if p := cfg.Process; cfg.Mode != "exec" || p == nil || p.Terminal || len(p.Args) == 0 {
+	if p := cfg.Process; cfg.Mode != "exec" || p == nil || p.Terminal || len(p.Args) == 0 || cfg.NewUserNS {
 		return nil, false
 	}
 	return newCInitWriter(cinitExec).finish(cfg)

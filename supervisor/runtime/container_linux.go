@@ -139,10 +139,6 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 	if err != nil {
 		return nil, err
 	}
-	self, err := initExe()
-	if err != nil {
-		return nil, err
-	}
 
 	dir := filepath.Join(r.root, id)
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -258,14 +254,6 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 			cfg.NewCgroupNS = true
 		}
 	}
-	// On cgroup v1 the init joins its cgroups by itself, which spares the
-	// whole host a grace-period wait under cgroup_mutex (see
-	// cgroups.JoinThread); not in a user namespace, where it may not
-	// write the host's cgroupfs, nor as the Go reaper, whose other
-	// threads would stay outside for the container's life (the C one has
-	// no other thread: see below).
-	joinable := cgroups.ThreadJoinable(cgPaths) && !cfg.NewUserNS
-	cfg.JoinCgroups = joinable && !cfg.Reaper
 	if cfg.NewUserNS {
 		for _, m := range spec.Linux.UIDMappings {
 			sysAttr.UidMappings = append(sysAttr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
@@ -279,22 +267,25 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 		sysAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true}
 	}
 
-	// The common container starts with the C init (cinit_linux.go).
-	initMsg := encodeInitConfig
-	cexe, err := cinitExe()
+	// The common container starts with the C init, the others with the
+	// Go one (cinit_linux.go).
+	self, prog, err := cinitFor(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if cexe != nil {
-		goJoin := cfg.JoinCgroups
-		cfg.JoinCgroups = joinable
-		if prog, ok := encodeCInit(cfg); ok {
-			self, c.cinit = cexe, true
-			initMsg = func(*initConfig) []byte { return prog }
-		} else {
-			cfg.JoinCgroups = goJoin
+	c.cinit = self != nil
+	if self == nil {
+		if self, err = initExe(); err != nil {
+			return nil, err
 		}
 	}
+	// On cgroup v1 the init joins its cgroups by itself, which spares the
+	// whole host a grace-period wait under cgroup_mutex (see
+	// cgroups.JoinThread); not in a user namespace, where it may not
+	// write the host's cgroupfs, nor as the Go reaper, whose other
+	// threads would stay outside for the container's life (the C reaper
+	// has none).
+	cfg.JoinCgroups = cgroups.ThreadJoinable(cgPaths) && !cfg.NewUserNS && (!cfg.Reaper || c.cinit)
 
 	parentSync, childSync, err := newSyncPair()
 	if err != nil {
@@ -345,7 +336,10 @@ func (r *Runtime) Create(ctx context.Context, id string, opts CreateOpts) (_ *Co
 			return nil, fmt.Errorf("cgroup apply: %w", err)
 		}
 	}
-	if err := sendRaw(parentSync, initMsg(cfg), -1); err != nil {
+	if prog == nil {
+		prog = encodeInitConfig(cfg)
+	}
+	if err := sendRaw(parentSync, prog, -1); err != nil {
 		return nil, fmt.Errorf("send init config: %w", err)
 	}
 	c.hookState = specs.State{Version: specs.Version, ID: id, Status: specs.StateCreating, Pid: cmd.Process.Pid, Bundle: bundle, Annotations: spec.Annotations}

@@ -152,18 +152,13 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 	}
 	// The C init, which links the nsenter code itself, where it can
 	// (cinit_linux.go); else the Go one, which needs the cgo constructor.
-	cfg := &initConfig{Mode: "exec", ID: c.id, Process: p, Seccomp: base.seccomp, LastCap: lastCapability()}
-	initMsg := encodeInitConfig
-	var self *os.File
-	usedC := false
-	if prog, ok := encodeCInitExec(cfg); ok && !base.namespaces[specs.UserNamespace] {
-		if self, err = cinitExe(); err != nil {
-			return nil, err
-		}
-		if self != nil {
-			initMsg, usedC = func(*initConfig) []byte { return prog }, true
-		}
+	cfg := &initConfig{Mode: "exec", ID: c.id, Process: p, Seccomp: base.seccomp, LastCap: lastCapability(),
+		NewUserNS: base.namespaces[specs.UserNamespace]}
+	self, prog, err := cinitFor(cfg)
+	if err != nil {
+		return nil, err
 	}
+	usedC := self != nil
 	if self == nil {
 		if !nsenter.Available {
 			return nil, fmt.Errorf("exec needs the cgo nsenter constructor: %w", ErrNotSupported)
@@ -250,7 +245,10 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, opts ExecOpts) (
 			return nil, fmt.Errorf("exec: cgroup: %w", err)
 		}
 	}
-	if err := sendRaw(parentSync, initMsg(cfg), -1); err != nil {
+	if prog == nil {
+		prog = encodeInitConfig(cfg)
+	}
+	if err := sendRaw(parentSync, prog, -1); err != nil {
 		return nil, fmt.Errorf("exec: send config: %w", err)
 	}
 	console, err := c.awaitInit(parentSync, false, opts.ConsoleSocket)

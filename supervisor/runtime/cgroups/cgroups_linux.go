@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 )
 
@@ -146,17 +148,19 @@ func ThreadJoinable(paths map[string]string) bool {
 }
 
 // JoinThread moves the calling thread into the cgroups at paths (see
-// ThreadJoinable).
+// ThreadJoinable), in the order of JoinDirs.
 func JoinThread(paths map[string]string) error {
-	done := map[string]bool{}
-	for _, dir := range paths {
-		if done[dir] { // co-mounted controllers share a directory
-			continue
-		}
-		done[dir] = true
+	for _, dir := range JoinDirs(paths) {
 		if err := writeFile(dir, "tasks", "0"); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// JoinDirs are the directories JoinThread writes to: each of paths once
+// (co-mounted controllers share one), in order.
+func JoinDirs(paths map[string]string) []string {
+	dirs := slices.Sorted(maps.Values(paths))
+	return slices.Compact(dirs)
 }
