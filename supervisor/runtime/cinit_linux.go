@@ -1,10 +1,10 @@
 package runtime
 
 import (
-	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -136,74 +136,68 @@ func encodeCInit(cfg *initConfig) (prog []byte, ok bool) {
 	w.str(cfg.Rootfs)
 
 	// setupRootfs: the mounts, /dev and the devices, as steps.
-	steps := &cinitWriter{}
-	n := 0
-	devMounted := false
+	l := spec.Linux
+	fresh := freshDev(spec.Mounts)
+	steps := len(spec.Mounts) + len(l.Devices)
+	if fresh {
+		steps++
+	}
+	w.uint(uint64(steps))
 	for i := range spec.Mounts {
 		m := &spec.Mounts[i]
-		if !filepath.IsAbs(m.Destination) {
+		plan, err := planMount(m)
+		if err != nil {
 			return nil, false
 		}
-		dest := filepath.Clean(m.Destination)
-		opts := parseMountOptions(m.Options)
-		var resolve uint64
-		refuse := m.Type == "proc" || m.Type == "sysfs"
-		if refuse {
-			resolve = unix.RESOLVE_NO_SYMLINKS
-		}
-		n++
-		switch {
-		case opts.bind || m.Type == "bind":
-			steps.uint(cinitBind)
-			steps.str(m.Destination)
-			steps.str(dest)
-			steps.str(m.Source)
-			steps.bool(refuse)
-			steps.uint(uint64(unix.MS_BIND | opts.flags&unix.MS_REC))
-			steps.uint(uint64(opts.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)))
-			steps.uints(opts.propagation)
-		case m.Type == "cgroup" || m.Type == "cgroup2":
+		opts := plan.opts
+		switch plan.kind {
+		case mountBind:
+			w.uint(cinitBind)
+			w.str(m.Destination)
+			w.str(plan.dest)
+			w.str(m.Source)
+			w.bool(plan.noSymlinks)
+			w.uint(uint64(unix.MS_BIND | opts.flags&unix.MS_REC))
+			w.uint(uint64(opts.flags &^ (unix.MS_BIND | unix.MS_REC | unix.MS_REMOUNT)))
+			w.uints(opts.propagation)
+		case mountCgroups:
 			hier := cfg.CgroupMounts
-			unified := len(hier) == 1 && hier[0].FSType == "cgroup2" && hier[0].Mountpoint == "/sys/fs/cgroup"
-			steps.uint(cinitCgroup)
-			steps.str(m.Destination)
-			steps.str(dest)
-			steps.bool(refuse)
-			steps.uint(uint64(opts.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC))
-			steps.bool(opts.readonly)
-			steps.bool(unified)
+			unified := unifiedCgroupOnly(hier)
 			if unified {
 				hier = nil
 			}
-			steps.uint(uint64(len(hier)))
+			w.uint(cinitCgroup)
+			w.str(m.Destination)
+			w.str(plan.dest)
+			w.bool(plan.noSymlinks)
+			w.uint(uint64(opts.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC))
+			w.bool(opts.readonly)
+			w.bool(unified)
+			w.uint(uint64(len(hier)))
 			for _, h := range hier {
-				steps.str(filepath.Base(h.Mountpoint))
-				steps.str(h.FSType)
-				steps.str(h.Options)
+				w.str(filepath.Base(h.Mountpoint))
+				w.str(h.FSType)
+				w.str(h.Options)
 			}
 		default:
-			steps.uint(cinitFS)
-			steps.str(m.Destination)
-			steps.str(dest)
-			steps.str(m.Source)
-			steps.str(m.Type)
-			steps.uint(uint64(opts.flags))
-			steps.str(opts.dataString())
-			steps.uint(resolve)
-			steps.bool(refuse)
-			steps.bool(m.Type == "sysfs")
-			steps.uints(opts.propagation)
-		}
-		if dest == "/dev" && m.Type != "bind" {
-			devMounted = true
+			w.uint(cinitFS)
+			w.str(m.Destination)
+			w.str(plan.dest)
+			w.str(m.Source)
+			w.str(m.Type)
+			w.uint(uint64(opts.flags))
+			w.str(opts.dataString())
+			w.uint(plan.resolve())
+			w.bool(plan.noSymlinks)
+			w.bool(m.Type == "sysfs")
+			w.uints(opts.propagation)
 		}
 	}
-	if devMounted {
-		n++
-		steps.uint(cinitSetupDev)
-		steps.str("")
+	if fresh {
+		w.uint(cinitSetupDev)
+		w.str("")
 	}
-	for _, d := range spec.Linux.Devices {
+	for _, d := range l.Devices {
 		typ, ok := deviceTypes[d.Type]
 		if !ok {
 			return nil, false
@@ -219,32 +213,23 @@ func encodeCInit(cfg *initConfig) (prog []byte, ok bool) {
 		if d.GID != nil {
 			gid = int64(*d.GID)
 		}
-		n++
-		steps.uint(cinitDevice)
-		steps.str(d.Path)
-		steps.str(filepath.Clean("/" + d.Path))
-		steps.uint(uint64(typ))
-		steps.uint(uint64(perm))
-		steps.uint(uint64(uint32(d.Major)))
-		steps.uint(uint64(uint32(d.Minor)))
-		steps.int(uid)
-		steps.int(gid)
+		w.uint(cinitDevice)
+		w.str(d.Path)
+		w.str(filepath.Clean("/" + d.Path))
+		w.uint(uint64(typ))
+		w.uint(uint64(perm))
+		w.uint(uint64(uint32(d.Major)))
+		w.uint(uint64(uint32(d.Minor)))
+		w.int(uid)
+		w.int(gid)
 	}
-	w.uint(uint64(n))
-	w.b = append(w.b, steps.b...)
-	w.nul = w.nul || steps.nul
 
 	// After pivot_root.
-	l := spec.Linux
-	keys := make([]string, 0, len(l.Sysctl))
-	for k := range l.Sysctl {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(l.Sysctl))
 	w.uint(uint64(len(keys)))
 	for _, k := range keys {
 		w.str(k)
-		w.str("/proc/sys/" + strings.ReplaceAll(k, ".", "/"))
+		w.str(sysctlPath(k))
 		w.str(l.Sysctl[k])
 	}
 	w.strs(l.MaskedPaths)
@@ -295,11 +280,7 @@ func (w *cinitWriter) finish(cfg *initConfig) (prog []byte, ok bool) {
 	if w.present(p.OOMScoreAdj != nil) {
 		w.int(int64(*p.OOMScoreAdj))
 	}
-	user := p.User.Username
-	if user == "" {
-		user = fmt.Sprintf("%d:%d", p.User.UID, p.User.GID)
-	}
-	w.str(user)
+	w.str(userSpec(p))
 	w.uint(uint64(len(p.User.AdditionalGids)))
 	for _, g := range p.User.AdditionalGids {
 		w.uint(uint64(g))

@@ -217,10 +217,7 @@ func processUser(p *specs.Process) (execUser, error) {
 			group.Close()
 		}
 	}()
-	spec := p.User.Username
-	if spec == "" {
-		spec = strconv.FormatUint(uint64(p.User.UID), 10) + ":" + strconv.FormatUint(uint64(p.User.GID), 10)
-	}
+	spec := userSpec(p)
 	// os.File(nil) must not become a non-nil io.Reader.
 	var pr, gr interface{ Read([]byte) (int, error) }
 	if passwd != nil {
@@ -235,6 +232,15 @@ func processUser(p *specs.Process) (execUser, error) {
 	}
 	u.Groups = append(u.Groups, p.User.AdditionalGids...)
 	return u, nil
+}
+
+// userSpec is the user processUser resolves: process.user.username, or
+// else "uid:gid".
+func userSpec(p *specs.Process) string {
+	if p.User.Username != "" {
+		return p.User.Username
+	}
+	return strconv.FormatUint(uint64(p.User.UID), 10) + ":" + strconv.FormatUint(uint64(p.User.GID), 10)
 }
 
 // setIdentity switches groups, gid and uid of this thread only (raw

@@ -33,17 +33,13 @@ func setupRootfs(cfg *initConfig) error {
 		return &os.PathError{Op: "open", Path: rootfs, Err: err}
 	}
 	defer unix.Close(rootFd)
-	devMounted := false
 	for i := range spec.Mounts {
 		m := &spec.Mounts[i]
 		if err := mountOne(cfg, rootFd, m); err != nil {
 			return fmt.Errorf("mount %s: %w", m.Destination, err)
 		}
-		if filepath.Clean(m.Destination) == "/dev" && m.Type != "bind" {
-			devMounted = true
-		}
 	}
-	if devMounted {
+	if freshDev(spec.Mounts) {
 		if err := setupDev(cfg, rootFd); err != nil {
 			return fmt.Errorf("/dev: %w", err)
 		}
@@ -71,8 +67,7 @@ func setupRootfs(cfg *initConfig) error {
 	if spec.Linux != nil {
 		// sysctls before the read-only /proc/sys, in key order
 		for _, k := range slices.Sorted(maps.Keys(spec.Linux.Sysctl)) {
-			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
-			if err := writeFileNoCreate(p, spec.Linux.Sysctl[k]); err != nil {
+			if err := writeFileNoCreate(sysctlPath(k), spec.Linux.Sysctl[k]); err != nil {
 				return fmt.Errorf("sysctl %s: %w", k, err)
 			}
 		}
@@ -105,33 +100,91 @@ func setupRootfs(cfg *initConfig) error {
 	return nil
 }
 
+// mountKind is how setupRootfs makes a spec mount.
+type mountKind int
+
+const (
+	mountFS      mountKind = iota // a filesystem mounted at its destination
+	mountBind                     // bindMount
+	mountCgroups                  // mountCgroup
+)
+
+// mountPlan is what setupRootfs does with one spec mount, decided in one
+// place for the Go init (mountOne) and the C init's program (encodeCInit).
+type mountPlan struct {
+	kind mountKind
+	dest string // the destination, cleaned
+	opts mountOpts
+	// proc and sysfs: an image whose /proc or /sys is a symlink could
+	// redirect the kernel's files (or our writes to them) anywhere, so a
+	// symlink at dest is refused and none is followed on the way there.
+	noSymlinks bool
+}
+
+func planMount(m *specs.Mount) (mountPlan, error) {
+	if !filepath.IsAbs(m.Destination) {
+		return mountPlan{}, fmt.Errorf("%w: mount destination %q is not absolute", ErrInvalidSpec, m.Destination)
+	}
+	p := mountPlan{dest: filepath.Clean(m.Destination), opts: parseMountOptions(m.Options), noSymlinks: m.Type == "proc" || m.Type == "sysfs"}
+	switch {
+	case p.opts.bind || m.Type == "bind":
+		p.kind = mountBind
+	case m.Type == "cgroup" || m.Type == "cgroup2":
+		p.kind = mountCgroups
+	}
+	return p, nil
+}
+
+// resolve is the RESOLVE_* flags for the walk to dest.
+func (p mountPlan) resolve() uint64 {
+	if p.noSymlinks {
+		return unix.RESOLVE_NO_SYMLINKS
+	}
+	return 0
+}
+
+// freshDev reports whether the mounts give the container a /dev of its
+// own, which setupDev fills.
+func freshDev(mounts []specs.Mount) bool {
+	for _, m := range mounts {
+		if filepath.Clean(m.Destination) == "/dev" && m.Type != "bind" {
+			return true
+		}
+	}
+	return false
+}
+
+// sysctlPath is the /proc/sys file of a sysctl key.
+func sysctlPath(key string) string { return "/proc/sys/" + strings.ReplaceAll(key, ".", "/") }
+
+// unifiedCgroupOnly reports whether the host's cgroup hierarchies are
+// cgroup2 alone, at /sys/fs/cgroup (mountCgroup then mounts cgroup2).
+func unifiedCgroupOnly(hier []cgroups.Mount) bool {
+	return len(hier) == 1 && hier[0].FSType == "cgroup2" && hier[0].Mountpoint == "/sys/fs/cgroup"
+}
+
 // mountOne performs one spec mount. The destination is created and
 // resolved inside the root (symlinks in the image cannot point it at the
 // host) and the mount goes through /proc/self/fd/N of an O_PATH fd, so
 // nothing can swap the path between check and mount.
 func mountOne(cfg *initConfig, rootFd int, m *specs.Mount) error {
-	if !filepath.IsAbs(m.Destination) {
-		return fmt.Errorf("%w: mount destination %q is not absolute", ErrInvalidSpec, m.Destination)
+	plan, err := planMount(m)
+	if err != nil {
+		return err
 	}
-	dest := filepath.Clean(m.Destination)
-	opts := parseMountOptions(m.Options)
-	var resolve uint64
-	switch m.Type {
-	case "proc", "sysfs":
-		// An image whose /proc or /sys is a symlink could redirect the
-		// kernel's files (or our writes to them) anywhere: refuse.
-		resolve = unix.RESOLVE_NO_SYMLINKS
+	dest, opts := plan.dest, plan.opts
+	if plan.noSymlinks {
 		if err := refuseSymlink(rootFd, dest); err != nil {
 			return err
 		}
 	}
-	if opts.bind || m.Type == "bind" {
+	switch plan.kind {
+	case mountBind:
 		return bindMount(rootFd, m, dest, opts)
-	}
-	if m.Type == "cgroup" || m.Type == "cgroup2" {
+	case mountCgroups:
 		return mountCgroup(cfg, rootFd, dest, opts)
 	}
-	fd, err := mkdirAllInRoot(rootFd, dest, false, resolve)
+	fd, err := mkdirAllInRoot(rootFd, dest, false, plan.resolve())
 	if err != nil {
 		return err
 	}
@@ -254,7 +307,7 @@ func mountCgroup(cfg *initConfig, rootFd int, dest string, opts mountOpts) error
 		}
 	}
 	flags := opts.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
-	if len(hier) == 1 && hier[0].FSType == "cgroup2" && hier[0].Mountpoint == "/sys/fs/cgroup" {
+	if unifiedCgroupOnly(hier) {
 		err := mount("cgroup", fdPath(fd), "cgroup2", flags, "")
 		if err != nil && cfg.NewUserNS && cfg.CgroupPaths[""] != "" {
 			err = mount(cfg.CgroupPaths[""], fdPath(fd), "", unix.MS_BIND|unix.MS_REC, "")
