@@ -959,6 +959,20 @@ static size_t split_fields(struct span s, struct span *f, size_t max)
 	}
 }
 
+/* next_record reads the next line of l that is neither empty nor a
+ * comment and splits it at ':' into f (at most max fields; *nf counts
+ * them all); 0 at the end. */
+static int next_record(struct lines *l, struct span *f, size_t max, size_t *nf)
+{
+	struct span line;
+	while (next_line(l, &line))
+		if (line.n > 0 && line.p[0] != '#') {
+			*nf = split_fields(line, f, max);
+			return 1;
+		}
+	return 0;
+}
+
 struct pwent {
 	struct span name, home;
 	uint32_t uid, gid;
@@ -982,12 +996,9 @@ static size_t parse_passwd(struct span b, struct pwent **out)
 	size_t n = 0, cap = 16;
 	struct pwent *v = xmalloc(cap * sizeof *v);
 	struct lines l = {b.p, b.p + b.n};
-	struct span line;
-	while (next_line(&l, &line)) {
-		if (line.n == 0 || line.p[0] == '#')
-			continue;
-		struct span f[6];
-		size_t nf = split_fields(line, f, 6);
+	struct span f[6];
+	size_t nf;
+	while (next_record(&l, f, 6, &nf)) {
 		if (nf < 4)
 			continue;
 		struct pwent e = {.name = f[0], .home = {"", 0}};
@@ -1007,12 +1018,9 @@ static size_t parse_group(struct span b, struct grent **out)
 	size_t n = 0, cap = 16;
 	struct grent *v = xmalloc(cap * sizeof *v);
 	struct lines l = {b.p, b.p + b.n};
-	struct span line;
-	while (next_line(&l, &line)) {
-		if (line.n == 0 || line.p[0] == '#')
-			continue;
-		struct span f[4];
-		size_t nf = split_fields(line, f, 4);
+	struct span f[4];
+	size_t nf;
+	while (next_record(&l, f, 4, &nf)) {
 		if (nf < 3)
 			continue;
 		struct grent e = {.name = f[0], .members = {"", 0}};
@@ -1408,10 +1416,13 @@ int main(void)
 	struct reader r;
 	berth_nsenter();
 	recv_program(&r);
-	if (rd_uint(&r) == MODE_EXEC) {
+	uint64_t mode = rd_uint(&r);
+	if (mode == MODE_EXEC) {
 		finish(&r); /* a process joining a running container */
 		return 127;
 	}
+	if (mode != MODE_CREATE)
+		die("init program: unknown mode %llu", (unsigned long long)mode);
 
 	size_t njoin;
 	char **join = rd_strs(&r, &njoin);
