@@ -94,11 +94,14 @@ func (s *sealedExe) load(name string, bin, embedded []byte) (*os.File, error) {
 	return s.f, s.err
 }
 
-// LoadInit makes the sealed copies of the inits Create starts now rather
-// than at the first Create, so that a long-lived process (the daemon) has
-// them from the start and their memory is there before any container is.
+// LoadInit makes the sealed copy of the init most containers start with
+// now rather than at the first Create, so that a long-lived process (the
+// daemon) has it from the start and its memory is there before any
+// container is: the C init, or the Go one in a build without it. (The Go
+// init's copy, where there is a C init, waits for a container that needs
+// it: a user namespace, a terminal, in-container hooks.)
 func LoadInit() error {
-	if _, err := cinitExe(); err != nil {
+	if exe, err := cinitExe(); exe != nil || err != nil {
 		return err
 	}
 	_, err := initExe()
