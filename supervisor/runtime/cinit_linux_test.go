@@ -85,6 +85,7 @@ func runOnce(t *testing.T, r *Runtime, bundle string, spec *specs.Spec, extra []
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, outPath := outFile(t)
+	defer out.Close()
 	id := regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString(testID(t), "-")
 	norm := func(s string) string {
 		// The two runs differ in their ids and output files, and the
@@ -105,13 +106,7 @@ func runOnce(t *testing.T, r *Runtime, bundle string, spec *specs.Spec, extra []
 		run.err = norm(err.Error())
 		return run
 	}
-	es, err := c.Wait(ctx)
-	if err != nil {
-		t.Fatalf("wait: %v", err)
-	}
-	if err := c.Delete(ctx, false); err != nil {
-		t.Fatalf("delete: %v", err)
-	}
+	es := waitDelete(t, ctx, c)
 	b, _ := os.ReadFile(outPath)
 	run.out, run.exit = norm(string(b)), es.Code
 	return run
@@ -518,6 +513,7 @@ cat /proc/self/cgroup; hostname; for i in 0 1 2 3 4 5 6 7 8 9; do [ -e /proc/$$/
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		out, outPath := outFile(t)
+		defer out.Close()
 		norm := func(s string) string {
 			return fdNumber.ReplaceAllString(strings.ReplaceAll(s, outPath, "OUT"), "/proc/self/fd/N")
 		}
@@ -615,17 +611,4 @@ func withDefaultSeccomp(t testing.TB, s *specs.Spec) *specs.Spec {
 	}
 	s.Linux.Seccomp = prof
 	return s
-}
-
-// outFile is a new file for a container's output, closed at the test's
-// end, and its path.
-func outFile(t testing.TB) (*os.File, string) {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "out")
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f, p
 }

@@ -61,11 +61,7 @@ func execOut(t *testing.T, c *Container, p *specs.Process) (string, ExitStatus) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	outPath := filepath.Join(t.TempDir(), "out")
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, outPath := outFile(t)
 	defer out.Close()
 	proc, err := c.Exec(ctx, p, ExecOpts{IO: IO{Stdout: out, Stderr: out}})
 	if err != nil {

@@ -97,11 +97,7 @@ func runContainer(t testing.TB, r *Runtime, bundle string, spec *specs.Spec) res
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	outPath := filepath.Join(t.TempDir(), "out")
-	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, outPath := outFile(t)
 	defer out.Close()
 	id := testID(t)
 	c, err := r.Create(ctx, id, CreateOpts{Bundle: bundle, Spec: spec, IO: IO{Stdout: out, Stderr: out}})
@@ -112,13 +108,7 @@ func runContainer(t testing.TB, r *Runtime, bundle string, spec *specs.Spec) res
 	if err := c.Start(); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	es, err := c.Wait(ctx)
-	if err != nil {
-		t.Fatalf("wait: %v", err)
-	}
-	if err := c.Delete(ctx, false); err != nil {
-		t.Fatalf("delete: %v", err)
-	}
+	es := waitDelete(t, ctx, c)
 	b, _ := os.ReadFile(outPath)
 	return result{out: string(b), exit: es}
 }
@@ -280,4 +270,30 @@ func ourCgroups() []string {
 		return nil
 	})
 	return out
+}
+
+// waitDelete waits for the started container c to exit, deletes it and
+// returns how it exited.
+func waitDelete(t testing.TB, ctx context.Context, c *Container) ExitStatus {
+	t.Helper()
+	es, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	if err := c.Delete(ctx, false); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	return es
+}
+
+// outFile is a new file for a process's output, and its path; the
+// caller closes it.
+func outFile(t testing.TB) (*os.File, string) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "out")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, p
 }
